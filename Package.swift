@@ -1,0 +1,88 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let package = Package(
+    name: "fanoutd",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "fanoutd", targets: ["fanoutd"])
+    ],
+    dependencies: [
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+    ],
+    targets: [
+        // libmicrohttpd from the system (Debian: libmicrohttpd-dev), found through pkg-config.
+        .systemLibrary(
+            name: "CMicroHTTPD",
+            pkgConfig: "libmicrohttpd",
+            providers: [.apt(["libmicrohttpd-dev"])]
+        ),
+        // Fixed-arity wrappers for the variadic MHD entry points Swift cannot import.
+        .target(name: "CMicroHTTPDShims", dependencies: ["CMicroHTTPD"]),
+        // The HTTP server: the only importer of the C modules. Knows nothing about jobs.
+        .target(
+            name: "MicroHTTPServer",
+            dependencies: [
+                "CMicroHTTPD",
+                "CMicroHTTPDShims",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // Jobs: model, validation, dispatcher, NDJSON lines, the echo runner. No I/O of its own.
+        .target(
+            name: "FanoutCore",
+            dependencies: [.product(name: "Logging", package: "swift-log")]
+        ),
+        // The `http` subtask kind: AsyncHTTPClient behind the egress policy.
+        .target(
+            name: "FanoutUpstream",
+            dependencies: [
+                "FanoutCore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // The service: routes, problem+json, configuration, metrics, lifecycle.
+        .target(
+            name: "FanoutService",
+            dependencies: [
+                "MicroHTTPServer",
+                "FanoutCore",
+                "FanoutUpstream",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .executableTarget(
+            name: "fanoutd",
+            dependencies: [
+                "FanoutService",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(name: "MicroHTTPServerTests", dependencies: ["MicroHTTPServer"]),
+        .testTarget(name: "FanoutCoreTests", dependencies: ["FanoutCore"]),
+        .testTarget(
+            name: "FanoutServiceTests",
+            dependencies: ["FanoutService", "FanoutCore", "FanoutUpstream", "MicroHTTPServer"]
+        ),
+    ]
+)
+
+for target in package.targets where target.type != .system {
+    guard target.type != .regular || !target.name.hasPrefix("C") else { continue }
+    var settings = target.swiftSettings ?? []
+    settings.append(.swiftLanguageMode(.v6))
+    settings.append(.enableUpcomingFeature("ExistentialAny"))
+    settings.append(.enableUpcomingFeature("MemberImportVisibility"))
+    settings.append(.enableUpcomingFeature("InternalImportsByDefault"))
+    settings.append(.unsafeFlags(["-warnings-as-errors"]))
+    target.swiftSettings = settings
+}

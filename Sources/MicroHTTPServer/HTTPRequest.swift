@@ -1,0 +1,61 @@
+/// A request as the server read it: head and the whole body.
+public struct HTTPRequest: Sendable {
+    /// The method as sent, e.g. `GET`.
+    public var method: String
+    /// The path without the query string, e.g. `/v1/jobs`.
+    public var path: String
+    /// `HTTP/1.1` or `HTTP/1.0`.
+    public var version: String
+    public var headers: HTTPHeaders
+    /// The body, complete unless ``bodyTooLarge`` is set (then it is empty).
+    public var body: [UInt8]
+    /// The body was over ``HTTPServerConfiguration/maxBodyBytes``: it was discarded, not read.
+    public var bodyTooLarge: Bool
+    /// The peer's address, e.g. `127.0.0.1:53012`, when known.
+    public var peer: String?
+
+    public init(
+        method: String,
+        path: String,
+        version: String = "HTTP/1.1",
+        headers: HTTPHeaders = HTTPHeaders(),
+        body: [UInt8] = [],
+        bodyTooLarge: Bool = false,
+        peer: String? = nil
+    ) {
+        self.method = method
+        self.path = path
+        self.version = version
+        self.headers = headers
+        self.body = body
+        self.bodyTooLarge = bodyTooLarge
+        self.peer = peer
+    }
+}
+
+/// Header fields in arrival order; lookups ignore case.
+public struct HTTPHeaders: Sendable, Sequence {
+    private var fields: [(name: String, value: String)] = []
+
+    public init() {}
+
+    public init(_ fields: [(String, String)]) {
+        self.fields = fields.map { (name: $0.0, value: $0.1) }
+    }
+
+    public mutating func add(name: String, value: String) {
+        fields.append((name: name, value: value))
+    }
+
+    /// The first value of the field `name`, compared case-insensitively.
+    public subscript(_ name: String) -> String? {
+        for field in fields where field.name.count == name.count && field.name.lowercased() == name.lowercased() {
+            return field.value
+        }
+        return nil
+    }
+
+    public func makeIterator() -> IndexingIterator<[(name: String, value: String)]> {
+        fields.makeIterator()
+    }
+}

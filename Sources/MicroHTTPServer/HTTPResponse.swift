@@ -1,0 +1,32 @@
+/// A response to queue: a fixed body, or a stream the server feeds to the client as it is written.
+public struct HTTPResponse: Sendable {
+    public enum Body: Sendable {
+        /// A complete body, sent with `Content-Length`.
+        case bytes([UInt8])
+        /// A body of unknown length (chunked on HTTP/1.1, close-delimited on HTTP/1.0).
+        /// The server runs the closure in a task of its own once the head is queued and ends the
+        /// body when it returns. The task is cancelled when the client goes away.
+        case stream(@Sendable (ResponseStream) async -> Void)
+    }
+
+    public var status: Int
+    public var headers: [(name: String, value: String)]
+    public var body: Body
+
+    public init(status: Int, headers: [(name: String, value: String)] = [], body: Body = .bytes([])) {
+        self.status = status
+        self.headers = headers
+        self.body = body
+    }
+
+    /// A response with a text body of the given content type.
+    public init(status: Int, contentType: String, text: String, headers: [(name: String, value: String)] = []) {
+        self.init(status: status, headers: [("Content-Type", contentType)] + headers, body: .bytes(Array(text.utf8)))
+    }
+}
+
+/// Answers requests. Called on a server thread, which it must never block for long: any slow work
+/// goes into a ``HTTPResponse/Body/stream(_:)`` body.
+public protocol HTTPHandler: Sendable {
+    func respond(to request: HTTPRequest) -> HTTPResponse
+}

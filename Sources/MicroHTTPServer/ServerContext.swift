@@ -1,0 +1,18 @@
+import Logging
+
+/// What the C callbacks need from the server, reached through the daemon's `cls` pointer.
+/// Unmanaged ownership: unretained; ``HTTPServer`` keeps it alive until `MHD_stop_daemon` returned.
+final class ServerContext: Sendable {
+    let handler: any HTTPHandler
+    let maxBodyBytes: Int
+    let streamBufferBytes: Int
+    let registry = StreamRegistry()
+    let logger: Logger
+
+    init(handler: any HTTPHandler, configuration: HTTPServerConfiguration, logger: Logger) {
+        self.handler = handler
+        self.maxBodyBytes = configuration.maxBodyBytes
+        self.streamBufferBytes = configuration.streamBufferBytes
+        self.logger = logger
+    }
+}
