@@ -65,6 +65,9 @@ let package = Package(
             dependencies: [
                 "FanoutService",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ]
         ),
         .testTarget(name: "MicroHTTPServerTests", dependencies: ["MicroHTTPServer"]),

@@ -1,0 +1,191 @@
+/// Runs a job's subtasks concurrently and streams one line per subtask as it finishes.
+///
+/// Structured concurrency: a discarding task group holds at most `concurrency` subtasks in flight
+/// (plus a deadline timer and a heartbeat timer); each child reports its outcome on an
+/// `AsyncStream` and is freed at once, and the loop here turns outcomes into lines. While the sink
+/// waits for a slow client, the loop waits, so no new subtask starts: backpressure, not buffering.
+///
+/// Every subtask gets exactly one result line, then the end line comes last. When the job's
+/// deadline passes, or `fail_fast`/`first`/``JobControl`` stop it, what has not finished is
+/// reported at once (`timeout` or `cancelled`) and cancelled; a late outcome is then ignored.
+public enum Dispatcher {
+    public static func run(
+        _ job: Job,
+        id: String,
+        control: JobControl? = nil,
+        sink: some LineSink
+    ) async -> JobSummary {
+        let start = ContinuousClock.now
+        let jobDeadline = start + .milliseconds(job.timeoutMilliseconds)
+        var run = JobRun(job: job, id: id, start: start)
+        let (events, continuation) = AsyncStream.makeStream(of: DispatchEvent.self)
+        control?.attach(continuation)
+        defer {
+            control?.detach()
+            continuation.finish()
+        }
+
+        await withDiscardingTaskGroup { group in
+            group.addTask {
+                try? await Task.sleep(until: jobDeadline, tolerance: .zero, clock: .continuous)
+                if !Task.isCancelled { continuation.yield(.deadline) }
+            }
+            if job.heartbeatMilliseconds > 0 {
+                let tick = Duration.milliseconds(max(job.heartbeatMilliseconds / 4, 5))
+                group.addTask {
+                    while (try? await Task.sleep(for: tick)) != nil {
+                        continuation.yield(.heartbeatTick)
+                    }
+                }
+            }
+
+            var next = 0
+            var inFlight = 0
+            func launch() {
+                while inFlight < job.concurrency, next < job.tasks.count, !run.stopped {
+                    let task = job.tasks[next]
+                    next += 1
+                    inFlight += 1
+                    let deadline: ContinuousClock.Instant
+                    if let timeout = task.timeoutMilliseconds, start + .milliseconds(timeout) < jobDeadline {
+                        deadline = start + .milliseconds(timeout)
+                    } else {
+                        deadline = jobDeadline
+                    }
+                    let context = SubtaskContext(deadline: deadline, deadlineIsJobDeadline: deadline == jobDeadline)
+                    group.addTask {
+                        let outcome = await task.run(context)
+                        continuation.yield(.finished(index: task.index, outcome: outcome, at: .now))
+                    }
+                }
+            }
+
+            launch()
+            for await event in events {
+                switch event {
+                case .finished(let index, let outcome, let at):
+                    inFlight -= 1
+                    run.record(index: index, outcome: outcome, at: at)
+                    launch()
+                case .deadline:
+                    run.stop(with: .timeout("the job's deadline (\(job.timeoutMilliseconds) ms) passed"))
+                case .heartbeatTick:
+                    run.heartbeatIfIdle(every: .milliseconds(job.heartbeatMilliseconds))
+                case .stop(let reason):
+                    run.stop(with: .cancelled(reason))
+                }
+                if run.stopped { group.cancelAll() }
+                if await !run.flush(to: sink) {
+                    group.cancelAll()
+                    break
+                }
+                if run.finished { break }
+            }
+            if !run.finished { run.summary.clientGone = true }
+            group.cancelAll()
+        }
+        return run.summary
+    }
+}
+
+/// The dispatcher loop's bookkeeping for one job: which subtasks are reported, the lines waiting to
+/// be sent, and the counts.
+struct JobRun {
+    let job: Job
+    let id: String
+    let start: ContinuousClock.Instant
+    var summary: JobSummary
+    /// Outcome recorded, per subtask; once set, later outcomes for it are ignored.
+    private var reported: [Bool]
+    private var recorded = 0
+    /// Input order: encoded lines not yet sent, by index, and the next index to send.
+    private var waiting: [Int: [UInt8]] = [:]
+    private var nextToSend = 0
+    /// Lines ready to send on the next flush.
+    private var outgoing = JSONWriter(capacity: 512)
+    private var lastSend: ContinuousClock.Instant
+    private(set) var stopped = false
+    private(set) var finished = false
+
+    init(job: Job, id: String, start: ContinuousClock.Instant) {
+        self.job = job
+        self.id = id
+        self.start = start
+        self.summary = JobSummary(total: job.tasks.count)
+        self.reported = Array(repeating: false, count: job.tasks.count)
+        self.lastSend = start
+    }
+
+    mutating func record(index: Int, outcome: SubtaskOutcome, at: ContinuousClock.Instant) {
+        guard !reported[index] else { return }
+        reported[index] = true
+        recorded += 1
+        let task = job.tasks[index]
+        let elapsed = (at - start).milliseconds
+        summary.count(outcome.status, kind: task.kind)
+        switch job.order {
+        case .completion:
+            LineEncoder.result(
+                id: task.id, index: index, outcome: outcome, elapsedMilliseconds: elapsed,
+                done: summary.done, total: summary.total, into: &outgoing
+            )
+        case .input:
+            var line = JSONWriter(capacity: 128)
+            // In input order the n-th line sent is subtask n's, so `done` is index + 1.
+            LineEncoder.result(
+                id: task.id, index: index, outcome: outcome, elapsedMilliseconds: elapsed,
+                done: index + 1, total: summary.total, into: &line
+            )
+            waiting[index] = line.bytes
+            while let ready = waiting.removeValue(forKey: nextToSend) {
+                outgoing.bytes.append(contentsOf: ready)
+                nextToSend += 1
+            }
+        }
+        if !stopped {
+            if job.failFast, outcome.status != .ok {
+                stop(with: .cancelled("cancelled by fail_fast: task \"\(task.id)\" ended \(outcome.status.rawValue)"))
+            } else if let first = job.first, summary.ok >= first, outcome.status == .ok {
+                stop(with: .cancelled("cancelled: the first \(first) results arrived"))
+            }
+        }
+        if recorded == job.tasks.count {
+            finished = true
+            summary.elapsedMilliseconds = (ContinuousClock.now - start).milliseconds
+            LineEncoder.end(job: id, summary: summary, into: &outgoing)
+        }
+    }
+
+    /// Reports every subtask without an outcome yet as `outcome`, in input order.
+    mutating func stop(with outcome: SubtaskOutcome) {
+        guard !stopped else { return }
+        stopped = true
+        let now = ContinuousClock.now
+        for index in reported.indices where !reported[index] {
+            record(index: index, outcome: outcome, at: now)
+        }
+    }
+
+    mutating func heartbeatIfIdle(every interval: Duration) {
+        let now = ContinuousClock.now
+        guard !finished, now - lastSend >= interval, outgoing.bytes.isEmpty else { return }
+        LineEncoder.heartbeat(
+            done: summary.done, total: summary.total, elapsedMilliseconds: (now - start).milliseconds, into: &outgoing
+        )
+    }
+
+    /// Sends what is ready; false when the client is gone.
+    mutating func flush(to sink: some LineSink) async -> Bool {
+        guard !outgoing.bytes.isEmpty else { return true }
+        let bytes = outgoing.bytes
+        outgoing.bytes.removeAll(keepingCapacity: true)
+        summary.bytes += bytes.count
+        do {
+            try await sink.send(bytes)
+        } catch {
+            return false
+        }
+        lastSend = .now
+        return true
+    }
+}

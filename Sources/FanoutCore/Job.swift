@@ -1,0 +1,79 @@
+/// A validated fan-out job, ready to dispatch.
+public struct Job: Sendable {
+    public enum Order: String, Sendable {
+        /// Lines leave as subtasks finish.
+        case completion
+        /// Lines leave in input order, each as soon as it and every line before it are done.
+        case input
+    }
+
+    public var tasks: [Subtask]
+    /// Most subtasks in flight at once.
+    public var concurrency: Int
+    /// Deadline for the whole job, from its start.
+    public var timeoutMilliseconds: Int
+    public var order: Order
+    /// After the first non-`ok` result, the rest end as `cancelled`.
+    public var failFast: Bool
+    /// After this many `ok` results, the rest end as `cancelled`.
+    public var first: Int?
+    /// Send a heartbeat line after this long without output; 0 for never.
+    public var heartbeatMilliseconds: Int
+
+    public init(
+        tasks: [Subtask],
+        concurrency: Int,
+        timeoutMilliseconds: Int,
+        order: Order = .completion,
+        failFast: Bool = false,
+        first: Int? = nil,
+        heartbeatMilliseconds: Int = 0
+    ) {
+        self.tasks = tasks
+        self.concurrency = concurrency
+        self.timeoutMilliseconds = timeoutMilliseconds
+        self.order = order
+        self.failFast = failFast
+        self.first = first
+        self.heartbeatMilliseconds = heartbeatMilliseconds
+    }
+}
+
+/// One subtask of a job: its identity, its timeout and the runner call that performs it.
+public struct Subtask: Sendable {
+    public var id: String
+    public var index: Int
+    public var kind: String
+    /// This subtask's own timeout (the job's `task_timeout_ms` when it names none), if any.
+    public var timeoutMilliseconds: Int?
+    /// Runs the subtask; bound to its runner and decoded payload at validation time.
+    public var run: @Sendable (SubtaskContext) async -> SubtaskOutcome
+
+    public init(
+        id: String,
+        index: Int,
+        kind: String,
+        timeoutMilliseconds: Int?,
+        run: @escaping @Sendable (SubtaskContext) async -> SubtaskOutcome
+    ) {
+        self.id = id
+        self.index = index
+        self.kind = kind
+        self.timeoutMilliseconds = timeoutMilliseconds
+        self.run = run
+    }
+}
+
+/// What a runner is told about the subtask it runs.
+public struct SubtaskContext: Sendable {
+    /// When the subtask must be over: the earlier of its own timeout and the job's deadline.
+    /// A runner returns ``SubtaskOutcome/timeout(_:)`` by then.
+    public var deadline: ContinuousClock.Instant
+    /// Whether `deadline` is the job's deadline rather than the subtask's own timeout.
+    public var deadlineIsJobDeadline: Bool
+
+    public init(deadline: ContinuousClock.Instant, deadlineIsJobDeadline: Bool = false) {
+        self.deadline = deadline
+        self.deadlineIsJobDeadline = deadlineIsJobDeadline
+    }
+}

@@ -1,0 +1,96 @@
+import FanoutCore
+import Logging
+
+/// One configuration key: its dotted name (`limits.max_tasks`), what it holds, and where it goes.
+struct ConfigurationKey: Sendable {
+    enum Kind: Sendable {
+        case integer(ClosedRange<Int>)
+        case optionalInteger(ClosedRange<Int>)
+        case string
+        case boolean
+        case list
+    }
+
+    let name: String
+    let kind: Kind
+    let apply: @Sendable (inout FanoutConfiguration, ConfigurationValue) throws(ConfigurationError) -> Void
+
+    /// `FANOUT_` + the name in capitals with `_` for `.`: `limits.max_tasks` → `FANOUT_LIMITS_MAX_TASKS`.
+    var environmentName: String {
+        "FANOUT_" + name.replacingDots().uppercased()
+    }
+}
+
+/// A value as read from the file (JSON) or from a variable or flag (text), checked against its key.
+enum ConfigurationValue: Sendable {
+    case integer(Int?)
+    case string(String)
+    case boolean(Bool)
+    case list([String])
+
+    var int: Int? { if case .integer(let value) = self { value } else { nil } }
+    var string: String { if case .string(let value) = self { value } else { "" } }
+    var bool: Bool { if case .boolean(let value) = self { value } else { false } }
+    var list: [String] { if case .list(let value) = self { value } else { [] } }
+}
+
+/// Why the configuration was refused; names the key and the source.
+public struct ConfigurationError: Error, CustomStringConvertible, Sendable {
+    public var description: String
+    init(_ description: String) { self.description = description }
+}
+
+extension String {
+    func replacingDots() -> String { String(map { $0 == "." ? "_" : $0 }) }
+}
+
+extension ConfigurationKey {
+    private static func int(
+        _ name: String, _ range: ClosedRange<Int>, _ path: any WritableKeyPath<FanoutConfiguration, Int> & Sendable
+    ) -> ConfigurationKey {
+        ConfigurationKey(name: name, kind: .integer(range)) { config, value in config[keyPath: path] = value.int ?? 0 }
+    }
+
+    /// Every key the service understands. Anything else in a file is refused.
+    static let all: [ConfigurationKey] = [
+        .init(name: "server.host", kind: .string) { config, value in config.server.host = value.string },
+        int("server.port", 0...65535, \.server.port),
+        int("server.threads", 0...256, \.server.threads),
+        int("server.connection_limit", 16...1_000_000, \.server.connectionLimit),
+        int("server.connection_timeout_s", 0...86_400, \.server.connectionTimeoutSeconds),
+        int("server.connection_memory_bytes", 8 * 1024...16 * 1024 * 1024, \.server.connectionMemoryBytes),
+        int("server.max_body_bytes", 1024...1024 * 1024 * 1024, \.server.maxBodyBytes),
+        int("limits.max_tasks", 1...10_000_000, \.limits.maxTasks),
+        int("limits.max_concurrency", 1...10_000_000, \.limits.maxConcurrency),
+        int("limits.max_concurrent_jobs", 1...1_000_000, \.limits.maxConcurrentJobs),
+        int("limits.max_job_timeout_ms", 1...86_400_000, \.limits.maxJobTimeoutMilliseconds),
+        int("limits.max_response_bytes", 0...1024 * 1024 * 1024, \.limits.maxResponseBytes),
+        int("limits.stream_buffer_bytes", 1024...1024 * 1024 * 1024, \.limits.streamBufferBytes),
+        int("defaults.concurrency", 1...10_000_000, \.defaults.concurrency),
+        int("defaults.timeout_ms", 1...86_400_000, \.defaults.timeoutMilliseconds),
+        .init(name: "defaults.task_timeout_ms", kind: .optionalInteger(1...86_400_000)) { config, value in
+            config.defaults.taskTimeoutMilliseconds = value.int
+        },
+        int("defaults.heartbeat_ms", 0...86_400_000, \.defaults.heartbeatMilliseconds),
+        int("upstream.max_connections_per_host", 1...100_000, \.upstream.maxConnectionsPerHost),
+        int("upstream.connect_timeout_ms", 1...600_000, \.upstream.connectTimeoutMilliseconds),
+        .init(name: "egress.allow", kind: .list) { config, value in config.egress.allow = value.list },
+        .init(name: "auth.tokens", kind: .list) { config, value in config.auth.tokens = value.list },
+        .init(name: "auth.protect_metrics", kind: .boolean) { config, value in config.auth.protectMetrics = value.bool },
+        int("shutdown.grace_s", 0...86_400, \.shutdown.graceSeconds),
+        .init(name: "log.level", kind: .string) { (config, value) throws(ConfigurationError) in
+            guard let level = Logger.Level(rawValue: value.string) else {
+                throw ConfigurationError("log.level: \"\(value.string)\" is not one of trace, debug, info, notice, warning, error, critical")
+            }
+            config.log.level = level
+        },
+        .init(name: "log.format", kind: .string) { (config, value) throws(ConfigurationError) in
+            guard let format = FanoutConfiguration.Log.Format(rawValue: value.string) else {
+                throw ConfigurationError("log.format: \"\(value.string)\" is not one of auto, text, json")
+            }
+            config.log.format = format
+        },
+    ]
+
+    static let byName: [String: ConfigurationKey] = Dictionary(uniqueKeysWithValues: all.map { ($0.name, $0) })
+}

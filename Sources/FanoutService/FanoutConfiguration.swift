@@ -1,0 +1,80 @@
+public import Logging
+
+/// The service's whole configuration, as read from `config/fanoutd.json`, `FANOUT_*` variables and
+/// flags (see ``ConfigurationLoader``). Every key is documented in `config/README.md`.
+public struct FanoutConfiguration: Sendable, Equatable {
+    public struct Server: Sendable, Equatable {
+        public var host = "127.0.0.1"
+        public var port = 8080
+        /// libmicrohttpd polling threads (epoll each); 0 means one per core.
+        public var threads = 0
+        public var connectionLimit = 10_000
+        public var connectionTimeoutSeconds = 120
+        public var connectionMemoryBytes = 32 * 1024
+        public var maxBodyBytes = 16 * 1024 * 1024
+    }
+
+    public struct Limits: Sendable, Equatable {
+        public var maxTasks = 100_000
+        public var maxConcurrency = 100_000
+        public var maxConcurrentJobs = 10_000
+        public var maxJobTimeoutMilliseconds = 3_600_000
+        public var maxResponseBytes = 1024 * 1024
+        /// Bytes a job's stream buffers before the dispatcher waits for the client.
+        public var streamBufferBytes = 64 * 1024
+    }
+
+    public struct Defaults: Sendable, Equatable {
+        public var concurrency = 1_000
+        public var timeoutMilliseconds = 60_000
+        /// nil: a subtask is bounded only by the job's deadline.
+        public var taskTimeoutMilliseconds: Int? = nil
+        public var heartbeatMilliseconds = 15_000
+    }
+
+    public struct Upstream: Sendable, Equatable {
+        /// Most connections (and so requests in flight) to one host:port.
+        public var maxConnectionsPerHost = 64
+        public var connectTimeoutMilliseconds = 2_000
+    }
+
+    public struct Egress: Sendable, Equatable {
+        /// Hosts and CIDRs that `http` tasks may reach besides public addresses.
+        public var allow: [String] = []
+    }
+
+    public struct Auth: Sendable, Equatable {
+        /// Bearer tokens; auth is off when empty.
+        public var tokens: [String] = []
+        /// Whether `/metrics` needs a token too (health endpoints never do).
+        public var protectMetrics = false
+    }
+
+    public struct Shutdown: Sendable, Equatable {
+        /// Seconds running jobs may go on after SIGTERM before the rest is cancelled.
+        public var graceSeconds = 25
+    }
+
+    public struct Log: Sendable, Equatable {
+        public enum Format: String, Sendable, Equatable {
+            /// `text` on a terminal, `json` otherwise.
+            case auto
+            case text
+            case json
+        }
+
+        public var level: Logger.Level = .info
+        public var format: Format = .auto
+    }
+
+    public var server = Server()
+    public var limits = Limits()
+    public var defaults = Defaults()
+    public var upstream = Upstream()
+    public var egress = Egress()
+    public var auth = Auth()
+    public var shutdown = Shutdown()
+    public var log = Log()
+
+    public init() {}
+}

@@ -1,0 +1,63 @@
+import FanoutCore
+import Logging
+public import MicroHTTPServer
+
+/// Routes requests (SPEC "Endpoints"). Runs on libmicrohttpd's threads: everything here is quick;
+/// a job's work happens in its stream's task.
+public final class FanoutHandler: HTTPHandler {
+    let jobs: JobEndpoint
+    let admission: JobAdmission
+    let auth: BearerAuth
+    let metrics: ServiceMetrics
+    let logger: Logger
+
+    init(jobs: JobEndpoint, admission: JobAdmission, auth: BearerAuth, metrics: ServiceMetrics, logger: Logger) {
+        self.jobs = jobs
+        self.admission = admission
+        self.auth = auth
+        self.metrics = metrics
+        self.logger = logger
+    }
+
+    public func respond(to request: HTTPRequest) -> HTTPResponse {
+        switch request.path {
+        case "/v1/jobs":
+            guard request.method == "POST" else { return reject(.methodNotAllowed(request.method, path: request.path, allowed: "POST"), request) }
+            if let problem = auth.check(request) { return reject(problem, request) }
+            return jobs.submit(request)
+        case "/livez", "/healthz":
+            guard request.method == "GET" || request.method == "HEAD" else {
+                return reject(.methodNotAllowed(request.method, path: request.path, allowed: "GET, HEAD"), request)
+            }
+            return HTTPResponse(status: 200, contentType: "text/plain; charset=utf-8", text: "ok\n", headers: [("Cache-Control", "no-store")])
+        case "/readyz":
+            guard request.method == "GET" || request.method == "HEAD" else {
+                return reject(.methodNotAllowed(request.method, path: request.path, allowed: "GET, HEAD"), request)
+            }
+            if admission.isDraining {
+                return HTTPResponse(status: 503, contentType: "text/plain; charset=utf-8", text: "draining\n", headers: [("Cache-Control", "no-store")])
+            }
+            if !admission.isReady {
+                return HTTPResponse(status: 503, contentType: "text/plain; charset=utf-8", text: "saturated\n", headers: [("Cache-Control", "no-store")])
+            }
+            return HTTPResponse(status: 200, contentType: "text/plain; charset=utf-8", text: "ready\n", headers: [("Cache-Control", "no-store")])
+        case "/metrics":
+            guard request.method == "GET" || request.method == "HEAD" else {
+                return reject(.methodNotAllowed(request.method, path: request.path, allowed: "GET, HEAD"), request)
+            }
+            if auth.protectMetrics, let problem = auth.check(request) { return reject(problem, request) }
+            return HTTPResponse(status: 200, contentType: "text/plain; version=0.0.4; charset=utf-8", text: metrics.exposition())
+        case "/v1/openapi.yaml":
+            guard request.method == "GET" || request.method == "HEAD" else {
+                return reject(.methodNotAllowed(request.method, path: request.path, allowed: "GET, HEAD"), request)
+            }
+            return HTTPResponse(status: 200, contentType: "application/yaml", text: OpenAPIDocument.yaml)
+        default:
+            return reject(.notFound(request.path), request)
+        }
+    }
+
+    func reject(_ problem: Problem, _ request: HTTPRequest) -> HTTPResponse {
+        jobs.reject(problem, request, reason: problem.slug)
+    }
+}

@@ -1,0 +1,55 @@
+import FanoutCore
+import Synchronization
+
+/// Which jobs run: at most `limit` at once, none once draining. Keeps each running job's
+/// ``JobControl`` so a drain can end them.
+final class JobAdmission: Sendable {
+    enum Refusal: Error {
+        case saturated
+        case draining
+    }
+
+    private struct State {
+        var running: [UInt64: JobControl] = [:]
+        var nextTicket: UInt64 = 0
+        var draining = false
+    }
+
+    let limit: Int
+    private let state = Mutex(State())
+
+    init(limit: Int) { self.limit = limit }
+
+    /// Admits a job, or says why not.
+    func admit() -> Result<(ticket: UInt64, control: JobControl), Refusal> {
+        state.withLock { state in
+            if state.draining { return .failure(.draining) }
+            if state.running.count >= limit { return .failure(.saturated) }
+            state.nextTicket += 1
+            let control = JobControl()
+            state.running[state.nextTicket] = control
+            return .success((state.nextTicket, control))
+        }
+    }
+
+    func release(_ ticket: UInt64) {
+        _ = state.withLock { $0.running.removeValue(forKey: ticket) }
+    }
+
+    var running: Int { state.withLock { $0.running.count } }
+    var isDraining: Bool { state.withLock { $0.draining } }
+    /// Ready for new jobs: not draining and not saturated.
+    var isReady: Bool { state.withLock { !$0.draining && $0.running.count < limit } }
+
+    /// Refuse new jobs from now on.
+    func beginDraining() {
+        state.withLock { $0.draining = true }
+    }
+
+    /// End every running job: what has not finished becomes `cancelled` lines.
+    func cancelAll(reason: String) {
+        for control in state.withLock({ Array($0.running.values) }) {
+            control.cancelRemaining(reason: reason)
+        }
+    }
+}

@@ -1,0 +1,126 @@
+import FanoutCore
+import Logging
+import MicroHTTPServer
+
+/// `POST /v1/jobs`: checks the request, admits and validates the job, and answers with a stream
+/// whose task runs the dispatcher.
+struct JobEndpoint: Sendable {
+    let decoder: JobDecoder
+    let admission: JobAdmission
+    let metrics: ServiceMetrics
+    let maxBodyBytes: Int
+    let logger: Logger
+
+    func submit(_ request: HTTPRequest) -> HTTPResponse {
+        if request.bodyTooLarge { return reject(.bodyTooLarge(limit: maxBodyBytes), request, reason: "body_too_large") }
+        guard Self.isJSON(request.headers["Content-Type"]) else {
+            return reject(.unsupportedMediaType(request.headers["Content-Type"]), request, reason: "unsupported_media_type")
+        }
+        let ticket: UInt64
+        let control: JobControl
+        switch admission.admit() {
+        case .success(let admitted):
+            (ticket, control) = admitted
+        case .failure(.saturated):
+            return reject(.saturated(retryAfter: 1), request, reason: "saturated")
+        case .failure(.draining):
+            return reject(.draining(retryAfter: 5), request, reason: "draining")
+        }
+        let job: Job
+        do {
+            job = try decoder.decode(request.body)
+        } catch {
+            admission.release(ticket)
+            return reject(.invalidJob(error), request, reason: error.kind == .tooManyTasks ? "too_many_tasks" : "invalid_job")
+        }
+
+        let id = Self.makeJobID()
+        let client = request.peer ?? "unknown"
+        let metrics = self.metrics
+        let admission = self.admission
+        let logger = self.logger
+        metrics.jobStarted()
+        return HTTPResponse(
+            status: 200,
+            headers: [
+                ("Content-Type", "application/x-ndjson"),
+                ("Cache-Control", "no-store"),
+                ("X-Accel-Buffering", "no"),
+                ("X-Job-Id", id),
+            ],
+            body: .stream { stream in
+                let start = ContinuousClock.now
+                let summary = await Dispatcher.run(job, id: id, control: control, sink: StreamSink(stream: stream))
+                admission.release(ticket)
+                let duration = ContinuousClock.now - start
+                metrics.jobEnded(summary, duration: duration)
+                logger.info(
+                    "job finished",
+                    metadata: [
+                        "job.id": "\(id)",
+                        "job.client": "\(client)",
+                        "job.tasks": "\(summary.total)",
+                        "job.ok": "\(summary.ok)",
+                        "job.error": "\(summary.error)",
+                        "job.timeout": "\(summary.timeout)",
+                        "job.cancelled": "\(summary.cancelled)",
+                        "job.client_gone": "\(summary.clientGone)",
+                        "job.duration_ms": "\(Int(duration.milliseconds.rounded()))",
+                        "job.bytes": "\(summary.bytes)",
+                    ]
+                )
+            }
+        )
+    }
+
+    func reject(_ problem: Problem, _ request: HTTPRequest, reason: String) -> HTTPResponse {
+        metrics.rejected(reason: reason)
+        logRejection(problem, request)
+        return problem.response
+    }
+
+    func logRejection(_ problem: Problem, _ request: HTTPRequest) {
+        logger.info(
+            "request rejected",
+            metadata: [
+                "http.method": "\(request.method)",
+                "http.path": "\(request.path)",
+                "http.status": "\(problem.status)",
+                "http.client": "\(request.peer ?? "unknown")",
+                "problem.detail": "\(problem.detail)",
+            ]
+        )
+    }
+
+    /// `application/json`, any parameters, or any `+json` structured syntax suffix.
+    static func isJSON(_ contentType: String?) -> Bool {
+        guard let contentType else { return false }
+        let mediaType = contentType.split(separator: ";", maxSplits: 1).first.map {
+            $0.trimmingSpaces().lowercased()
+        } ?? ""
+        return mediaType == "application/json" || (mediaType.hasPrefix("application/") && mediaType.hasSuffix("+json"))
+    }
+
+    static func makeJobID() -> String {
+        let hex = String(UInt64.random(in: .min ... .max), radix: 16)
+        return String(repeating: "0", count: 16 - hex.count) + hex
+    }
+}
+
+/// The dispatcher's lines go to the response stream, waiting while the client reads slowly.
+struct StreamSink: LineSink {
+    let stream: ResponseStream
+
+    func send(_ bytes: [UInt8]) async throws {
+        try await stream.write(bytes)
+    }
+}
+
+extension Substring {
+    func trimmingSpaces() -> Substring {
+        var result = self
+        while result.first == " " || result.first == "\t" { result.removeFirst() }
+        while result.last == " " || result.last == "\t" { result.removeLast() }
+        return result
+    }
+}

@@ -1,0 +1,22 @@
+import FanoutCore
+
+/// Wraps a runner to keep `fanout_subtasks_in_flight` and the subtask duration histogram.
+struct MeteredRunner<Base: SubtaskRunner>: SubtaskRunner {
+    let base: Base
+    let metrics: ServiceMetrics
+
+    var kind: String { base.kind }
+    var fields: Set<String> { base.fields }
+
+    func decode(_ task: JSONValue, path: String) throws(JobValidationError) -> Base.Payload {
+        try base.decode(task, path: path)
+    }
+
+    func run(_ payload: Base.Payload, context: SubtaskContext) async -> SubtaskOutcome {
+        metrics.subtaskStarted()
+        let start = ContinuousClock.now
+        let outcome = await base.run(payload, context: context)
+        metrics.subtaskEnded(kind: base.kind, duration: .now - start)
+        return outcome
+    }
+}

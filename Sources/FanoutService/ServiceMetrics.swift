@@ -1,0 +1,121 @@
+import CoreMetrics
+import FanoutCore
+import Metrics
+import Prometheus
+import Synchronization
+
+/// The service's metrics (swift-metrics API, Prometheus registry), exposed at `GET /metrics`.
+/// Each service instance has its own registry, so tests never share global state.
+final class ServiceMetrics: Sendable {
+    let registry = PrometheusCollectorRegistry()
+    private let factory: PrometheusMetricsFactory
+
+    private let jobsInFlight: Meter
+    private let subtasksInFlight: Meter
+    private let openStreams: Metrics.Gauge
+    private let clientDisconnects: CoreMetrics.Counter
+    private let bytesStreamed: CoreMetrics.Counter
+    private let jobDuration: Metrics.Timer
+    private let jobsByOutcome: [String: CoreMetrics.Counter]
+    private let subtaskCounters: Mutex<[String: CoreMetrics.Counter]>
+    private let subtaskDurations: Mutex<[String: Metrics.Timer]>
+    private let rejections: Mutex<[String: CoreMetrics.Counter]>
+    private let upstream: Mutex<[String: CoreMetrics.Counter]>
+    /// Reads the server's open stream count at scrape time.
+    let openStreamCount: Mutex<(@Sendable () -> Int)?> = Mutex(nil)
+
+    init() {
+        var factory = PrometheusMetricsFactory(registry: registry)
+        let seconds: [Duration] = [.milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50),
+                                   .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1),
+                                   .milliseconds(2500), .seconds(5), .seconds(10), .seconds(30), .seconds(60)]
+        factory.defaultDurationHistogramBuckets = seconds
+        self.factory = factory
+        jobsInFlight = Meter(label: "fanout_jobs_in_flight", factory: factory)
+        subtasksInFlight = Meter(label: "fanout_subtasks_in_flight", factory: factory)
+        openStreams = Metrics.Gauge(label: "fanout_open_streams", factory: factory)
+        clientDisconnects = CoreMetrics.Counter(label: "fanout_client_disconnects_total", factory: factory)
+        bytesStreamed = CoreMetrics.Counter(label: "fanout_stream_bytes_total", factory: factory)
+        jobDuration = Metrics.Timer(label: "fanout_job_duration_seconds", factory: factory)
+        var outcomes: [String: CoreMetrics.Counter] = [:]
+        for outcome in ["ok", "failed", "client_gone"] {
+            outcomes[outcome] = CoreMetrics.Counter(label: "fanout_jobs_total", dimensions: [("outcome", outcome)], factory: factory)
+        }
+        jobsByOutcome = outcomes
+        subtaskCounters = Mutex([:])
+        subtaskDurations = Mutex([:])
+        rejections = Mutex([:])
+        upstream = Mutex([:])
+        jobsInFlight.set(0)
+        subtasksInFlight.set(0)
+    }
+
+    /// Prometheus text exposition of everything.
+    func exposition() -> String {
+        if let count = openStreamCount.withLock({ $0 }) { openStreams.record(count()) }
+        return registry.emitToString()
+    }
+
+    func jobStarted() { jobsInFlight.increment() }
+
+    func jobEnded(_ summary: JobSummary, duration: Duration) {
+        jobsInFlight.decrement()
+        jobDuration.recordNanoseconds(Int64(duration.milliseconds * 1_000_000))
+        bytesStreamed.increment(by: summary.bytes)
+        let outcome = summary.clientGone ? "client_gone" : (summary.ok == summary.total ? "ok" : "failed")
+        jobsByOutcome[outcome]?.increment()
+        if summary.clientGone { clientDisconnects.increment() }
+        for (kind, statuses) in summary.byKind {
+            for (status, count) in statuses {
+                subtaskCounter(kind: kind, status: status.rawValue).increment(by: count)
+            }
+        }
+    }
+
+    func subtaskStarted() { subtasksInFlight.increment() }
+
+    func subtaskEnded(kind: String, duration: Duration) {
+        subtasksInFlight.decrement()
+        subtaskDuration(kind: kind).recordNanoseconds(Int64(duration.milliseconds * 1_000_000))
+    }
+
+    func rejected(reason: String) {
+        let counter = rejections.withLock { counters in
+            if let counter = counters[reason] { return counter }
+            let counter = CoreMetrics.Counter(label: "fanout_rejections_total", dimensions: [("reason", reason)], factory: factory)
+            counters[reason] = counter
+            return counter
+        }
+        counter.increment()
+    }
+
+    /// An upstream request's answer, by status class (`2xx` … `5xx`) or `error`.
+    func upstreamRequest(statusClass: String) {
+        let counter = upstream.withLock { counters in
+            if let counter = counters[statusClass] { return counter }
+            let counter = CoreMetrics.Counter(label: "fanout_upstream_requests_total", dimensions: [("class", statusClass)], factory: factory)
+            counters[statusClass] = counter
+            return counter
+        }
+        counter.increment()
+    }
+
+    private func subtaskCounter(kind: String, status: String) -> CoreMetrics.Counter {
+        subtaskCounters.withLock { counters in
+            let key = kind + "/" + status
+            if let counter = counters[key] { return counter }
+            let counter = CoreMetrics.Counter(label: "fanout_subtasks_total", dimensions: [("kind", kind), ("status", status)], factory: factory)
+            counters[key] = counter
+            return counter
+        }
+    }
+
+    private func subtaskDuration(kind: String) -> Metrics.Timer {
+        subtaskDurations.withLock { timers in
+            if let timer = timers[kind] { return timer }
+            let timer = Metrics.Timer(label: "fanout_subtask_duration_seconds", dimensions: [("kind", kind)], factory: factory)
+            timers[kind] = timer
+            return timer
+        }
+    }
+}
