@@ -70,11 +70,17 @@ let package = Package(
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ]
         ),
-        .testTarget(name: "MicroHTTPServerTests", dependencies: ["MicroHTTPServer"]),
+        // Test helpers: a raw-socket HTTP/1.x client that sees every byte as it arrives.
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .testTarget(name: "MicroHTTPServerTests", dependencies: ["MicroHTTPServer", "TestSupport"]),
         .testTarget(name: "FanoutCoreTests", dependencies: ["FanoutCore"]),
         .testTarget(
+            name: "FanoutUpstreamTests",
+            dependencies: ["FanoutUpstream", "FanoutCore", "MicroHTTPServer", "TestSupport"]
+        ),
+        .testTarget(
             name: "FanoutServiceTests",
-            dependencies: ["FanoutService", "FanoutCore", "FanoutUpstream", "MicroHTTPServer"]
+            dependencies: ["FanoutService", "FanoutCore", "FanoutUpstream", "MicroHTTPServer", "TestSupport"]
         ),
     ]
 )

@@ -66,7 +66,6 @@ public enum Dispatcher {
                 case .finished(let index, let outcome, let at):
                     inFlight -= 1
                     run.record(index: index, outcome: outcome, at: at)
-                    launch()
                 case .deadline:
                     run.stop(with: .timeout("the job's deadline (\(job.timeoutMilliseconds) ms) passed"))
                 case .heartbeatTick:
@@ -80,6 +79,8 @@ public enum Dispatcher {
                     break
                 }
                 if run.finished { break }
+                // Only once the lines are with the client may new subtasks start.
+                launch()
             }
             if !run.finished { run.summary.clientGone = true }
             group.cancelAll()
@@ -149,7 +150,7 @@ struct JobRun {
                 stop(with: .cancelled("cancelled: the first \(first) results arrived"))
             }
         }
-        if recorded == job.tasks.count {
+        if recorded == job.tasks.count, !finished {
             finished = true
             summary.elapsedMilliseconds = (ContinuousClock.now - start).milliseconds
             LineEncoder.end(job: id, summary: summary, into: &outgoing)

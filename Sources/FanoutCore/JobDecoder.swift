@@ -74,7 +74,7 @@ public struct JobDecoder: Sendable {
             )
         }
 
-        let concurrency = try document.integer("concurrency", path: "", in: 1...policy.maxConcurrency) ?? policy.defaultConcurrency
+        let concurrency = try document.integer("concurrency", path: "", in: 1...policy.maxConcurrency) ?? min(policy.defaultConcurrency, policy.maxConcurrency)
         let timeout = try document.integer("timeout_ms", path: "", in: timeouts) ?? min(policy.defaultTimeoutMilliseconds, policy.maxTimeoutMilliseconds)
         let taskTimeout = try document.integer("task_timeout_ms", path: "", in: timeouts) ?? policy.defaultTaskTimeoutMilliseconds
         let order: Job.Order

@@ -1,0 +1,189 @@
+import Synchronization
+import Testing
+
+@testable import FanoutCore
+
+@Suite("Dispatcher")
+struct DispatcherTests {
+    let probe = Probe()
+
+    /// Every subtask has exactly one result line and the end line comes last with matching counts.
+    func checkInvariants(_ lines: [JSONValue], total: Int) {
+        let results = lines.filter { $0["event"] == .string("result") }
+        #expect(results.compactMap { $0["index"]?.int }.sorted() == Array(0..<total))
+        #expect(lines.last?["event"] == .string("end"))
+        #expect(lines.filter { $0["event"] == .string("end") }.count == 1)
+        let end = lines.last
+        var counts: [String: Int] = [:]
+        for result in results { counts[result["status"]?.stringValue ?? "", default: 0] += 1 }
+        for status in ["ok", "error", "timeout", "cancelled"] {
+            #expect(end?[status]?.int == counts[status, default: 0], "end line count of \(status)")
+        }
+        #expect(end?["total"]?.int == total)
+    }
+
+    @Test func streamsInCompletionOrder() async throws {
+        let sink = CollectingSink()
+        let job = Job.make([
+            probe.task("a", 0, delay: 300, value: .object([("x", .number(1))])),
+            probe.task("b", 1, delay: 10, error: "boom"),
+            probe.task("c", 2, delay: 100, value: .string("c")),
+        ])
+        let summary = await Dispatcher.run(job, id: "j1", sink: sink)
+        let results = sink.results
+        #expect(results.map { $0["id"]?.stringValue } == ["b", "c", "a"])
+        #expect(results.map { $0["done"]?.int } == [1, 2, 3])
+        #expect(results[0]["status"] == .string("error"))
+        #expect(results[0]["error"]?["code"] == .string("task_error"))
+        #expect(results[0]["error"]?["message"] == .string("boom"))
+        #expect(results[2]["value"] == .object([("x", .number(1))]))
+        // Each line leaves when its subtask finishes, not when the job does.
+        let times = sink.timedLines.filter { $0.json["event"] == .string("result") }.map(\.at)
+        #expect(times[0] < .milliseconds(90))
+        #expect(times[1] >= .milliseconds(100) && times[1] < .milliseconds(250))
+        #expect(times[2] >= .milliseconds(300))
+        #expect((results[2]["elapsed_ms"]?.numberValue ?? 0) >= 300)
+        checkInvariants(sink.lines, total: 3)
+        #expect(sink.lines.last?["job"] == .string("j1"))
+        #expect(summary.ok == 2 && summary.error == 1 && !summary.clientGone)
+    }
+
+    @Test func keepsAtMostConcurrencyInFlight() async {
+        let sink = CollectingSink()
+        let tasks = (0..<20).map { probe.task("t\($0)", $0, delay: 15) }
+        let summary = await Dispatcher.run(.make(tasks, concurrency: 3), id: "j", sink: sink)
+        #expect(probe.snapshot.peak == 3)
+        #expect(summary.ok == 20)
+        checkInvariants(sink.lines, total: 20)
+    }
+
+    @Test func jobDeadlineEndsStragglersAsTimeoutAndCancelsThem() async {
+        let sink = CollectingSink()
+        let job = Job.make(
+            [probe.task("fast", 0, delay: 20), probe.task("slow", 1, delay: 5_000), probe.task("later", 2, delay: 5_000)],
+            concurrency: 2, timeout: 200
+        )
+        let started = ContinuousClock.now
+        let summary = await Dispatcher.run(job, id: "j", sink: sink)
+        #expect(ContinuousClock.now - started < .seconds(2))
+        #expect(summary.ok == 1 && summary.timeout == 2)
+        let timedOut = sink.results.filter { $0["status"] == .string("timeout") }
+        #expect(timedOut.count == 2)
+        #expect(timedOut.allSatisfy { $0["error"]?["code"] == .string("timeout") })
+        #expect(timedOut.allSatisfy { ($0["elapsed_ms"]?.numberValue ?? 0) >= 195 })
+        #expect(probe.snapshot.current == 0, "nothing keeps running after the job ended")
+        checkInvariants(sink.lines, total: 3)
+    }
+
+    @Test func taskTimeoutEndsOnlyThatTask() async {
+        let sink = CollectingSink()
+        let job = Job.make([probe.task("slow", 0, delay: 2_000, timeout: 50), probe.task("ok", 1, delay: 100)])
+        let summary = await Dispatcher.run(job, id: "j", sink: sink)
+        #expect(sink.results.map { $0["id"]?.stringValue } == ["slow", "ok"])
+        #expect(sink.results[0]["status"] == .string("timeout"))
+        let elapsed = sink.results[0]["elapsed_ms"]?.numberValue ?? 0
+        #expect(elapsed >= 50 && elapsed < 90)
+        #expect(summary.timeout == 1 && summary.ok == 1)
+    }
+
+    @Test func failFastCancelsTheRest() async {
+        let sink = CollectingSink()
+        let job = Job.make(
+            [probe.task("a", 0, delay: 1_000), probe.task("b", 1, delay: 10, error: "bad"), probe.task("c", 2, delay: 1_000)],
+            failFast: true
+        )
+        let started = ContinuousClock.now
+        let summary = await Dispatcher.run(job, id: "j", sink: sink)
+        #expect(ContinuousClock.now - started < .milliseconds(500))
+        #expect(sink.results.map { $0["status"]?.stringValue } == ["error", "cancelled", "cancelled"])
+        #expect(sink.results[1]["error"]?["code"] == .string("cancelled"))
+        #expect(summary.cancelled == 2)
+        #expect(probe.snapshot.current == 0)
+        checkInvariants(sink.lines, total: 3)
+    }
+
+    @Test func firstStopsAfterEnoughOkResults() async {
+        let sink = CollectingSink()
+        let tasks = [
+            probe.task("a", 0, delay: 10), probe.task("b", 1, delay: 800, error: "x"),
+            probe.task("c", 2, delay: 30), probe.task("d", 3, delay: 800),
+        ]
+        let summary = await Dispatcher.run(.make(tasks, first: 2), id: "j", sink: sink)
+        #expect(summary.ok == 2 && summary.cancelled == 2)
+        #expect(sink.results.prefix(2).map { $0["id"]?.stringValue } == ["a", "c"])
+        checkInvariants(sink.lines, total: 4)
+    }
+
+    @Test func inputOrderSendsEachLineOnceItsPrefixIsDone() async {
+        let sink = CollectingSink()
+        let tasks = [probe.task("a", 0, delay: 150), probe.task("b", 1, delay: 10), probe.task("c", 2, delay: 60)]
+        _ = await Dispatcher.run(.make(tasks, order: .input), id: "j", sink: sink)
+        #expect(sink.results.map { $0["id"]?.stringValue } == ["a", "b", "c"])
+        #expect(sink.results.map { $0["done"]?.int } == [1, 2, 3])
+        // b and c finished long before a, so they leave together with it.
+        let times = sink.timedLines.filter { $0.json["event"] == .string("result") }.map(\.at)
+        #expect(times.allSatisfy { $0 >= .milliseconds(150) })
+        #expect((sink.results[1]["elapsed_ms"]?.numberValue ?? 999) < 100, "elapsed_ms is when b finished, not when it was sent")
+        checkInvariants(sink.lines, total: 3)
+    }
+
+    @Test func cancellingTheJobCancelsItsSubtasks() async {
+        let sink = CollectingSink()
+        let tasks = (0..<10).map { probe.task("t\($0)", $0, delay: 10_000) }
+        let run = Task { await Dispatcher.run(.make(tasks), id: "j", sink: sink) }
+        try? await Task.sleep(for: .milliseconds(100))
+        #expect(probe.snapshot.current == 10)
+        run.cancel()
+        let summary = await run.value
+        #expect(summary.clientGone)
+        #expect(probe.snapshot.current == 0)
+        #expect(probe.snapshot.cancelled == 10)
+    }
+
+    @Test func aVanishedClientStopsTheJob() async {
+        let sink = CollectingSink(failAfter: 1)
+        let tasks = [probe.task("a", 0, delay: 5), probe.task("b", 1, delay: 20)] + (2..<6).map { probe.task("t\($0)", $0, delay: 10_000) }
+        let started = ContinuousClock.now
+        let summary = await Dispatcher.run(.make(tasks), id: "j", sink: sink)
+        #expect(ContinuousClock.now - started < .seconds(2))
+        #expect(summary.clientGone)
+        #expect(sink.results.count == 1)
+        #expect(probe.snapshot.current == 0)
+    }
+
+    @Test func heartbeatsWhileIdle() async {
+        let sink = CollectingSink()
+        _ = await Dispatcher.run(.make([probe.task("a", 0, delay: 250)], heartbeat: 50), id: "j", sink: sink)
+        let events = sink.lines.map { $0["event"]?.stringValue ?? "" }
+        #expect(events.filter { $0 == "heartbeat" }.count >= 3)
+        #expect(Array(events.suffix(2)) == ["result", "end"])
+        let heartbeat = sink.lines.first { $0["event"] == .string("heartbeat") }
+        #expect(heartbeat?["done"]?.int == 0 && heartbeat?["total"]?.int == 1)
+    }
+
+    @Test func controlCancelsRemainingWithLines() async {
+        let sink = CollectingSink()
+        let control = JobControl()
+        let tasks = [probe.task("a", 0, delay: 10), probe.task("b", 1, delay: 10_000), probe.task("c", 2, delay: 10_000)]
+        let run = Task { await Dispatcher.run(.make(tasks, concurrency: 2), id: "j", control: control, sink: sink) }
+        try? await Task.sleep(for: .milliseconds(100))
+        control.cancelRemaining(reason: "the server is shutting down")
+        let summary = await run.value
+        #expect(summary.ok == 1 && summary.cancelled == 2 && !summary.clientGone)
+        #expect(sink.results.last?["error"]?["message"] == .string("the server is shutting down"))
+        checkInvariants(sink.lines, total: 3)
+    }
+
+    @Test func aSlowClientHoldsBackNewSubtasks() async throws {
+        let sink = CollectingSink(held: true)
+        let tasks = (0..<100).map { probe.task("t\($0)", $0, delay: 0) }
+        let run = Task { await Dispatcher.run(.make(tasks, concurrency: 5), id: "j", sink: sink) }
+        try await Task.sleep(for: .milliseconds(150))
+        #expect(probe.snapshot.started == 5, "no subtask starts while the client is not reading")
+        #expect(sink.results.count == 1)
+        sink.release()
+        let summary = await run.value
+        #expect(summary.ok == 100)
+        checkInvariants(sink.lines, total: 100)
+    }
+}

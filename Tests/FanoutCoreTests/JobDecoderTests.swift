@@ -1,0 +1,96 @@
+import Testing
+
+@testable import FanoutCore
+
+@Suite("Job validation")
+struct JobDecoderTests {
+    static let decoder: JobDecoder = {
+        var runners = RunnerRegistry()
+        runners.register(EchoRunner())
+        return JobDecoder(policy: JobPolicy(maxTasks: 5, maxConcurrency: 50, maxTimeoutMilliseconds: 60_000), runners: runners)
+    }()
+
+    func decode(_ text: String) throws(JobValidationError) -> Job {
+        try Self.decoder.decode(Array(text.utf8))
+    }
+
+    func failure(_ text: String) -> JobValidationError? {
+        do {
+            _ = try decode(text)
+            return nil
+        } catch {
+            return error
+        }
+    }
+
+    @Test func appliesDefaults() throws {
+        let job = try decode(#"{"tasks":[{"kind":"echo"},{"id":"x","kind":"echo","delay_ms":5,"timeout_ms":100}]}"#)
+        #expect(job.tasks.map(\.id) == ["0", "x"])
+        #expect(job.tasks.map(\.index) == [0, 1])
+        #expect(job.tasks[0].timeoutMilliseconds == nil)
+        #expect(job.tasks[1].timeoutMilliseconds == 100)
+        #expect(job.concurrency == 50)  // the default (1000) is above this policy's cap
+        #expect(job.order == .completion)
+        #expect(job.failFast == false)
+        #expect(job.first == nil)
+        #expect(job.heartbeatMilliseconds == 15_000)
+    }
+
+    @Test func readsEveryOption() throws {
+        let job = try decode(
+            #"{"tasks":[{"kind":"echo"},{"kind":"echo"}],"concurrency":2,"timeout_ms":500,"task_timeout_ms":100,"order":"input","fail_fast":true,"first":1,"heartbeat_ms":0}"#
+        )
+        #expect(job.concurrency == 2)
+        #expect(job.timeoutMilliseconds == 500)
+        #expect(job.tasks.allSatisfy { $0.timeoutMilliseconds == 100 })
+        #expect(job.order == .input)
+        #expect(job.failFast)
+        #expect(job.first == 1)
+        #expect(job.heartbeatMilliseconds == 0)
+    }
+
+    @Test(arguments: [
+        (#"{"tasks": [1,}"#, nil as String?, JobValidationError.Kind.malformedJSON),
+        (#"[]"#, nil, .invalidField),
+        (#"{}"#, "tasks", .invalidField),
+        (#"{"tasks": {}}"#, "tasks", .invalidField),
+        (#"{"tasks": []}"#, "tasks", .invalidField),
+        (#"{"tasks": [{"kind":"echo"},{"kind":"echo"},{"kind":"echo"},{"kind":"echo"},{"kind":"echo"},{"kind":"echo"}]}"#, "tasks", .tooManyTasks),
+        (#"{"tasks": [3]}"#, "tasks[0]", .invalidField),
+        (#"{"tasks": [{"delay_ms": 1}]}"#, "tasks[0].kind", .invalidField),
+        (#"{"tasks": [{"kind": "teleport"}]}"#, "tasks[0].kind", .invalidField),
+        (#"{"tasks": [{"kind": 7}]}"#, "tasks[0].kind", .invalidField),
+        (#"{"tasks": [{"id":"a","kind":"echo"},{"id":"a","kind":"echo"}]}"#, "tasks[1].id", .invalidField),
+        (#"{"tasks": [{"id":5,"kind":"echo"}]}"#, "tasks[0].id", .invalidField),
+        (#"{"tasks": [{"id":"","kind":"echo"}]}"#, "tasks[0].id", .invalidField),
+        (#"{"tasks": [{"kind":"echo","delay_ms":-1}]}"#, "tasks[0].delay_ms", .invalidField),
+        (#"{"tasks": [{"kind":"echo","delay_ms":"10"}]}"#, "tasks[0].delay_ms", .invalidField),
+        (#"{"tasks": [{"kind":"echo","error":42}]}"#, "tasks[0].error", .invalidField),
+        (#"{"tasks": [{"kind":"echo","timeout_ms":0}]}"#, "tasks[0].timeout_ms", .invalidField),
+        (#"{"tasks": [{"kind":"echo","colour":"red"}]}"#, "tasks[0].colour", .invalidField),
+        (#"{"tasks": [{"kind":"echo"}], "concurrency": 0}"#, "concurrency", .invalidField),
+        (#"{"tasks": [{"kind":"echo"}], "concurrency": 51}"#, "concurrency", .invalidField),
+        (#"{"tasks": [{"kind":"echo"}], "concurrency": 1.5}"#, "concurrency", .invalidField),
+        (#"{"tasks": [{"kind":"echo"}], "timeout_ms": 60001}"#, "timeout_ms", .invalidField),
+        (#"{"tasks": [{"kind":"echo"}], "task_timeout_ms": "1s"}"#, "task_timeout_ms", .invalidField),
+        (#"{"tasks": [{"kind":"echo"}], "order": "random"}"#, "order", .invalidField),
+        (#"{"tasks": [{"kind":"echo"}], "fail_fast": "yes"}"#, "fail_fast", .invalidField),
+        (#"{"tasks": [{"kind":"echo"}], "first": 2}"#, "first", .invalidField),
+        (#"{"tasks": [{"kind":"echo"}], "first": 0}"#, "first", .invalidField),
+        (#"{"tasks": [{"kind":"echo"}], "heartbeat_ms": 5}"#, "heartbeat_ms", .invalidField),
+        (#"{"tasks": [{"kind":"echo"}], "timeout": 5}"#, "timeout", .invalidField),
+    ])
+    func refusesBadJobsNamingTheField(body: String, field: String?, kind: JobValidationError.Kind) {
+        let error = failure(body)
+        #expect(error != nil, "accepted \(body)")
+        #expect(error?.field == field, "\(body): \(String(describing: error))")
+        #expect(error?.kind == kind, "\(body): \(String(describing: error))")
+        #expect(error?.detail.isEmpty == false)
+    }
+
+    @Test func echoKeepsAnyJSONValue() async throws {
+        let job = try decode(#"{"tasks":[{"kind":"echo","value":{"deep":[1,{"x":null}]}}]}"#)
+        let outcome = await job.tasks[0].run(SubtaskContext(deadline: .now + .seconds(1)))
+        #expect(outcome == .ok(.object([("deep", .array([.number(1), .object([("x", .null)])]))])))
+    }
+}
