@@ -1,0 +1,144 @@
+import MicroHTTPServer
+import TestSupport
+import Testing
+
+@Suite("HTTP server on libmicrohttpd")
+struct HTTPServerTests {
+    @Test func servesSeveralRequestsOnOneKeptAliveConnection() async throws {
+        try await withTestServer { _, port, _ in
+            let connection = try await RawConnection.connect(port: port)
+            defer { connection.close() }
+            for index in 0..<3 {
+                try await connection.send(RawRequest.text(method: "GET", path: "/headers", headers: [("X-Probe", "n\(index)")]))
+                let head = try await connection.readHead()
+                #expect(head.status == 200)
+                #expect(head.header("Connection")?.lowercased() != "close")
+                #expect(String(decoding: try await connection.readBody(head), as: UTF8.self) == "n\(index)")
+            }
+        }
+    }
+
+    @Test func streamsEachWriteWhenItIsMade() async throws {
+        try await withTestServer { _, port, _ in
+            let connection = try await RawConnection.connect(port: port)
+            defer { connection.close() }
+            let start = ContinuousClock.now
+            try await connection.send(RawRequest.text(method: "GET", path: "/stream"))
+            let head = try await connection.readHead()
+            #expect(head.header("Transfer-Encoding") == "chunked")
+            #expect(try await connection.readLine(head) == "line1")
+            #expect(ContinuousClock.now - start < .milliseconds(120), "the first line does not wait for the second")
+            #expect(try await connection.readLine(head) == "line2")
+            #expect(ContinuousClock.now - start >= .milliseconds(150))
+            #expect(try await connection.readLine(head) == nil)
+            // Still usable afterwards.
+            try await connection.send(RawRequest.text(method: "GET", path: "/hello"))
+            let next = try await connection.readHead()
+            #expect(String(decoding: try await connection.readBody(next), as: UTF8.self) == "hello")
+        }
+    }
+
+    @Test func streamsToHTTP10ClientsUntilClose() async throws {
+        try await withTestServer { _, port, _ in
+            let exchange = try await HTTPExchange.send(port: port, method: "GET", path: "/stream", version: "HTTP/1.0")
+            #expect(exchange.head.status == 200)
+            #expect(exchange.head.header("Transfer-Encoding") == nil)
+            #expect(exchange.text == "line1\nline2\n")
+        }
+    }
+
+    @Test func answers100ContinueBeforeTheBody() async throws {
+        try await withTestServer { _, port, _ in
+            let connection = try await RawConnection.connect(port: port)
+            defer { connection.close() }
+            try await connection.send(
+                "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n"
+            )
+            let interim = try await connection.readHead()
+            #expect(interim.status == 100)
+            try await connection.send("12345")
+            let head = try await connection.readHead()
+            #expect(head.status == 200)
+            #expect(String(decoding: try await connection.readBody(head), as: UTF8.self) == "12345")
+        }
+    }
+
+    @Test func refusesAnAnnouncedOversizedBodyWithoutReadingIt() async throws {
+        try await withTestServer(maxBodyBytes: 1024) { _, port, _ in
+            let connection = try await RawConnection.connect(port: port)
+            defer { connection.close() }
+            try await connection.send("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\nExpect: 100-continue\r\n\r\n")
+            let head = try await connection.readHead()
+            #expect(head.status == 413, "no 100 Continue: the client never has to send the body")
+        }
+    }
+
+    @Test func drainsAnOversizedChunkedBodyAndKeepsTheConnection() async throws {
+        try await withTestServer(maxBodyBytes: 1024) { _, port, _ in
+            let connection = try await RawConnection.connect(port: port)
+            defer { connection.close() }
+            let chunk = String(repeating: "a", count: 800)
+            try await connection.send(
+                "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n320\r\n\(chunk)\r\n320\r\n\(chunk)\r\n0\r\n\r\n"
+            )
+            let head = try await connection.readHead()
+            #expect(head.status == 413)
+            _ = try await connection.readBody(head)
+            try await connection.send(RawRequest.text(method: "GET", path: "/hello"))
+            #expect(try await connection.readHead().status == 200)
+        }
+    }
+
+    @Test func noticesAClientThatLeavesWhileItsStreamIsSuspended() async throws {
+        try await withTestServer { server, port, probe in
+            let connection = try await RawConnection.connect(port: port)
+            try await connection.send(RawRequest.text(method: "GET", path: "/forever"))
+            let head = try await connection.readHead()
+            #expect(try await connection.readLine(head) == "started")
+            #expect(server.openStreams == 1)
+            connection.close()
+            #expect(await eventually(within: .seconds(2)) { probe.snapshot.cancelled == 1 }, "the producer task is cancelled")
+            #expect(await eventually(within: .seconds(1)) { server.openStreams == 0 })
+        }
+    }
+
+    @Test func aSlowReaderHoldsTheWriterBack() async throws {
+        try await withTestServer(streamBufferBytes: 16 * 1024) { _, port, probe in
+            let connection = try await RawConnection.connect(port: port, receiveBuffer: 4096)
+            defer { connection.close() }
+            try await connection.send(RawRequest.text(method: "GET", path: "/flood"))
+            try await Task.sleep(for: .milliseconds(400))
+            let stalled = probe.snapshot.bytesWritten
+            try await Task.sleep(for: .milliseconds(200))
+            #expect(probe.snapshot.bytesWritten == stalled, "the writer waits while the client does not read")
+            #expect(stalled < 12 * 1024 * 1024, "only the stream buffer and the socket queues fill, not the 32 MiB body")
+            let head = try await connection.readHead()
+            let body = try await connection.readBody(head)
+            #expect(body.count == floodChunks * 8192, "nothing is dropped")
+            #expect(probe.snapshot.writesFailed == 0)
+        }
+    }
+
+    @Test func stopsCleanlyWithSuspendedStreamsOpen() async throws {
+        let probe = try await withTestServer { server, port, probe in
+            var connections: [RawConnection] = []
+            for _ in 0..<20 {
+                let connection = try await RawConnection.connect(port: port)
+                try await connection.send(RawRequest.text(method: "GET", path: "/forever"))
+                let head = try await connection.readHead()
+                #expect(try await connection.readLine(head) == "started")
+                connections.append(connection)
+            }
+            #expect(server.openStreams == 20)
+            await server.shutdown(gracePeriod: .milliseconds(100))
+            for connection in connections {
+                #expect(try await connection.peerClosed(within: .seconds(2)))
+                connection.close()
+            }
+            #expect(server.openStreams == 0)
+            #expect(server.port == nil)
+            return probe
+        }
+        #expect(await eventually(within: .seconds(2)) { probe.snapshot.cancelled == 20 })
+    }
+}

@@ -1,0 +1,104 @@
+import Testing
+import Logging
+import MicroHTTPServer
+import Synchronization
+
+/// 8 KiB chunks written by `/flood`: 32 MiB, well over what loopback socket buffers hold.
+let floodChunks = 4096
+
+/// What the test handler's streams observed.
+final class StreamProbe: Sendable {
+    struct State {
+        var cancelled = 0
+        var bytesWritten = 0
+        var writesFailed = 0
+    }
+
+    let state = Mutex(State())
+    var snapshot: State { state.withLock { $0 } }
+}
+
+/// A handler exercising every response shape the server offers.
+struct TestHandler: HTTPHandler {
+    let probe: StreamProbe
+
+    func respond(to request: HTTPRequest) -> HTTPResponse {
+        let probe = self.probe
+        switch request.path {
+        case "/hello":
+            return HTTPResponse(status: 200, contentType: "text/plain", text: "hello")
+        case "/echo":
+            if request.bodyTooLarge { return HTTPResponse(status: 413, contentType: "text/plain", text: "too large") }
+            return HTTPResponse(status: 200, headers: [("Content-Type", "application/octet-stream")], body: .bytes(request.body))
+        case "/headers":
+            return HTTPResponse(status: 200, contentType: "text/plain", text: request.headers["X-Probe"] ?? "none")
+        case "/stream":
+            return HTTPResponse(status: 200, headers: [("Content-Type", "application/x-ndjson")], body: .stream { stream in
+                try? await stream.write(Array("line1\n".utf8))
+                try? await Task.sleep(for: .milliseconds(150))
+                try? await stream.write(Array("line2\n".utf8))
+            })
+        case "/forever":
+            return HTTPResponse(status: 200, body: .stream { stream in
+                try? await stream.write(Array("started\n".utf8))
+                do {
+                    try await Task.sleep(for: .seconds(60))
+                } catch {
+                    probe.state.withLock { $0.cancelled += 1 }
+                }
+            })
+        case "/flood":
+            return HTTPResponse(status: 200, body: .stream { stream in
+                let chunk = [UInt8](repeating: UInt8(ascii: "x"), count: 8192)
+                for _ in 0..<floodChunks {
+                    do {
+                        try await stream.write(chunk)
+                        probe.state.withLock { $0.bytesWritten += chunk.count }
+                    } catch {
+                        probe.state.withLock { $0.writesFailed += 1 }
+                        return
+                    }
+                }
+            })
+        default:
+            return HTTPResponse(status: 404, contentType: "text/plain", text: "no")
+        }
+    }
+}
+
+/// Runs `body` against a started server on 127.0.0.1 with an ephemeral port, then shuts it down.
+func withTestServer<T>(
+    maxBodyBytes: Int = 1024,
+    streamBufferBytes: Int = 16 * 1024,
+    _ body: (HTTPServer, Int, StreamProbe) async throws -> T
+) async throws -> T {
+    let probe = StreamProbe()
+    let server = HTTPServer(
+        configuration: HTTPServerConfiguration(
+            host: "127.0.0.1", port: 0, threads: 2, connectionLimit: 256,
+            maxBodyBytes: maxBodyBytes, streamBufferBytes: streamBufferBytes, watchdogIntervalMilliseconds: 100
+        ),
+        handler: TestHandler(probe: probe),
+        logger: Logger(label: "test")
+    )
+    try server.start()
+    let port = try #require(server.port)
+    do {
+        let result = try await body(server, port, probe)
+        await server.shutdown(gracePeriod: .seconds(1))
+        return result
+    } catch {
+        await server.shutdown(gracePeriod: .seconds(1))
+        throw error
+    }
+}
+
+/// Polls `condition` until it holds or `limit` passes.
+func eventually(within limit: Duration, _ condition: () -> Bool) async -> Bool {
+    let deadline = ContinuousClock.now + limit
+    while ContinuousClock.now < deadline {
+        if condition() { return true }
+        try? await Task.sleep(for: .milliseconds(10))
+    }
+    return condition()
+}
