@@ -1,4 +1,5 @@
 import Glibc
+import Logging
 import Testing
 
 @testable import FanoutService
@@ -11,7 +12,7 @@ struct ConfigurationTests {
         try #require(fd >= 0)
         _ = text.withCString { write(fd, $0, strlen($0)) }
         close(fd)
-        return String(cString: template)
+        return template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
     }
 
     @Test func theShippedDefaultFileLoadsAndMatchesTheBuiltInDefaults() throws {

@@ -1,4 +1,5 @@
 import FanoutCore
+import Logging
 import TestSupport
 import Testing
 
