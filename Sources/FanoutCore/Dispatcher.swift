@@ -9,43 +9,41 @@
 /// deadline passes, or `fail_fast`/`first`/``JobControl`` stop it, what has not finished is
 /// reported at once (`timeout` or `cancelled`) and cancelled; a late outcome is then ignored.
 public enum Dispatcher {
+    /// Subtasks started per pass of the loop before it looks at what has finished, so the first
+    /// lines of a huge job leave while the rest are still being started.
+    static let launchBatch = 512
+
     public static func run(
         _ job: Job,
         id: String,
         control: JobControl? = nil,
+        timer: DeadlineTimer = .shared,
         sink: some LineSink
     ) async -> JobSummary {
         let start = ContinuousClock.now
         let jobDeadline = start + .milliseconds(job.timeoutMilliseconds)
         var run = JobRun(job: job, id: id, start: start)
-        let (events, continuation) = AsyncStream.makeStream(of: DispatchEvent.self)
-        control?.attach(continuation)
+        let events = JobEvents()
+        control?.attach(events)
+        let deadlineTimer = timer.schedule(at: jobDeadline) { events.post(.deadline) }
+        let heartbeat = Duration.milliseconds(job.heartbeatMilliseconds)
+        var heartbeatTimer = job.heartbeatMilliseconds > 0 ? timer.schedule(at: start + heartbeat) { events.post(.heartbeatTick) } : nil
         defer {
             control?.detach()
-            continuation.finish()
+            timer.cancel(deadlineTimer)
+            if let heartbeatTimer { timer.cancel(heartbeatTimer) }
         }
 
         await withDiscardingTaskGroup { group in
-            group.addTask {
-                try? await Task.sleep(until: jobDeadline, tolerance: .zero, clock: .continuous)
-                if !Task.isCancelled { continuation.yield(.deadline) }
-            }
-            if job.heartbeatMilliseconds > 0 {
-                let tick = Duration.milliseconds(max(job.heartbeatMilliseconds / 4, 5))
-                group.addTask {
-                    while (try? await Task.sleep(for: tick)) != nil {
-                        continuation.yield(.heartbeatTick)
-                    }
-                }
-            }
-
             var next = 0
             var inFlight = 0
-            func launch() {
-                while inFlight < job.concurrency, next < job.tasks.count, !run.stopped {
+            while true {
+                var launched = 0
+                while inFlight < job.concurrency, next < job.tasks.count, !run.stopped, launched < launchBatch {
                     let task = job.tasks[next]
                     next += 1
                     inFlight += 1
+                    launched += 1
                     let deadline: ContinuousClock.Instant
                     if let timeout = task.timeoutMilliseconds, start + .milliseconds(timeout) < jobDeadline {
                         deadline = start + .milliseconds(timeout)
@@ -55,35 +53,43 @@ public enum Dispatcher {
                     let context = SubtaskContext(deadline: deadline, deadlineIsJobDeadline: deadline == jobDeadline)
                     group.addTask {
                         let outcome = await task.run(context)
-                        continuation.yield(.finished(index: task.index, outcome: outcome, at: .now))
+                        events.post(.finished(index: task.index, outcome: outcome, at: .now))
                     }
                 }
-            }
-
-            launch()
-            for await event in events {
-                switch event {
-                case .finished(let index, let outcome, let at):
-                    inFlight -= 1
-                    run.record(index: index, outcome: outcome, at: at)
-                case .deadline:
-                    run.stop(with: .timeout("the job's deadline (\(job.timeoutMilliseconds) ms) passed"))
-                case .heartbeatTick:
-                    run.heartbeatIfIdle(every: .milliseconds(job.heartbeatMilliseconds))
-                case .stop(let reason):
-                    run.stop(with: .cancelled(reason))
+                let moreToLaunch = inFlight < job.concurrency && next < job.tasks.count && !run.stopped
+                var batch = events.take()
+                if batch.isEmpty {
+                    if moreToLaunch {
+                        await Task.yield()
+                        continue
+                    }
+                    await events.wait()
+                    batch = events.take()
+                }
+                if Task.isCancelled { break }
+                for event in batch {
+                    switch event {
+                    case .finished(let index, let outcome, let at):
+                        inFlight -= 1
+                        run.record(index: index, outcome: outcome, at: at)
+                    case .deadline:
+                        run.stop(with: .timeout("the job's deadline (\(job.timeoutMilliseconds) ms) passed"))
+                    case .heartbeatTick:
+                        run.heartbeatIfIdle(every: heartbeat)
+                        heartbeatTimer = timer.schedule(at: run.nextHeartbeat(every: heartbeat)) { events.post(.heartbeatTick) }
+                    case .stop(let reason):
+                        run.stop(with: .cancelled(reason))
+                    }
                 }
                 if run.stopped { group.cancelAll() }
-                if await !run.flush(to: sink) {
-                    group.cancelAll()
-                    break
-                }
-                if run.finished { break }
                 // Only once the lines are with the client may new subtasks start.
-                launch()
+                if await !run.flush(to: sink) { break }
+                if run.finished { break }
             }
-            if !run.finished { run.summary.clientGone = true }
-            group.cancelAll()
+            if !run.finished {
+                run.summary.clientGone = true
+                group.cancelAll()
+            }
         }
         return run.summary
     }
@@ -173,6 +179,11 @@ struct JobRun {
         LineEncoder.heartbeat(
             done: summary.done, total: summary.total, elapsedMilliseconds: (now - start).milliseconds, into: &outgoing
         )
+    }
+
+    /// When the next heartbeat is due if nothing is sent before.
+    func nextHeartbeat(every interval: Duration) -> ContinuousClock.Instant {
+        max(lastSend + interval, ContinuousClock.now + .milliseconds(1))
     }
 
     /// Sends what is ready; false when the client is gone.

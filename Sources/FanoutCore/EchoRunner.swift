@@ -37,10 +37,10 @@ public struct EchoRunner: SubtaskRunner {
             let wakeUp = ContinuousClock.now + .microseconds(Int64(payload.delayMilliseconds * 1000))
             do {
                 if wakeUp > context.deadline {
-                    try await Task.sleep(until: context.deadline, tolerance: .zero, clock: .continuous)
+                    try await DeadlineTimer.shared.sleep(until: context.deadline)
                     return .timeout("the task did not finish within its timeout")
                 }
-                try await Task.sleep(until: wakeUp, tolerance: .zero, clock: .continuous)
+                try await DeadlineTimer.shared.sleep(until: wakeUp)
             } catch {
                 return .cancelled("the task was cancelled")
             }

@@ -4,7 +4,7 @@ import Synchronization
 /// `cancelled` lines, then the end line, as for `fail_fast`.
 public final class JobControl: Sendable {
     private struct State {
-        var continuation: AsyncStream<DispatchEvent>.Continuation?
+        var events: JobEvents?
         var stopReason: String?
     }
 
@@ -14,31 +14,23 @@ public final class JobControl: Sendable {
 
     /// Ends the job: running and pending subtasks become `cancelled` with `reason` as message.
     public func cancelRemaining(reason: String) {
-        let continuation = state.withLock { state -> AsyncStream<DispatchEvent>.Continuation? in
+        let events = state.withLock { state -> JobEvents? in
             guard state.stopReason == nil else { return nil }
             state.stopReason = reason
-            return state.continuation
+            return state.events
         }
-        continuation?.yield(.stop(reason: reason))
+        events?.post(.stop(reason: reason))
     }
 
-    func attach(_ continuation: AsyncStream<DispatchEvent>.Continuation) {
+    func attach(_ events: JobEvents) {
         let reason = state.withLock { state -> String? in
-            state.continuation = continuation
+            state.events = events
             return state.stopReason
         }
-        if let reason { continuation.yield(.stop(reason: reason)) }
+        if let reason { events.post(.stop(reason: reason)) }
     }
 
     func detach() {
-        state.withLock { $0.continuation = nil }
+        state.withLock { $0.events = nil }
     }
-}
-
-/// What wakes the dispatcher's loop.
-enum DispatchEvent: Sendable {
-    case finished(index: Int, outcome: SubtaskOutcome, at: ContinuousClock.Instant)
-    case deadline
-    case heartbeatTick
-    case stop(reason: String)
 }

@@ -180,7 +180,7 @@ struct DispatcherTests {
         let run = Task { await Dispatcher.run(.make(tasks, concurrency: 5), id: "j", sink: sink) }
         try await Task.sleep(for: .milliseconds(150))
         #expect(probe.snapshot.started == 5, "no subtask starts while the client is not reading")
-        #expect(sink.results.count == 1)
+        #expect(sink.results.count <= 5, "only what finished before the first send went out")
         sink.release()
         let summary = await run.value
         #expect(summary.ok == 100)

@@ -1,0 +1,210 @@
+import Glibc
+import Synchronization
+
+/// A process-wide timer for very many short waits: one thread and a min-heap of deadlines.
+///
+/// `Task.sleep` on Linux arms a Dispatch timer source per call, which costs several hundred bytes and
+/// a trip through Dispatch's timer heap; a job of 100,000 delayed subtasks, or 10,000 open streams
+/// each with a deadline, pays that 100,000 times. Here a wait is a heap entry and a table slot, and
+/// firing it resumes a continuation (or runs a short action) from the timer thread.
+public final class DeadlineTimer: Sendable {
+    public static let shared = DeadlineTimer()
+
+    /// Identifies a scheduled action so it can be cancelled.
+    public struct Token: Sendable, Hashable {
+        fileprivate let id: UInt64
+    }
+
+    private struct Entry {
+        var deadline: ContinuousClock.Instant
+        var id: UInt64
+    }
+
+    private struct State {
+        var heap: [Entry] = []
+        var actions: [UInt64: @Sendable () -> Void] = [:]
+        var nextID: UInt64 = 0
+        var threadStarted = false
+    }
+
+    private let state = Mutex(State())
+    private let wakeUp = ConditionSignal()
+
+    private init() {}
+
+    /// Runs `action` on the timer thread at `deadline` unless cancelled first. Keep it short: it
+    /// delays every other timer.
+    @discardableResult
+    public func schedule(at deadline: ContinuousClock.Instant, _ action: @escaping @Sendable () -> Void) -> Token {
+        let (token, earliest, start) = state.withLock { state -> (Token, Bool, Bool) in
+            state.nextID += 1
+            let id = state.nextID
+            state.actions[id] = action
+            state.heap.append(Entry(deadline: deadline, id: id))
+            Self.siftUp(&state.heap, from: state.heap.count - 1)
+            let start = !state.threadStarted
+            state.threadStarted = true
+            return (Token(id: id), state.heap[0].id == id, start)
+        }
+        if start { startThread() }
+        if earliest { wakeUp.signal() }
+        return token
+    }
+
+    /// Cancels a scheduled action; returns it if it had not run yet.
+    @discardableResult
+    public func cancel(_ token: Token) -> (@Sendable () -> Void)? {
+        state.withLock { $0.actions.removeValue(forKey: token.id) }
+    }
+
+    /// Suspends until `deadline`.
+    /// - Throws: `CancellationError` as soon as the calling task is cancelled.
+    public func sleep(until deadline: ContinuousClock.Instant) async throws {
+        let sleeper = Sleeper()
+        try await withTaskCancellationHandler {
+            try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<Void, any Error>) in
+                sleeper.start(continuation, timer: self, deadline: deadline)
+            }
+        } onCancel: {
+            sleeper.cancel(timer: self)
+        }
+    }
+
+    private func startThread() {
+        var thread = pthread_t()
+        let context = Unmanaged.passRetained(self).toOpaque()
+        let result = pthread_create(&thread, nil, { context in
+            Unmanaged<DeadlineTimer>.fromOpaque(context!).takeRetainedValue().run()
+            return nil
+        }, context)
+        precondition(result == 0, "cannot start the timer thread: \(result)")
+        pthread_detach(thread)
+    }
+
+    /// The timer thread: runs due actions, then waits for the next deadline or a new earlier one.
+    private func run() {
+        while true {
+            let now = ContinuousClock.now
+            var due: [@Sendable () -> Void] = []
+            let nextDeadline = state.withLock { state -> ContinuousClock.Instant? in
+                while let top = state.heap.first, top.deadline <= now {
+                    Self.popTop(&state.heap)
+                    if let action = state.actions.removeValue(forKey: top.id) { due.append(action) }
+                }
+                return state.heap.first?.deadline
+            }
+            for action in due { action() }
+            if !due.isEmpty { continue }
+            wakeUp.wait(for: nextDeadline.map { $0 - .now })
+        }
+    }
+
+    private static func siftUp(_ heap: inout [Entry], from start: Int) {
+        var child = start
+        while child > 0 {
+            let parent = (child - 1) / 2
+            guard heap[child].deadline < heap[parent].deadline else { return }
+            heap.swapAt(child, parent)
+            child = parent
+        }
+    }
+
+    private static func popTop(_ heap: inout [Entry]) {
+        let last = heap.removeLast()
+        guard !heap.isEmpty else { return }
+        heap[0] = last
+        var parent = 0
+        while true {
+            let left = 2 * parent + 1
+            let right = left + 1
+            var smallest = parent
+            if left < heap.count, heap[left].deadline < heap[smallest].deadline { smallest = left }
+            if right < heap.count, heap[right].deadline < heap[smallest].deadline { smallest = right }
+            if smallest == parent { return }
+            heap.swapAt(parent, smallest)
+            parent = smallest
+        }
+    }
+}
+
+/// One `sleep(until:)`: whichever of the timer and cancellation comes first resumes it, once.
+private final class Sleeper: Sendable {
+    private struct State {
+        var continuation: UnsafeContinuation<Void, any Error>?
+        var token: DeadlineTimer.Token?
+        var cancelled = false
+    }
+
+    private let state = Mutex(State())
+
+    func start(_ continuation: UnsafeContinuation<Void, any Error>, timer: DeadlineTimer, deadline: ContinuousClock.Instant) {
+        let cancelled = state.withLock { state -> Bool in
+            if state.cancelled { return true }
+            state.continuation = continuation
+            state.token = timer.schedule(at: deadline) { [self] in
+                self.state.withLock { $0.continuation.take() }?.resume()
+            }
+            return false
+        }
+        if cancelled { continuation.resume(throwing: CancellationError()) }
+    }
+
+    func cancel(timer: DeadlineTimer) {
+        let (continuation, token) = state.withLock { state in
+            state.cancelled = true
+            return (state.continuation.take(), state.token)
+        }
+        if let token { timer.cancel(token) }
+        continuation?.resume(throwing: CancellationError())
+    }
+}
+
+/// A condition variable on `CLOCK_MONOTONIC` for the timer thread to wait on.
+private final class ConditionSignal: @unchecked Sendable {
+    // `@unchecked Sendable`: the pthread objects are made for use from any thread; they are
+    // allocated once and never moved.
+    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    private let condition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+    private var signalled = false
+
+    init() {
+        pthread_mutex_init(mutex, nil)
+        var attributes = pthread_condattr_t()
+        pthread_condattr_init(&attributes)
+        pthread_condattr_setclock(&attributes, CLOCK_MONOTONIC)
+        pthread_cond_init(condition, &attributes)
+        pthread_condattr_destroy(&attributes)
+    }
+
+    func signal() {
+        pthread_mutex_lock(mutex)
+        signalled = true
+        pthread_cond_signal(condition)
+        pthread_mutex_unlock(mutex)
+    }
+
+    /// Waits for a signal, or at most `timeout` (forever when nil).
+    func wait(for timeout: Duration?) {
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        if signalled {
+            signalled = false
+            return
+        }
+        guard let timeout else {
+            pthread_cond_wait(condition, mutex)
+            signalled = false
+            return
+        }
+        guard timeout > .zero else { return }
+        var now = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &now)
+        let (seconds, attoseconds) = timeout.components
+        var nanoseconds = Int(now.tv_nsec) + Int(attoseconds / 1_000_000_000)
+        var deadline = timespec(tv_sec: now.tv_sec + Int(seconds) + nanoseconds / 1_000_000_000, tv_nsec: 0)
+        nanoseconds %= 1_000_000_000
+        deadline.tv_nsec = nanoseconds
+        pthread_cond_timedwait(condition, mutex, &deadline)
+        signalled = false
+    }
+}

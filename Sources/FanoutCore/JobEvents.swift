@@ -1,0 +1,58 @@
+import Synchronization
+
+/// What wakes the dispatcher's loop.
+enum DispatchEvent: Sendable {
+    case finished(index: Int, outcome: SubtaskOutcome, at: ContinuousClock.Instant)
+    case deadline
+    case heartbeatTick
+    case stop(reason: String)
+}
+
+/// The dispatcher's inbox: subtasks, timers and ``JobControl`` post events from any thread; the
+/// loop takes everything that has arrived at once, so lines that are ready together leave in one write.
+final class JobEvents: Sendable {
+    private struct State {
+        var events: [DispatchEvent] = []
+        var waiter: UnsafeContinuation<Void, Never>?
+        var cancelled = false
+    }
+
+    private let state = Mutex(State())
+
+    func post(_ event: DispatchEvent) {
+        let waiter = state.withLock { state in
+            state.events.append(event)
+            return state.waiter.take()
+        }
+        waiter?.resume()
+    }
+
+    /// Everything posted so far (possibly nothing).
+    func take() -> [DispatchEvent] {
+        state.withLock { state in
+            guard !state.events.isEmpty else { return [] }
+            defer { state.events = [] }
+            return state.events
+        }
+    }
+
+    /// Waits until an event is posted or the calling task is cancelled.
+    func wait() async {
+        await withTaskCancellationHandler {
+            await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
+                let ready = state.withLock { state -> Bool in
+                    if !state.events.isEmpty || state.cancelled { return true }
+                    state.waiter = continuation
+                    return false
+                }
+                if ready { continuation.resume() }
+            }
+        } onCancel: {
+            let waiter = state.withLock { state in
+                state.cancelled = true
+                return state.waiter.take()
+            }
+            waiter?.resume()
+        }
+    }
+}
