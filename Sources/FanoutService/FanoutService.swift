@@ -1,4 +1,5 @@
 import FanoutCore
+import FanoutUpstream
 public import Logging
 import MicroHTTPServer
 public import ServiceLifecycle
@@ -12,6 +13,11 @@ public final class FanoutService: Service {
     let server: HTTPServer
     let admission: JobAdmission
     let metrics: ServiceMetrics
+    /// The `http` kind; owns the outbound clients, shut down at the end of ``drain()``.
+    let httpRunner: HTTPRunner
+    /// An invalid `egress.allow` entry found by `init`; ``start()`` throws it, so the service
+    /// refuses to start (with the key named) instead of running with a policy nobody asked for.
+    private let configurationError: ConfigurationError?
     private let logger: Logger
 
     public init(configuration: FanoutConfiguration, logger: Logger) {
@@ -21,6 +27,24 @@ public final class FanoutService: Service {
         let admission = JobAdmission(limit: configuration.limits.maxConcurrentJobs)
         var runners = RunnerRegistry()
         runners.register(MeteredRunner(base: EchoRunner(), metrics: metrics))
+        var egress = EgressPolicy()
+        do {
+            egress = try EgressPolicy(allow: configuration.egress.allow)
+            configurationError = nil
+        } catch {
+            configurationError = ConfigurationError("egress.allow: \(error)")
+        }
+        let httpRunner = HTTPRunner(
+            configuration: HTTPRunner.Configuration(
+                maxConnectionsPerHost: configuration.upstream.maxConnectionsPerHost,
+                connectTimeout: .milliseconds(configuration.upstream.connectTimeoutMilliseconds),
+                maxResponseBytes: configuration.limits.maxResponseBytes,
+                egress: egress,
+                onAttempt: { statusClass in metrics.upstreamRequest(statusClass: statusClass) },
+                logger: logger
+            )
+        )
+        runners.register(MeteredRunner(base: httpRunner, metrics: metrics))
         let policy = JobPolicy(
             maxTasks: configuration.limits.maxTasks,
             maxConcurrency: configuration.limits.maxConcurrency,
@@ -61,6 +85,7 @@ public final class FanoutService: Service {
         )
         self.admission = admission
         self.metrics = metrics
+        self.httpRunner = httpRunner
         let httpServer = self.server
         metrics.openStreamCount.withLock { $0 = { httpServer.openStreams } }
     }
@@ -70,6 +95,7 @@ public final class FanoutService: Service {
 
     /// Binds the listening socket. ``run()`` calls it if it was not called before.
     public func start() throws {
+        if let configurationError { throw configurationError }
         guard server.port == nil else { return }
         try server.start()
         logger.info(
@@ -98,6 +124,7 @@ public final class FanoutService: Service {
             await waitForJobs(upTo: .seconds(5))
         }
         await server.shutdown(gracePeriod: .seconds(5))
+        try? await httpRunner.shutdown()
         logger.info("fanoutd stopped")
     }
 

@@ -1,0 +1,198 @@
+import AsyncHTTPClient
+import Glibc
+import NIOCore
+import NIOHTTP1
+import Synchronization
+
+/// How one request to the upstream ended.
+enum AttemptOutcome: Sendable {
+    /// A complete answer, any status.
+    case response(UpstreamResponse)
+    /// The body was over the limit; reading stopped and the connection was closed.
+    case tooLarge(String)
+    /// No answer: refused, reset, unreachable, connect or TLS failure (error code `connect`).
+    case failed(String, retryable: Bool)
+    case timeout
+    case cancelled
+
+    /// Whether this counts as the upstream's answer for hedging (anything but a transport failure).
+    var isAnswer: Bool {
+        switch self {
+        case .response, .tooLarge: true
+        case .failed, .timeout, .cancelled: false
+        }
+    }
+}
+
+/// Whether a round's hedge request was sent (its timer fired before the round was decided).
+private final class HedgeLaunch: Sendable {
+    private let state = Mutex(false)
+
+    /// Marks the hedge as sent, unless the calling (timer) task was cancelled already.
+    func launchUnlessCancelled() -> Bool {
+        state.withLock { launched in
+            guard !Task.isCancelled else { return false }
+            launched = true
+            return true
+        }
+    }
+
+    var launched: Bool { state.withLock { $0 } }
+}
+
+/// An attempt's outcome, and whether a request was actually sent (what `attempts` counts).
+struct AttemptReport: Sendable {
+    var outcome: AttemptOutcome
+    var started: Bool
+}
+
+extension HTTPRunner {
+    /// One round: a single attempt, or with hedging a first attempt plus, if it has not finished
+    /// after `hedge_after_ms`, a second identical one. The first answer wins and the other is
+    /// cancelled (its connection closed). A transport failure of one only counts once the other
+    /// has failed too, or if the hedge was never sent.
+    func attemptRound(
+        _ task: HTTPSubtask,
+        addresses: [IPAddress],
+        first index: Int,
+        deadline: ContinuousClock.Instant,
+        progress: SubtaskProgress
+    ) async -> (outcome: AttemptOutcome, started: Int) {
+        let primary = addresses[index % addresses.count]
+        guard let hedgeAfter = task.effectiveHedgeAfter else {
+            let report = await attempt(task, address: primary, number: index + 1, deadline: deadline, progress: progress)
+            return (report.outcome, report.started ? 1 : 0)
+        }
+        let secondary = addresses[(index + 1) % addresses.count]
+        let hedge = HedgeLaunch()
+        return await withTaskGroup(of: AttemptReport?.self) { group in
+            group.addTask {
+                await self.attempt(task, address: primary, number: index + 1, deadline: deadline, progress: progress)
+            }
+            group.addTask {
+                do {
+                    try await Task.sleep(for: hedgeAfter, tolerance: .zero, clock: .continuous)
+                } catch {
+                    return nil
+                }
+                guard hedge.launchUnlessCancelled() else { return nil }
+                return await self.attempt(task, address: secondary, number: index + 2, deadline: deadline, progress: progress)
+            }
+            var started = 0
+            var decided: AttemptOutcome?
+            var firstFailure: AttemptOutcome?
+            var pending = 2
+            while let report = await group.next() {
+                pending -= 1
+                guard let report else { continue }
+                if report.started { started += 1 }
+                guard decided == nil else { continue }
+                if report.outcome.isAnswer {
+                    decided = report.outcome
+                    group.cancelAll()
+                    continue
+                }
+                if firstFailure == nil { firstFailure = report.outcome }
+                // The other one is still running: wait for it, unless it is the hedge's timer.
+                if pending > 0, !hedge.launched {
+                    group.cancelAll()
+                }
+            }
+            return (decided ?? firstFailure ?? .cancelled, started)
+        }
+    }
+
+    /// One request: a host slot, a client, the request to `address`, the body up to the limit.
+    func attempt(
+        _ task: HTTPSubtask,
+        address: IPAddress,
+        number: Int,
+        deadline: ContinuousClock.Instant,
+        progress: SubtaskProgress
+    ) async -> AttemptReport {
+        let key = task.url.hostAndPort
+        let load = limiter.load(key)
+        if load.inUse >= limiter.limit {
+            progress.set("waiting for a connection slot to \(key) (\(load.waiting + 1) waiting, \(limiter.limit) in flight)")
+        }
+        do {
+            try await limiter.acquire(key)
+        } catch {
+            return AttemptReport(outcome: .cancelled, started: false)
+        }
+        defer { limiter.release(key) }
+        guard let lease = clients.lease(task.url, address: address) else {
+            return AttemptReport(outcome: .cancelled, started: false)
+        }
+        defer { clients.giveBack(lease) }
+
+        var request = HTTPClientRequest(url: lease.url)
+        request.method = HTTPMethod(rawValue: task.method)
+        if let host = lease.hostHeader { request.headers.add(name: "host", value: host) }
+        for (name, value) in task.headers { request.headers.add(name: name, value: value) }
+        if let body = task.body { request.body = .bytes(body) }
+
+        progress.set("waiting for the response from \(address.urlHost):\(task.url.port) (attempt \(number))")
+        let remaining = max(deadline - .now, .zero) + Self.clientDeadlineSlack
+        let outcome: AttemptOutcome
+        do {
+            let response = try await lease.client.execute(
+                request,
+                deadline: .now() + .nanoseconds(remaining.wholeNanoseconds),
+                logger: configuration.logger
+            )
+            let status = Int(response.status.code)
+            configuration.onAttempt?((200...599).contains(status) ? "\(status / 100)xx" : "error")
+            progress.set("reading the response body from \(task.url.hostAndPort) (attempt \(number))")
+            outcome = try await readBody(response, status: status)
+        } catch {
+            let failure = Task.isCancelled ? .cancelled : Self.classify(error, address: address, port: task.url.port)
+            if case .failed = failure { configuration.onAttempt?("error") }
+            outcome = failure
+        }
+        return AttemptReport(outcome: outcome, started: true)
+    }
+
+    /// Reads the body, stopping as soon as it is over the limit: returning drops the body stream,
+    /// which makes AsyncHTTPClient cancel the request and close the connection.
+    private func readBody(_ response: HTTPClientResponse, status: Int) async throws -> AttemptOutcome {
+        let limit = configuration.maxResponseBytes
+        let tooLarge = "the upstream's body (status \(status)) is over limits.max_response_bytes (\(limit) bytes)"
+        if let declared = response.headers.first(name: "content-length").flatMap({ Int($0) }), declared > limit {
+            return .tooLarge(tooLarge)
+        }
+        var body: [UInt8] = []
+        for try await chunk in response.body {
+            guard body.count + chunk.readableBytes <= limit else { return .tooLarge(tooLarge) }
+            body.append(contentsOf: chunk.readableBytesView)
+        }
+        let headers = response.headers.map { (name: $0.name, value: $0.value) }
+        return .response(UpstreamResponse(status: status, headers: headers, body: body))
+    }
+
+    /// Maps a client error to an outcome. Failures to connect or of the connection are `connect`
+    /// and retryable; TLS and protocol errors are `connect` too but not retried (another try
+    /// would fail the same way).
+    static func classify(_ error: any Error, address: IPAddress, port: Int) -> AttemptOutcome {
+        let target = "\(address.urlHost):\(port)"
+        if error is CancellationError { return .cancelled }
+        if let error = error as? HTTPClientError {
+            switch error {
+            case .cancelled: return .cancelled
+            case .deadlineExceeded: return .timeout
+            case .connectTimeout: return .failed("connecting to \(target) timed out", retryable: true)
+            case .remoteConnectionClosed: return .failed("\(target) closed the connection before answering in full", retryable: true)
+            case .tlsHandshakeTimeout: return .failed("the TLS handshake with \(target) timed out", retryable: true)
+            case .readTimeout, .writeTimeout: return .failed("the connection to \(target) stalled", retryable: true)
+            default: return .failed("the request to \(target) failed: \(error)", retryable: false)
+            }
+        }
+        if let error = error as? IOError {
+            return .failed("connection to \(target) failed: \(String(cString: strerror(error.errnoCode)))", retryable: true)
+        }
+        if let error = error as? ChannelError {
+            return .failed("connection to \(target) failed: \(error)", retryable: true)
+        }
+        return .failed("the request to \(target) failed: \(error)", retryable: false)
+    }
+}

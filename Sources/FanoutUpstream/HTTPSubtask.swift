@@ -1,0 +1,141 @@
+import FanoutCore
+
+/// A validated `http` subtask: what ``HTTPRunner/decode(_:path:)`` extracts from its fields.
+public struct HTTPSubtask: Sendable {
+    /// Upper case, e.g. `GET`.
+    public var method: String
+    public var url: UpstreamURL
+    /// Request headers in the order given; ``body`` JSON adds `content-type: application/json`
+    /// unless a content type is given.
+    public var headers: [(name: String, value: String)]
+    public var body: [UInt8]?
+    /// Retries asked for; they apply only when ``isIdempotent``.
+    public var retries: Int
+    public var hedgeAfter: Duration?
+
+    /// GET, HEAD, PUT, DELETE and OPTIONS: the methods that may be retried and hedged.
+    public var isIdempotent: Bool { RetryPolicy.idempotentMethods.contains(method) }
+
+    /// The retries that will actually be made at most.
+    var effectiveRetries: Int { isIdempotent ? retries : 0 }
+    /// The hedge delay, when hedging applies.
+    var effectiveHedgeAfter: Duration? { isIdempotent ? hedgeAfter : nil }
+
+    static let fields: Set<String> = ["method", "url", "headers", "body", "retries", "hedge_after_ms"]
+
+    /// Headers the client may not set: the service frames the request and names the host itself.
+    static let reservedHeaders: Set<String> = [
+        "host", "content-length", "transfer-encoding", "connection", "upgrade", "keep-alive",
+        "proxy-connection", "te", "trailer",
+    ]
+
+    /// Longest `hedge_after_ms` accepted (a day).
+    static let maxHedgeMilliseconds = 86_400_000
+
+    static func decode(_ task: JSONValue, path: String, maxRetries: Int) throws(JobValidationError) -> HTTPSubtask {
+        let method = try decodeMethod(task["method"], field: "\(path).method")
+
+        guard let urlValue = task["url"], urlValue != .null else {
+            throw JobValidationError(field: "\(path).url", detail: "is required")
+        }
+        guard case .string(let urlText) = urlValue else {
+            throw JobValidationError(field: "\(path).url", detail: "must be a string, got \(urlValue.kindName)")
+        }
+        let url: UpstreamURL
+        do {
+            url = try UpstreamURL(parsing: urlText)
+        } catch {
+            throw JobValidationError(field: "\(path).url", detail: error.reason)
+        }
+
+        var headers = try decodeHeaders(task["headers"], field: "\(path).headers")
+        var body: [UInt8]?
+        switch task["body"] {
+        case nil, .null?:
+            body = nil
+        case .string(let text)?:
+            body = Array(text.utf8)
+        case let json?:
+            var writer = JSONWriter()
+            writer.write(json)
+            body = writer.bytes
+            if !headers.contains(where: { $0.name.lowercased() == "content-type" }) {
+                headers.append((name: "content-type", value: "application/json"))
+            }
+        }
+
+        let retries = try integer(task["retries"], field: "\(path).retries", in: 0...maxRetries) ?? 0
+        let hedge = try integer(task["hedge_after_ms"], field: "\(path).hedge_after_ms", in: 1...maxHedgeMilliseconds)
+        return HTTPSubtask(
+            method: method,
+            url: url,
+            headers: headers,
+            body: body,
+            retries: retries,
+            hedgeAfter: hedge.map { .milliseconds($0) }
+        )
+    }
+
+    private static func decodeMethod(_ value: JSONValue?, field: String) throws(JobValidationError) -> String {
+        guard let value, value != .null else { return "GET" }
+        guard case .string(let text) = value else {
+            throw JobValidationError(field: field, detail: "must be a string, got \(value.kindName)")
+        }
+        let method = text.uppercased()
+        guard !method.isEmpty, method.utf8.count <= 32, method.allSatisfy({ $0.isASCII && ($0.isLetter || $0 == "-" || $0 == "_") }) else {
+            throw JobValidationError(field: field, detail: "must be an HTTP method such as GET or POST, got \"\(text)\"")
+        }
+        guard method != "CONNECT" else {
+            throw JobValidationError(field: field, detail: "CONNECT is not supported")
+        }
+        return method
+    }
+
+    private static func decodeHeaders(_ value: JSONValue?, field: String) throws(JobValidationError) -> [(name: String, value: String)] {
+        guard let value, value != .null else { return [] }
+        guard case .object(let members) = value else {
+            throw JobValidationError(field: field, detail: "must be an object of strings, got \(value.kindName)")
+        }
+        var headers: [(name: String, value: String)] = []
+        for (name, member) in members {
+            guard isToken(name) else {
+                throw JobValidationError(field: "\(field).\(name)", detail: "is not a valid header name")
+            }
+            guard !reservedHeaders.contains(name.lowercased()) else {
+                throw JobValidationError(field: "\(field).\(name)", detail: "is set by the service and may not be given")
+            }
+            guard case .string(let text) = member else {
+                throw JobValidationError(field: "\(field).\(name)", detail: "must be a string, got \(member.kindName)")
+            }
+            guard text.unicodeScalars.allSatisfy({ $0 == "\t" || ($0.value >= 0x20 && $0.value != 0x7F) }) else {
+                throw JobValidationError(field: "\(field).\(name)", detail: "must not contain control characters (CR, LF, NUL…)")
+            }
+            headers.append((name: name, value: text))
+        }
+        return headers
+    }
+
+    private static func integer(_ value: JSONValue?, field: String, in range: ClosedRange<Int>) throws(JobValidationError) -> Int? {
+        guard let value, value != .null else { return nil }
+        guard case .number(let number) = value, number.rounded() == number, number.magnitude < 1e15 else {
+            throw JobValidationError(field: field, detail: "must be an integer, got \(value.kindName)")
+        }
+        let integer = Int(number)
+        guard range.contains(integer) else {
+            throw JobValidationError(field: field, detail: "must be between \(range.lowerBound) and \(range.upperBound), got \(integer)")
+        }
+        return integer
+    }
+
+    /// RFC 9110 token characters.
+    private static func isToken(_ text: String) -> Bool {
+        !text.isEmpty && text.utf8.allSatisfy { byte in
+            switch byte {
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+                true
+            default:
+                Array("!#$%&'*+-.^_`|~".utf8).contains(byte)
+            }
+        }
+    }
+}

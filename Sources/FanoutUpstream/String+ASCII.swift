@@ -1,0 +1,11 @@
+extension String {
+    /// Without leading and trailing spaces, tabs and line breaks.
+    func trimmingWhitespace() -> String {
+        String(drop(while: \.isWhitespace).reversed().drop(while: \.isWhitespace).reversed())
+    }
+}
+
+extension Character {
+    /// `0` to `9` only (`isNumber` also admits other scripts' digits and fractions).
+    var isASCIIDigit: Bool { asciiValue.map { (0x30...0x39).contains($0) } ?? false }
+}

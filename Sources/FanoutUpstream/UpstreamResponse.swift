@@ -1,0 +1,72 @@
+public import FanoutCore
+
+/// An upstream's complete answer, and its rendering as the result's `value` (or `response`):
+/// `{"status":200,"headers":{...},"body":...,"attempts":N}`.
+///
+/// - `headers`: names in lower case; a repeated field's values joined with `", "` in arrival order.
+/// - `body`: the parsed JSON when the `Content-Type` is JSON (`application/json` or any `+json`
+///   type) and the bytes parse as JSON; otherwise the text when the bytes are valid UTF-8;
+///   otherwise the bytes in standard base64, and then the object also carries
+///   `"body_encoding":"base64"` (absent in every other case). Nothing is ever replaced or lost.
+public struct UpstreamResponse: Sendable, Equatable {
+    public var status: Int
+    public var headers: [(name: String, value: String)]
+    public var body: [UInt8]
+
+    public init(status: Int, headers: [(name: String, value: String)], body: [UInt8]) {
+        self.status = status
+        self.headers = headers
+        self.body = body
+    }
+
+    public static func == (lhs: UpstreamResponse, rhs: UpstreamResponse) -> Bool {
+        lhs.status == rhs.status && lhs.body == rhs.body
+            && lhs.headers.count == rhs.headers.count && zip(lhs.headers, rhs.headers).allSatisfy { $0 == $1 }
+    }
+
+    /// The first value of a header, by case-insensitive name.
+    public func header(_ name: String) -> String? {
+        let name = name.lowercased()
+        return headers.first { $0.name.lowercased() == name }?.value
+    }
+
+    /// Whether the `Content-Type` says JSON.
+    public var isJSON: Bool {
+        guard let contentType = header("content-type") else { return false }
+        let mediaType = (contentType.split(separator: ";", maxSplits: 1).first.map(String.init) ?? "").trimmingWhitespace().lowercased()
+        return mediaType == "application/json" || (mediaType.contains("/") && mediaType.hasSuffix("+json"))
+    }
+
+    /// `value` / `response` of the result line.
+    public func rendered(attempts: Int) -> JSONValue {
+        var members: [(String, JSONValue)] = [
+            ("status", .number(Double(status))),
+            ("headers", .object(renderedHeaders)),
+        ]
+        if isJSON, let parsed = try? JSONParser.parse(body) {
+            members.append(("body", parsed))
+        } else if let text = String(validating: body, as: UTF8.self) {
+            members.append(("body", .string(text)))
+        } else {
+            members.append(("body", .string(Base64.encode(body))))
+            members.append(("body_encoding", .string("base64")))
+        }
+        members.append(("attempts", .number(Double(attempts))))
+        return .object(members)
+    }
+
+    private var renderedHeaders: [(String, JSONValue)] {
+        var order: [String] = []
+        var values: [String: String] = [:]
+        for (name, value) in headers {
+            let name = name.lowercased()
+            if let existing = values[name] {
+                values[name] = existing + ", " + value
+            } else {
+                order.append(name)
+                values[name] = value
+            }
+        }
+        return order.map { ($0, .string(values[$0] ?? "")) }
+    }
+}

@@ -1,0 +1,160 @@
+/// An `http` subtask's URL, parsed strictly enough that what the egress policy checks is exactly
+/// what the request goes to: `http` or `https`, a host that is a DNS name, an IPv4 address in any
+/// spelling browsers accept (normalised, see ``URLHostNumber``) or a bracketed IPv6 address, an
+/// optional port, and a path and query in RFC 3986 characters. No credentials (`user@host`), no
+/// backslashes, no zone ids, no raw spaces or non-ASCII (percent-encode them); the fragment is dropped.
+public struct UpstreamURL: Sendable, Equatable, CustomStringConvertible {
+    public enum Scheme: String, Sendable {
+        case http, https
+
+        public var defaultPort: Int { self == .http ? 80 : 443 }
+    }
+
+    public enum Host: Sendable, Equatable {
+        /// A DNS name, lower case, without a trailing dot.
+        case name(String)
+        /// An address literal (IPv4 in any accepted spelling, or IPv6).
+        case address(IPAddress)
+    }
+
+    /// Why a URL was refused (for the validation error on `tasks[i].url`).
+    public struct Invalid: Error, Sendable, Equatable, CustomStringConvertible {
+        public var reason: String
+        public var description: String { reason }
+    }
+
+    public var scheme: Scheme
+    public var host: Host
+    public var port: Int
+    /// Path and query, always starting with `/`.
+    public var target: String
+
+    /// Longest URL accepted.
+    public static let maxLength = 8192
+
+    public init(parsing text: String) throws(Invalid) {
+        guard text.utf8.count <= Self.maxLength else { throw Invalid(reason: "is longer than \(Self.maxLength) bytes") }
+        guard text.unicodeScalars.allSatisfy({ $0.isASCII && $0.value > 0x20 && $0.value != 0x7F }) else {
+            throw Invalid(reason: "must be ASCII without spaces or control characters (percent-encode them)")
+        }
+        guard !text.contains("\\") else { throw Invalid(reason: "must not contain backslashes") }
+        guard let separator = text.firstRange(of: "://") else {
+            throw Invalid(reason: "must be an absolute http:// or https:// URL")
+        }
+        guard let scheme = Scheme(rawValue: text[..<separator.lowerBound].lowercased()) else {
+            throw Invalid(reason: "must use http or https, not \"\(text[..<separator.lowerBound])\"")
+        }
+        var rest = text[separator.upperBound...]
+        if let hash = rest.firstIndex(of: "#") { rest = rest[..<hash] }
+        let authorityEnd = rest.firstIndex { $0 == "/" || $0 == "?" } ?? rest.endIndex
+        let authority = rest[..<authorityEnd]
+        var target = String(rest[authorityEnd...])
+        if target.isEmpty { target = "/" } else if target.hasPrefix("?") { target = "/" + target }
+        guard !authority.contains("@") else {
+            throw Invalid(reason: "must not carry credentials (user@host); send an authorization header instead")
+        }
+        guard !authority.isEmpty else { throw Invalid(reason: "has no host") }
+
+        var hostText: Substring
+        var portText: Substring?
+        if authority.hasPrefix("[") {
+            guard let close = authority.firstIndex(of: "]") else { throw Invalid(reason: "has an unterminated IPv6 address") }
+            hostText = authority[authority.index(after: authority.startIndex)..<close]
+            let after = authority[authority.index(after: close)...]
+            if !after.isEmpty {
+                guard after.hasPrefix(":") else { throw Invalid(reason: "has text after the IPv6 address") }
+                portText = after.dropFirst()
+            }
+            guard !hostText.contains("%") else { throw Invalid(reason: "must not carry an IPv6 zone id") }
+            guard let address = IPAddress(hostText), address.isIPv6 else {
+                throw Invalid(reason: "has an invalid IPv6 address \"[\(hostText)]\"")
+            }
+            self.host = .address(address)
+        } else {
+            if let colon = authority.firstIndex(of: ":") {
+                hostText = authority[..<colon]
+                portText = authority[authority.index(after: colon)...]
+            } else {
+                hostText = authority
+            }
+            guard !hostText.isEmpty else { throw Invalid(reason: "has no host") }
+            let name = EgressPolicy.normalize(String(hostText))
+            switch URLHostNumber(host: name) {
+            case .address(let address):
+                self.host = .address(address)
+            case .invalid:
+                throw Invalid(reason: "has a host \"\(hostText)\" that ends in a number but is no valid IPv4 address")
+            case .notANumber:
+                guard Self.isValidHostName(name) else {
+                    throw Invalid(reason: "has an invalid host \"\(hostText)\" (letters, digits, '-', '_' and dots; non-ASCII names in punycode)")
+                }
+                self.host = .name(name)
+            }
+        }
+
+        var port = scheme.defaultPort
+        if let portText, !portText.isEmpty {
+            guard portText.count <= 5, portText.allSatisfy(\.isASCIIDigit), let number = Int(portText), (1...65535).contains(number) else {
+                throw Invalid(reason: "has an invalid port \"\(portText)\" (1 to 65535)")
+            }
+            port = number
+        }
+        guard Self.isValidTarget(target) else {
+            throw Invalid(reason: "has characters in its path or query that must be percent-encoded")
+        }
+        self.scheme = scheme
+        self.port = port
+        self.target = target
+    }
+
+    /// The host as written in a URL or `Host` header: the name, or the canonical address (IPv6 in brackets).
+    public var hostText: String {
+        switch host {
+        case .name(let name): name
+        case .address(let address): address.urlHost
+        }
+    }
+
+    /// `host[:port]`, the port only when not the scheme's default: the `Host` header's value.
+    public var authority: String {
+        port == scheme.defaultPort ? hostText : "\(hostText):\(port)"
+    }
+
+    /// The per-host limit's key.
+    public var hostAndPort: String { "\(hostText):\(port)" }
+
+    /// The URL in canonical form.
+    public var description: String { "\(scheme.rawValue)://\(authority)\(target)" }
+
+    /// The URL with its host replaced by a checked address, for a connection that must go there.
+    func replacingHost(with address: IPAddress) -> String {
+        let host = address.urlHost
+        return port == scheme.defaultPort ? "\(scheme.rawValue)://\(host)\(target)" : "\(scheme.rawValue)://\(host):\(port)\(target)"
+    }
+
+    /// A DNS name as this service accepts it: ASCII letters, digits, `-` and `_`, dot-separated
+    /// labels of 1 to 63 characters, 253 in all, not starting or ending a label with `-`.
+    public static func isValidHostName(_ name: String) -> Bool {
+        guard !name.isEmpty, name.utf8.count <= 253 else { return false }
+        return name.split(separator: ".", omittingEmptySubsequences: false).allSatisfy { label in
+            !label.isEmpty && label.utf8.count <= 63 && label.first != "-" && label.last != "-"
+                && label.allSatisfy { $0.isASCII && ($0.isLetter || $0.isASCIIDigit || $0 == "-" || $0 == "_") }
+        }
+    }
+
+    /// RFC 3986 path and query characters, with `%` only as the start of a `%XX` escape.
+    private static func isValidTarget(_ target: String) -> Bool {
+        let allowed = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~!$&'()*+,;=:@/?".utf8)
+        var bytes = target.utf8.makeIterator()
+        while let byte = bytes.next() {
+            if byte == UInt8(ascii: "%") {
+                guard let high = bytes.next(), let low = bytes.next(),
+                      Character(Unicode.Scalar(high)).isHexDigit, Character(Unicode.Scalar(low)).isHexDigit
+                else { return false }
+            } else if !allowed.contains(byte) {
+                return false
+            }
+        }
+        return true
+    }
+}
