@@ -75,6 +75,7 @@ extension ConfigurationKey {
         int("upstream.max_connections_per_host", 1...100_000, \.upstream.maxConnectionsPerHost),
         int("upstream.connect_timeout_ms", 1...600_000, \.upstream.connectTimeoutMilliseconds),
         .init(name: "egress.allow", kind: .list) { config, value in config.egress.allow = value.list },
+        .init(name: "egress.allow_public", kind: .boolean) { config, value in config.egress.allowPublic = value.bool },
         .init(name: "auth.tokens", kind: .list) { config, value in config.auth.tokens = value.list },
         .init(name: "auth.protect_metrics", kind: .boolean) { config, value in config.auth.protectMetrics = value.bool },
         int("shutdown.grace_s", 0...86_400, \.shutdown.graceSeconds),

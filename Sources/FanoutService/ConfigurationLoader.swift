@@ -30,7 +30,13 @@ public struct ConfigurationLoader: Sendable {
             if let text = environment[variable] { try apply(text: text, to: name, source: variable, config: &config) }
         }
         for key in ConfigurationKey.all {
-            if let text = environment[key.environmentName] {
+            guard let text = environment[key.environmentName] else { continue }
+            if key.name == "egress.allow" {
+                // SPEC: FANOUT_EGRESS_ALLOW adds to the allow-list of the file.
+                let fromFile = config.egress.allow
+                try apply(text: text, to: key.name, source: key.environmentName, config: &config)
+                config.egress.allow = fromFile + config.egress.allow.filter { !fromFile.contains($0) }
+            } else {
                 try apply(text: text, to: key.name, source: key.environmentName, config: &config)
             }
         }

@@ -41,6 +41,8 @@ public struct FanoutConfiguration: Sendable, Equatable {
     public struct Egress: Sendable, Equatable {
         /// Hosts and CIDRs that `http` tasks may reach besides public addresses.
         public var allow: [String] = []
+        /// Whether public addresses are reachable without an allow-list entry; off for allow-list only.
+        public var allowPublic = true
     }
 
     public struct Auth: Sendable, Equatable {

@@ -30,6 +30,7 @@ public final class FanoutService: Service {
         var egress = EgressPolicy()
         do {
             egress = try EgressPolicy(allow: configuration.egress.allow)
+            egress.allowsPublicAddresses = configuration.egress.allowPublic
             configurationError = nil
         } catch {
             configurationError = ConfigurationError("egress.allow: \(error)")

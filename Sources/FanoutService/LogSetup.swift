@@ -42,6 +42,7 @@ extension FanoutConfiguration {
             "upstream.max_connections_per_host": "\(upstream.maxConnectionsPerHost)",
             "upstream.connect_timeout_ms": "\(upstream.connectTimeoutMilliseconds)",
             "egress.allow": "\(egress.allow.joined(separator: ","))",
+            "egress.allow_public": "\(egress.allowPublic)",
             "auth.tokens": "\(auth.tokens.isEmpty ? "none (auth off)" : "\(auth.tokens.count) redacted")",
             "auth.protect_metrics": "\(auth.protectMetrics)",
             "shutdown.grace_s": "\(shutdown.graceSeconds)",

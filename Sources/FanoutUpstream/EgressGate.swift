@@ -35,6 +35,10 @@ public struct EgressGate: Sendable {
                 return .forbidden("\(address) is \(kind.rawValue); the egress policy does not allow it")
             }
         case .name(let name):
+            if !policy.allowsPublicAddresses, policy.blocks.isEmpty, !policy.allowsHost(name) {
+                // Nothing this name could resolve to is allowed: do not even ask DNS.
+                return .forbidden("\"\(name)\" is not on the egress allow-list and egress.allow_public is off")
+            }
             let addresses: [IPAddress]
             do {
                 addresses = try await resolver.resolve(name)

@@ -21,6 +21,9 @@ public struct EgressPolicy: Sendable, Equatable {
     /// Suffixes from `*.example.com` entries, stored as `.example.com`.
     public private(set) var hostSuffixes: [String] = []
     public private(set) var blocks: [CIDRBlock] = []
+    /// Whether public (global unicast) addresses are allowed without an allow-list entry
+    /// (`egress.allow_public`). Off, only what the allow-list names is reachable.
+    public var allowsPublicAddresses = true
 
     /// The default policy: public addresses only.
     public init() {}
@@ -65,7 +68,7 @@ public struct EgressPolicy: Sendable, Equatable {
         let reached = address.unmapped
         if blocks.contains(where: { $0.contains(reached) || $0.contains(address) }) { return .allowed }
         let kind = AddressClass.of(reached)
-        return kind == .global ? .allowed : .denied(kind)
+        return kind == .global && allowsPublicAddresses ? .allowed : .denied(kind)
     }
 
     static func normalize(_ name: String) -> String {

@@ -21,7 +21,7 @@ struct ConfigurationTests {
     }
 
     @Test func environmentOverridesTheFileAndFlagsOverrideBoth() throws {
-        let path = try writeTemporary(#"{"server":{"port":9000,"host":"0.0.0.0"},"limits":{"max_tasks":10}}"#)
+        let path = try writeTemporary(#"{"server":{"port":9000,"host":"0.0.0.0"},"limits":{"max_tasks":10},"egress":{"allow":["users"]}}"#)
         defer { unlink(path) }
         let environment = [
             "FANOUT_PORT": "9100", "FANOUT_LIMITS_MAX_TASKS": "20", "FANOUT_EGRESS_ALLOW": "10.0.0.0/8, api.internal",
@@ -31,7 +31,7 @@ struct ConfigurationTests {
         #expect(config.server.host == "0.0.0.0")
         #expect(config.server.port == 0)
         #expect(config.limits.maxTasks == 20)
-        #expect(config.egress.allow == ["10.0.0.0/8", "api.internal"])
+        #expect(config.egress.allow == ["users", "10.0.0.0/8", "api.internal"], "FANOUT_EGRESS_ALLOW adds to the file's list")
         #expect(config.auth.tokens == ["a", "b"])
         #expect(config.defaults.taskTimeoutMilliseconds == 1500)
     }

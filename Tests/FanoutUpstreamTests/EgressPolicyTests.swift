@@ -230,6 +230,20 @@ struct EgressGateTests {
         }
     }
 
+    @Test func withPublicAddressesOffOnlyTheAllowListIsReachable() async throws {
+        var closed = try EgressPolicy(allow: ["api.internal"])
+        closed.allowsPublicAddresses = false
+        #expect(closed.decision(for: try #require(IPAddress("8.8.8.8"))) == .denied(.global))
+        let lookups = StubResolver(["public.test": ["8.8.8.8"], "api.internal": ["10.1.1.1"]])
+        guard case .forbidden(let message) = try await check("http://public.test/", policy: closed, resolver: lookups) else {
+            Issue.record("a public name must be refused when egress.allow_public is off")
+            return
+        }
+        #expect(message.contains("allow_public"))
+        #expect(lookups.calls.isEmpty, "a name nothing could allow is refused without asking DNS")
+        #expect(try await check("http://api.internal/", policy: closed, resolver: lookups) == .connect([try #require(IPAddress("10.1.1.1"))]))
+    }
+
     @Test func anAllowListedBlockOpensNamesResolvingIntoIt() async throws {
         let policy = try EgressPolicy(allow: ["10.0.0.0/8"])
         #expect(try await check("http://private.test/", policy: policy, resolver: resolver) == .connect([try #require(IPAddress("10.0.0.5"))]))
