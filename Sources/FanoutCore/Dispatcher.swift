@@ -42,8 +42,16 @@ public enum Dispatcher {
                 while inFlight < job.concurrency, next < job.tasks.count, !run.stopped, launched < launchBatch {
                     let task = job.tasks[next]
                     next += 1
-                    inFlight += 1
                     launched += 1
+                    let body: @Sendable (SubtaskContext) async -> SubtaskOutcome
+                    switch task.work {
+                    case .immediate(let outcome):
+                        run.record(index: task.index, outcome: outcome, at: .now)
+                        continue
+                    case .run(let work):
+                        body = work
+                    }
+                    inFlight += 1
                     let deadline: ContinuousClock.Instant
                     if let timeout = task.timeoutMilliseconds, start + .milliseconds(timeout) < jobDeadline {
                         deadline = start + .milliseconds(timeout)
@@ -52,13 +60,15 @@ public enum Dispatcher {
                     }
                     let context = SubtaskContext(deadline: deadline, deadlineIsJobDeadline: deadline == jobDeadline)
                     group.addTask {
-                        let outcome = await task.run(context)
+                        let outcome = await body(context)
                         events.post(.finished(index: task.index, outcome: outcome, at: .now))
                     }
                 }
                 let moreToLaunch = inFlight < job.concurrency && next < job.tasks.count && !run.stopped
                 var batch = events.take()
-                if batch.isEmpty {
+                if batch.isEmpty, run.hasOutgoing {
+                    // Immediate outcomes are ready: send them before waiting for more.
+                } else if batch.isEmpty {
                     if moreToLaunch {
                         await Task.yield()
                         continue
@@ -83,10 +93,14 @@ public enum Dispatcher {
                 }
                 if run.stopped { group.cancelAll() }
                 // Only once the lines are with the client may new subtasks start.
-                if await !run.flush(to: sink) { break }
+                if await !run.flush(to: sink) {
+                    run.summary.clientGone = true
+                    group.cancelAll()
+                    break
+                }
                 if run.finished { break }
             }
-            if !run.finished {
+            if !run.finished, !run.summary.clientGone {
                 run.summary.clientGone = true
                 group.cancelAll()
             }
@@ -180,6 +194,9 @@ struct JobRun {
             done: summary.done, total: summary.total, elapsedMilliseconds: (now - start).milliseconds, into: &outgoing
         )
     }
+
+    /// Lines are waiting to be sent.
+    var hasOutgoing: Bool { !outgoing.bytes.isEmpty }
 
     /// When the next heartbeat is due if nothing is sent before.
     func nextHeartbeat(every interval: Duration) -> ContinuousClock.Instant {

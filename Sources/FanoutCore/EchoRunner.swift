@@ -32,6 +32,13 @@ public struct EchoRunner: SubtaskRunner {
         return Payload(delayMilliseconds: delay, value: task["value"] ?? .null, error: try task.string("error", path: path))
     }
 
+    /// No delay: the outcome is known at once.
+    public func immediateOutcome(_ payload: Payload) -> SubtaskOutcome? {
+        guard payload.delayMilliseconds == 0 else { return nil }
+        if let message = payload.error { return .error(code: "task_error", message: message) }
+        return .ok(payload.value)
+    }
+
     public func run(_ payload: Payload, context: SubtaskContext) async -> SubtaskOutcome {
         if payload.delayMilliseconds > 0 {
             let wakeUp = ContinuousClock.now + .microseconds(Int64(payload.delayMilliseconds * 1000))

@@ -46,8 +46,16 @@ public struct Subtask: Sendable {
     public var kind: String
     /// This subtask's own timeout (the job's `task_timeout_ms` when it names none), if any.
     public var timeoutMilliseconds: Int?
-    /// Runs the subtask; bound to its runner and decoded payload at validation time.
-    public var run: @Sendable (SubtaskContext) async -> SubtaskOutcome
+    /// What performing it takes; bound to its runner and decoded payload at validation time.
+    public var work: SubtaskWork
+
+    public init(id: String, index: Int, kind: String, timeoutMilliseconds: Int?, work: SubtaskWork) {
+        self.id = id
+        self.index = index
+        self.kind = kind
+        self.timeoutMilliseconds = timeoutMilliseconds
+        self.work = work
+    }
 
     public init(
         id: String,
@@ -56,11 +64,7 @@ public struct Subtask: Sendable {
         timeoutMilliseconds: Int?,
         run: @escaping @Sendable (SubtaskContext) async -> SubtaskOutcome
     ) {
-        self.id = id
-        self.index = index
-        self.kind = kind
-        self.timeoutMilliseconds = timeoutMilliseconds
-        self.run = run
+        self.init(id: id, index: index, kind: kind, timeoutMilliseconds: timeoutMilliseconds, work: .run(run))
     }
 }
 

@@ -39,7 +39,6 @@ public struct JobDecoder: Sendable {
     private static let jobFields: Set<String> = [
         "tasks", "concurrency", "timeout_ms", "task_timeout_ms", "order", "fail_fast", "first", "heartbeat_ms",
     ]
-    private static let commonTaskFields: Set<String> = ["id", "kind", "timeout_ms"]
 
     public init(policy: JobPolicy, runners: RunnerRegistry) {
         self.policy = policy
@@ -95,16 +94,32 @@ public struct JobDecoder: Sendable {
 
         var tasks: [Subtask] = []
         tasks.reserveCapacity(taskValues.count)
-        var seen = Set<String>(minimumCapacity: taskValues.count)
+        // Ids must be unique. Defaults (the index) are unique among themselves, so a set is only
+        // kept once some task names its own id.
+        var seen: Set<String>?
+        var defaulted: [Int] = []
         for (index, taskValue) in taskValues.enumerated() {
             let path = "tasks[\(index)]"
             guard case .object = taskValue else {
                 throw JobValidationError(field: path, detail: "must be an object, got \(taskValue.typeName)")
             }
-            let id = try taskValue.string("id", path: path) ?? String(index)
-            guard !id.isEmpty else { throw JobValidationError(field: "\(path).id", detail: "must not be empty") }
-            guard seen.insert(id).inserted else {
-                throw JobValidationError(field: "\(path).id", detail: "\"\(id)\" is used by an earlier task; ids must be unique")
+            let id: String
+            if let named = try taskValue.string("id", path: path) {
+                guard !named.isEmpty else { throw JobValidationError(field: "\(path).id", detail: "must not be empty") }
+                if seen == nil { seen = Set(defaulted.map(String.init)) }
+                guard seen!.insert(named).inserted else {
+                    throw JobValidationError(field: "\(path).id", detail: "\"\(named)\" is used by an earlier task; ids must be unique")
+                }
+                id = named
+            } else {
+                id = String(index)
+                if seen != nil {
+                    guard seen!.insert(id).inserted else {
+                        throw JobValidationError(field: "\(path).id", detail: "the default id \"\(id)\" (its index) is used by an earlier task; ids must be unique")
+                    }
+                } else {
+                    defaulted.append(index)
+                }
             }
             guard let kind = try taskValue.string("kind", path: path) else {
                 throw JobValidationError(field: "\(path).kind", detail: "is required (one of: \(runners.kinds.joined(separator: ", ")))")
@@ -112,12 +127,12 @@ public struct JobDecoder: Sendable {
             guard let fields = runners.fields(of: kind) else {
                 throw JobValidationError(field: "\(path).kind", detail: "\"\(kind)\" is not a known kind (one of: \(runners.kinds.joined(separator: ", ")))")
             }
-            try taskValue.requireOnly(fields.union(Self.commonTaskFields), path: path)
+            try taskValue.requireOnly(fields, path: path)
             let ownTimeout = try taskValue.integer("timeout_ms", path: path, in: timeouts) ?? taskTimeout
-            guard let run = try runners.bind(kind: kind, task: taskValue, path: path) else {
+            guard let work = try runners.bind(kind: kind, task: taskValue, path: path) else {
                 throw JobValidationError(field: "\(path).kind", detail: "\"\(kind)\" is not a known kind")
             }
-            tasks.append(Subtask(id: id, index: index, kind: kind, timeoutMilliseconds: ownTimeout, run: run))
+            tasks.append(Subtask(id: id, index: index, kind: kind, timeoutMilliseconds: ownTimeout, work: work))
         }
         return Job(
             tasks: tasks,

@@ -19,31 +19,52 @@ public protocol SubtaskRunner: Sendable {
     /// the calling task is cancelled (with a cancelled outcome, which the dispatcher relabels). It
     /// never throws: every failure is an outcome, delivered as a line.
     func run(_ payload: Payload, context: SubtaskContext) async -> SubtaskOutcome
+
+    /// The outcome when it is known without waiting (an `echo` with no delay), else nil. The
+    /// dispatcher then records it when the subtask's turn comes instead of starting a task for it.
+    func immediateOutcome(_ payload: Payload) -> SubtaskOutcome?
+}
+
+extension SubtaskRunner {
+    public func immediateOutcome(_ payload: Payload) -> SubtaskOutcome? { nil }
+}
+
+/// A subtask bound to its runner: how the dispatcher performs it.
+public enum SubtaskWork: Sendable {
+    /// Start a task that runs this.
+    case run(@Sendable (SubtaskContext) async -> SubtaskOutcome)
+    /// Known already; no task needed.
+    case immediate(SubtaskOutcome)
 }
 
 /// The runners a service offers, by kind.
 public struct RunnerRegistry: Sendable {
     fileprivate struct Entry: Sendable {
+        /// The runner's fields plus the common ones (`id`, `kind`, `timeout_ms`).
         let fields: Set<String>
-        let bind: @Sendable (JSONValue, String) throws(JobValidationError) -> @Sendable (SubtaskContext) async -> SubtaskOutcome
+        let bind: @Sendable (JSONValue, String) throws(JobValidationError) -> SubtaskWork
     }
+
+    static let commonFields: Set<String> = ["id", "kind", "timeout_ms"]
 
     fileprivate var entries: [String: Entry] = [:]
 
     public init() {}
 
     public mutating func register<Runner: SubtaskRunner>(_ runner: Runner) {
-        entries[runner.kind] = Entry(fields: runner.fields) { (task, path) throws(JobValidationError) in
+        entries[runner.kind] = Entry(fields: runner.fields.union(Self.commonFields)) { (task, path) throws(JobValidationError) in
             let payload = try runner.decode(task, path: path)
-            return { context in await runner.run(payload, context: context) }
+            if let outcome = runner.immediateOutcome(payload) { return .immediate(outcome) }
+            return .run { context in await runner.run(payload, context: context) }
         }
     }
 
     public var kinds: [String] { entries.keys.sorted() }
 
+    /// Every field a subtask of `kind` may carry, or nil for an unknown kind.
     func fields(of kind: String) -> Set<String>? { entries[kind]?.fields }
 
-    func bind(kind: String, task: JSONValue, path: String) throws(JobValidationError) -> (@Sendable (SubtaskContext) async -> SubtaskOutcome)? {
+    func bind(kind: String, task: JSONValue, path: String) throws(JobValidationError) -> SubtaskWork? {
         guard let entry = entries[kind] else { return nil }
         return try entry.bind(task, path)
     }

@@ -49,10 +49,26 @@ public struct HTTPHeaders: Sendable, Sequence {
 
     /// The first value of the field `name`, compared case-insensitively.
     public subscript(_ name: String) -> String? {
-        for field in fields where field.name.count == name.count && field.name.lowercased() == name.lowercased() {
+        for field in fields where Self.equalIgnoringASCIICase(field.name, name) {
             return field.value
         }
         return nil
+    }
+
+    /// Compares without allocating (header names are ASCII).
+    static func equalIgnoringASCIICase(_ a: String, _ b: String) -> Bool {
+        var a = a.utf8.makeIterator()
+        var b = b.utf8.makeIterator()
+        while true {
+            switch (a.next(), b.next()) {
+            case (nil, nil): return true
+            case (let x?, let y?):
+                if x == y { continue }
+                if x | 0x20 == y | 0x20, (x | 0x20) >= UInt8(ascii: "a"), (x | 0x20) <= UInt8(ascii: "z") { continue }
+                return false
+            default: return false
+            }
+        }
     }
 
     public func makeIterator() -> IndexingIterator<[(name: String, value: String)]> {

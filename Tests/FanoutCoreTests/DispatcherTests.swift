@@ -48,6 +48,20 @@ struct DispatcherTests {
         #expect(summary.ok == 2 && summary.error == 1 && !summary.clientGone)
     }
 
+    @Test func immediateOutcomesAreRecordedWhenTheirTurnComes() async {
+        let sink = CollectingSink()
+        let tasks = [
+            probe.task("slow", 0, delay: 50),
+            Subtask(id: "now", index: 1, kind: "echo", timeoutMilliseconds: nil, work: .immediate(.ok(.string("at once")))),
+            Subtask(id: "bad", index: 2, kind: "echo", timeoutMilliseconds: nil, work: .immediate(.error(code: "task_error", message: "no"))),
+        ]
+        let summary = await Dispatcher.run(.make(tasks, concurrency: 1), id: "j", sink: sink)
+        // With one slot, "now" and "bad" wait for "slow" to free it, as any subtask would.
+        #expect(sink.results.map { $0["id"]?.stringValue } == ["slow", "now", "bad"])
+        #expect(summary.ok == 2 && summary.error == 1)
+        checkInvariants(sink.lines, total: 3)
+    }
+
     @Test func keepsAtMostConcurrencyInFlight() async {
         let sink = CollectingSink()
         let tasks = (0..<20).map { probe.task("t\($0)", $0, delay: 15) }
@@ -141,14 +155,15 @@ struct DispatcherTests {
     }
 
     @Test func aVanishedClientStopsTheJob() async {
-        let sink = CollectingSink(failAfter: 1)
-        let tasks = [probe.task("a", 0, delay: 5), probe.task("b", 1, delay: 20)] + (2..<6).map { probe.task("t\($0)", $0, delay: 10_000) }
+        let sink = CollectingSink(failAfter: 0)
+        let tasks = [probe.task("a", 0, delay: 5)] + (1..<6).map { probe.task("t\($0)", $0, delay: 10_000) }
         let started = ContinuousClock.now
         let summary = await Dispatcher.run(.make(tasks), id: "j", sink: sink)
         #expect(ContinuousClock.now - started < .seconds(2))
         #expect(summary.clientGone)
-        #expect(sink.results.count == 1)
-        #expect(probe.snapshot.current == 0)
+        #expect(sink.results.isEmpty)
+        #expect(probe.snapshot.current == 0, "the subtasks still running were cancelled")
+        #expect(probe.snapshot.cancelled == 5)
     }
 
     @Test func heartbeatsWhileIdle() async {

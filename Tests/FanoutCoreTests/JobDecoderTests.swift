@@ -89,8 +89,22 @@ struct JobDecoderTests {
     }
 
     @Test func echoKeepsAnyJSONValue() async throws {
-        let job = try decode(#"{"tasks":[{"kind":"echo","value":{"deep":[1,{"x":null}]}}]}"#)
-        let outcome = await job.tasks[0].run(SubtaskContext(deadline: .now + .seconds(1)))
+        let job = try decode(#"{"tasks":[{"kind":"echo","value":{"deep":[1,{"x":null}]}},{"kind":"echo","delay_ms":1,"value":2}]}"#)
+        guard case .immediate(let outcome) = job.tasks[0].work else {
+            Issue.record("an echo without delay is known at once")
+            return
+        }
         #expect(outcome == .ok(.object([("deep", .array([.number(1), .object([("x", .null)])]))])))
+        guard case .run(let run) = job.tasks[1].work else {
+            Issue.record("an echo with a delay runs as a task")
+            return
+        }
+        #expect(await run(SubtaskContext(deadline: .now + .seconds(1))) == .ok(.number(2)))
+    }
+
+    @Test func defaultIdsCollideWithNamedOnes() {
+        #expect(failure(#"{"tasks":[{"kind":"echo"},{"id":"0","kind":"echo"}]}"#)?.field == "tasks[1].id")
+        #expect(failure(#"{"tasks":[{"id":"1","kind":"echo"},{"kind":"echo"}]}"#)?.field == "tasks[1].id")
+        #expect(failure(#"{"tasks":[{"id":"x","kind":"echo"},{"kind":"echo"},{"id":"y","kind":"echo"}]}"#) == nil)
     }
 }

@@ -1,0 +1,42 @@
+import Synchronization
+import Testing
+
+@testable import FanoutCore
+
+@Suite("Deadline timer")
+struct SharedTimerTests {
+    @Test func wakesEachSleeperAtItsDeadlineInOrder() async throws {
+        let start = ContinuousClock.now
+        let woken = try await withThrowingTaskGroup(of: Int.self) { group in
+            for delay in [60, 5, 30, 15] {
+                group.addTask {
+                    try await DeadlineTimer.shared.sleep(until: start + .milliseconds(delay))
+                    #expect(ContinuousClock.now - start >= .milliseconds(delay), "never early")
+                    return delay
+                }
+            }
+            var order: [Int] = []
+            for try await delay in group { order.append(delay) }
+            return order
+        }
+        #expect(woken == [5, 15, 30, 60])
+    }
+
+    @Test func cancellationEndsASleepAtOnce() async {
+        let start = ContinuousClock.now
+        let sleeper = Task { try await DeadlineTimer.shared.sleep(until: .now + .seconds(30)) }
+        try? await Task.sleep(for: .milliseconds(20))
+        sleeper.cancel()
+        let result = await sleeper.result
+        #expect(throws: CancellationError.self) { try result.get() }
+        #expect(ContinuousClock.now - start < .seconds(5))
+    }
+
+    @Test func aCancelledActionNeverRuns() async throws {
+        let ran = Atomic<Bool>(false)
+        let token = DeadlineTimer.shared.schedule(at: .now + .milliseconds(20)) { ran.store(true, ordering: .relaxed) }
+        #expect(DeadlineTimer.shared.cancel(token) != nil)
+        try await Task.sleep(for: .milliseconds(60))
+        #expect(ran.load(ordering: .relaxed) == false)
+    }
+}
