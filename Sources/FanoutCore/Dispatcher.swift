@@ -13,6 +13,26 @@ public enum Dispatcher {
     /// lines of a huge job leave while the rest are still being started.
     static let launchBatch = 512
 
+    /// Runs a job whose every outcome is known already (see ``SubtaskRunner/immediateOutcome(_:)``)
+    /// on the calling thread, with no task: returns all its lines, or nil if some subtask must run
+    /// or the lines would take more than `maxBytes` (a big job streams, so a slow reader holds it back).
+    public static func runImmediately(_ job: Job, id: String, maxBytes: Int) -> (lines: [UInt8], summary: JobSummary)? {
+        var outcomes: [SubtaskOutcome] = []
+        outcomes.reserveCapacity(job.tasks.count)
+        for task in job.tasks {
+            guard case .immediate(let outcome) = task.work else { return nil }
+            outcomes.append(outcome)
+        }
+        let start = ContinuousClock.now
+        var run = JobRun(job: job, id: id, start: start)
+        for (index, outcome) in outcomes.enumerated() where !run.stopped {
+            run.record(index: index, outcome: outcome, at: start)
+            if run.outgoingCount > maxBytes { return nil }
+        }
+        let lines = run.takeOutgoing()
+        return (lines, run.summary)
+    }
+
     public static func run(
         _ job: Job,
         id: String,
@@ -195,8 +215,17 @@ struct JobRun {
         )
     }
 
+    /// Takes the lines ready to send, counting them as sent.
+    mutating func takeOutgoing() -> [UInt8] {
+        let bytes = outgoing.bytes
+        outgoing.bytes.removeAll(keepingCapacity: true)
+        summary.bytes += bytes.count
+        return bytes
+    }
+
     /// Lines are waiting to be sent.
     var hasOutgoing: Bool { !outgoing.bytes.isEmpty }
+    var outgoingCount: Int { outgoing.bytes.count }
 
     /// When the next heartbeat is due if nothing is sent before.
     func nextHeartbeat(every interval: Duration) -> ContinuousClock.Instant {
@@ -206,9 +235,7 @@ struct JobRun {
     /// Sends what is ready; false when the client is gone.
     mutating func flush(to sink: some LineSink) async -> Bool {
         guard !outgoing.bytes.isEmpty else { return true }
-        let bytes = outgoing.bytes
-        outgoing.bytes.removeAll(keepingCapacity: true)
-        summary.bytes += bytes.count
+        let bytes = takeOutgoing()
         do {
             try await sink.send(bytes)
         } catch {

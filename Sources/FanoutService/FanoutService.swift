@@ -60,6 +60,7 @@ public final class FanoutService: Service {
             admission: admission,
             metrics: metrics,
             maxBodyBytes: configuration.server.maxBodyBytes,
+            streamBufferBytes: configuration.limits.streamBufferBytes,
             logger: logger
         )
         let handler = FanoutHandler(

@@ -24,7 +24,7 @@ public struct JSONLogHandler: LogHandler {
             ("label", .string(label)),
             ("msg", .string(event.message.description)),
         ]
-        let merged = metadata.merging(event.metadata ?? [:]) { _, new in new }
+        let merged = metadata.isEmpty ? (event.metadata ?? [:]) : metadata.merging(event.metadata ?? [:]) { _, new in new }
         for (key, value) in merged.sorted(by: { $0.key < $1.key }) {
             members.append((key, .string(value.description)))
         }

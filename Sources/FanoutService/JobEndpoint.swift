@@ -9,6 +9,8 @@ struct JobEndpoint: Sendable {
     let admission: JobAdmission
     let metrics: ServiceMetrics
     let maxBodyBytes: Int
+    /// Jobs whose lines are all known at once and fit in this are answered without a task.
+    let streamBufferBytes: Int
     let logger: Logger
 
     func submit(_ request: HTTPRequest) -> HTTPResponse {
@@ -35,41 +37,49 @@ struct JobEndpoint: Sendable {
         }
 
         let id = Self.makeJobID()
+        let headers: [(name: String, value: String)] = [
+            ("Content-Type", "application/x-ndjson"),
+            ("Cache-Control", "no-store"),
+            ("X-Accel-Buffering", "no"),
+            ("X-Job-Id", id),
+        ]
         let client = request.peer ?? "unknown"
-        let metrics = self.metrics
-        let admission = self.admission
-        let logger = self.logger
         metrics.jobStarted()
+        // Every outcome known already (e.g. echo tasks without delay): the whole stream is ready now.
+        if let (lines, summary) = Dispatcher.runImmediately(job, id: id, maxBytes: streamBufferBytes) {
+            finished(id: id, client: client, ticket: ticket, summary: summary, duration: .milliseconds(summary.elapsedMilliseconds))
+            return HTTPResponse(status: 200, headers: headers, body: .finishedStream(lines))
+        }
+        let endpoint = self
         return HTTPResponse(
             status: 200,
-            headers: [
-                ("Content-Type", "application/x-ndjson"),
-                ("Cache-Control", "no-store"),
-                ("X-Accel-Buffering", "no"),
-                ("X-Job-Id", id),
-            ],
+            headers: headers,
             body: .stream { stream in
                 let start = ContinuousClock.now
                 let summary = await Dispatcher.run(job, id: id, control: control, sink: StreamSink(stream: stream))
-                admission.release(ticket)
-                let duration = ContinuousClock.now - start
-                metrics.jobEnded(summary, duration: duration)
-                logger.info(
-                    "job finished",
-                    metadata: [
-                        "job.id": "\(id)",
-                        "job.client": "\(client)",
-                        "job.tasks": "\(summary.total)",
-                        "job.ok": "\(summary.ok)",
-                        "job.error": "\(summary.error)",
-                        "job.timeout": "\(summary.timeout)",
-                        "job.cancelled": "\(summary.cancelled)",
-                        "job.client_gone": "\(summary.clientGone)",
-                        "job.duration_ms": "\(Int(duration.milliseconds.rounded()))",
-                        "job.bytes": "\(summary.bytes)",
-                    ]
-                )
+                endpoint.finished(id: id, client: client, ticket: ticket, summary: summary, duration: .now - start)
             }
+        )
+    }
+
+    /// Frees the job's admission slot, records its metrics and logs its line.
+    private func finished(id: String, client: String, ticket: UInt64, summary: JobSummary, duration: Duration) {
+        admission.release(ticket)
+        metrics.jobEnded(summary, duration: duration)
+        logger.info(
+            "job finished",
+            metadata: [
+                "job.id": "\(id)",
+                "job.client": "\(client)",
+                "job.tasks": "\(summary.total)",
+                "job.ok": "\(summary.ok)",
+                "job.error": "\(summary.error)",
+                "job.timeout": "\(summary.timeout)",
+                "job.cancelled": "\(summary.cancelled)",
+                "job.client_gone": "\(summary.clientGone)",
+                "job.duration_ms": "\(Int(duration.milliseconds.rounded()))",
+                "job.bytes": "\(summary.bytes)",
+            ]
         )
     }
 

@@ -12,6 +12,11 @@ struct MeteredRunner<Base: SubtaskRunner>: SubtaskRunner {
         try base.decode(task, path: path)
     }
 
+    /// Immediate outcomes never run, so they are not in flight and have no duration to record.
+    func immediateOutcome(_ payload: Base.Payload) -> SubtaskOutcome? {
+        base.immediateOutcome(payload)
+    }
+
     func run(_ payload: Base.Payload, context: SubtaskContext) async -> SubtaskOutcome {
         metrics.subtaskStarted()
         let start = ContinuousClock.now

@@ -96,12 +96,13 @@ enum Callbacks {
             mhdResponse = bytes.withUnsafeBytes { raw in
                 MHD_create_response_from_buffer(raw.count, UnsafeMutableRawPointer(mutating: raw.baseAddress), .RESPMEM_MUST_COPY)
             }
-        case .stream(let body):
+        case .stream, .finishedStream:
             let stream = ResponseStream(
                 connection: connection,
                 socket: cmhd_connection_fd(connection),
                 highWater: server.streamBufferBytes
             )
+            if case .finishedStream(let bytes) = response.body { stream.prefill(bytes) }
             // Pattern "long-lived context": this retain is released by `freeStream` when MHD destroys the response.
             mhdResponse = MHD_create_response_from_callback(
                 cmhd_size_unknown(),
@@ -112,7 +113,7 @@ enum Callbacks {
             )
             if mhdResponse != nil {
                 context.stream = stream
-                producer = body
+                if case .stream(let body) = response.body { producer = body }
             } else {
                 Unmanaged.passUnretained(stream).release()
             }
@@ -123,9 +124,9 @@ enum Callbacks {
         }
         let queued = MHD_queue_response(connection, UInt32(response.status), mhdResponse)
         MHD_destroy_response(mhdResponse)
-        if let stream = context.stream, let producer {
+        if let stream = context.stream {
             server.registry.add(stream)
-            if queued == .YES {
+            if queued == .YES, let producer {
                 stream.attach(producer: Task {
                     await producer(stream)
                     stream.finish()

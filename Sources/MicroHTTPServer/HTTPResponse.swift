@@ -7,6 +7,9 @@ public struct HTTPResponse: Sendable {
         /// The server runs the closure in a task of its own once the head is queued and ends the
         /// body when it returns. The task is cancelled when the client goes away.
         case stream(@Sendable (ResponseStream) async -> Void)
+        /// A streamed body (chunked, or close-delimited on HTTP/1.0) whose bytes are all known now:
+        /// sent like ``stream(_:)`` but with no task and no suspension.
+        case finishedStream([UInt8])
     }
 
     public var status: Int

@@ -54,6 +54,14 @@ public final class ResponseStream: @unchecked Sendable {
 
     // MARK: Called by the server
 
+    /// Queues the whole body and marks it finished, before MHD first reads.
+    func prefill(_ bytes: [UInt8]) {
+        state.withLock { state in
+            state.append(bytes)
+            state.finished = true
+        }
+    }
+
     func attach(producer: Task<Void, Never>) {
         let closed = state.withLock { state -> Bool in
             if state.closed { return true }

@@ -62,6 +62,25 @@ struct DispatcherTests {
         checkInvariants(sink.lines, total: 3)
     }
 
+    @Test func aJobKnownAtOnceRunsWithoutTasks() throws {
+        func instant(_ id: String, _ index: Int, _ outcome: SubtaskOutcome) -> Subtask {
+            Subtask(id: id, index: index, kind: "echo", timeoutMilliseconds: nil, work: .immediate(outcome))
+        }
+        let tasks = [instant("a", 0, .ok(.number(1))), instant("b", 1, .error(code: "task_error", message: "x")), instant("c", 2, .ok(.null))]
+        let (bytes, summary) = try #require(Dispatcher.runImmediately(.make(tasks), id: "j", maxBytes: 65536))
+        let lines = try bytes.split(separator: 10).map { try JSONParser.parse(Array($0)) }
+        #expect(lines.map { $0["id"]?.stringValue } == ["a", "b", "c", nil])
+        checkInvariants(lines, total: 3)
+        #expect(summary.bytes == bytes.count)
+
+        let (failFast, _) = try #require(Dispatcher.runImmediately(.make(tasks, failFast: true), id: "j", maxBytes: 65536))
+        let statuses = try failFast.split(separator: 10).map { try JSONParser.parse(Array($0))["status"]?.stringValue }
+        #expect(statuses == ["ok", "error", "cancelled", nil])
+
+        #expect(Dispatcher.runImmediately(.make(tasks), id: "j", maxBytes: 100) == nil, "too big to hold: it streams instead")
+        #expect(Dispatcher.runImmediately(.make(tasks + [probe.task("d", 3, delay: 1)]), id: "j", maxBytes: 65536) == nil)
+    }
+
     @Test func keepsAtMostConcurrencyInFlight() async {
         let sink = CollectingSink()
         let tasks = (0..<20).map { probe.task("t\($0)", $0, delay: 15) }

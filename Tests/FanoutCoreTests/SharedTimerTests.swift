@@ -5,7 +5,30 @@ import Testing
 
 @Suite("Deadline timer")
 struct SharedTimerTests {
-    @Test func wakesEachSleeperAtItsDeadlineInOrder() async throws {
+    /// Actions run on the timer thread in deadline order, never early.
+    @Test func firesInDeadlineOrder() async throws {
+        final class Log: Sendable {
+            let fired = Mutex<[Int]>([])
+        }
+        let log = Log()
+        let start = ContinuousClock.now
+        for delay in [60, 5, 30, 15] {
+            DeadlineTimer.shared.schedule(at: start + .milliseconds(delay)) {
+                #expect(ContinuousClock.now - start >= .milliseconds(delay), "never early")
+                log.fired.withLock { $0.append(delay) }
+            }
+        }
+        #expect(await waitUntil(within: .seconds(5)) { log.fired.withLock { $0.count } == 4 })
+        #expect(log.fired.withLock { $0 } == [5, 15, 30, 60])
+    }
+
+    func waitUntil(within limit: Duration, _ condition: () -> Bool) async -> Bool {
+        let deadline = ContinuousClock.now + limit
+        while !condition(), ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(5)) }
+        return condition()
+    }
+
+    @Test func wakesEverySleeperNoEarlierThanItsDeadline() async throws {
         let start = ContinuousClock.now
         let woken = try await withThrowingTaskGroup(of: Int.self) { group in
             for delay in [60, 5, 30, 15] {
@@ -15,11 +38,11 @@ struct SharedTimerTests {
                     return delay
                 }
             }
-            var order: [Int] = []
-            for try await delay in group { order.append(delay) }
-            return order
+            var woken: [Int] = []
+            for try await delay in group { woken.append(delay) }
+            return woken
         }
-        #expect(woken == [5, 15, 30, 60])
+        #expect(woken.sorted() == [5, 15, 30, 60])
     }
 
     @Test func cancellationEndsASleepAtOnce() async {

@@ -57,6 +57,24 @@ struct JobStreamingTests {
         }
     }
 
+    @Test func instantJobsStreamLikeAnyOther() async throws {
+        try await withService { _, port in
+            let small = try await JobStream.run(#"{"tasks":[{"kind":"echo","value":1},{"kind":"echo","error":"no"},{"kind":"echo","value":3}],"fail_fast":true}"#, port: port)
+            #expect(small.head.header("Transfer-Encoding") == "chunked")
+            #expect(small.head.header("X-Job-Id") != nil)
+            #expect(small.results.map { $0["status"]?.stringValue } == ["ok", "error", "cancelled"])
+            small.checkInvariants(total: 3)
+            // Larger than the stream buffer: streamed under backpressure rather than built at once.
+            let value = String(repeating: "v", count: 200)
+            let tasks = Array(repeating: #"{"kind":"echo","value":"\#(value)"}"#, count: 2000).joined(separator: ",")
+            let big = try await JobStream.run(#"{"tasks":[\#(tasks)]}"#, port: port)
+            big.checkInvariants(total: 2000)
+            let old = try await JobStream.run(#"{"tasks":[{"kind":"echo","value":1}]}"#, port: port, version: "HTTP/1.0")
+            #expect(old.head.header("Transfer-Encoding") == nil)
+            old.checkInvariants(total: 1)
+        }
+    }
+
     @Test func servesHTTP10ClientsWithACloseDelimitedBody() async throws {
         try await withService { _, port in
             let stream = try await JobStream.run(#"{"tasks":[{"kind":"echo","delay_ms":30,"value":1},{"kind":"echo","value":2}]}"#, port: port, version: "HTTP/1.0")
@@ -138,7 +156,8 @@ struct JobStreamingTests {
         try await withService({ $0.server.maxBodyBytes = 64 * 1024 * 1024 }) { service, port in
             let value = String(repeating: "y", count: 1000)
             let total = 20_000
-            let job = #"{"tasks":[\#(Array(repeating: #"{"kind":"echo","value":"\#(value)"}"#, count: total).joined(separator: ","))],"concurrency":50}"#
+            // delay_ms 1: the subtasks really run (and are counted as they finish).
+            let job = #"{"tasks":[\#(Array(repeating: #"{"kind":"echo","delay_ms":1,"value":"\#(value)"}"#, count: total).joined(separator: ","))],"concurrency":50}"#
             let connection = try await RawConnection.connect(port: port, receiveBuffer: 4096)
             defer { connection.close() }
             try await connection.send(RawRequest.job(job))
