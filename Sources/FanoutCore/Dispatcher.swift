@@ -72,9 +72,10 @@ public enum Dispatcher {
                         body = work
                     }
                     inFlight += 1
+                    // A subtask's own timeout counts from when it starts, within the job's deadline.
                     let deadline: ContinuousClock.Instant
-                    if let timeout = task.timeoutMilliseconds, start + .milliseconds(timeout) < jobDeadline {
-                        deadline = start + .milliseconds(timeout)
+                    if let timeout = task.timeoutMilliseconds, ContinuousClock.now + .milliseconds(timeout) < jobDeadline {
+                        deadline = ContinuousClock.now + .milliseconds(timeout)
                     } else {
                         deadline = jobDeadline
                     }

@@ -1,4 +1,5 @@
 import FanoutCore
+import FanoutUpstream
 import Glibc
 
 /// Builds the configuration from, in rising precedence: the built-in defaults, the config file
@@ -98,6 +99,7 @@ public struct ConfigurationLoader: Sendable {
         guard case .object(let sections) = document else {
             throw ConfigurationError("config file \(path): must be a JSON object of sections")
         }
+        var tokensFiles: [String] = []
         for (section, members) in sections {
             if section.hasPrefix("//") || section == "$comment" { continue }
             guard case .object(let entries) = members else {
@@ -108,7 +110,7 @@ public struct ConfigurationLoader: Sendable {
                 if name.hasPrefix("//") { continue }
                 if fullName == "auth.tokens_file" {
                     guard case .string(let tokensPath) = raw else { throw ConfigurationError("\(fullName) (\(path)): must be a string") }
-                    config.auth.tokens += try Self.readTokens(tokensPath)
+                    tokensFiles.append(tokensPath)
                     continue
                 }
                 guard let key = ConfigurationKey.byName[fullName] else {
@@ -116,6 +118,10 @@ public struct ConfigurationLoader: Sendable {
                 }
                 try key.apply(&config, try Self.value(raw, for: key, source: path))
             }
+        }
+        // Tokens from a file add to `auth.tokens`, wherever the two keys stand in the file.
+        for tokensPath in tokensFiles {
+            config.auth.tokens += try Self.readTokens(tokensPath)
         }
     }
 
@@ -147,6 +153,11 @@ public struct ConfigurationLoader: Sendable {
     }
 
     static func checkConsistency(_ config: FanoutConfiguration) throws(ConfigurationError) {
+        do {
+            _ = try EgressPolicy(allow: config.egress.allow)
+        } catch {
+            throw ConfigurationError("egress.allow: \(error)")
+        }
         if config.defaults.concurrency > config.limits.maxConcurrency {
             throw ConfigurationError("defaults.concurrency (\(config.defaults.concurrency)) is above limits.max_concurrency (\(config.limits.maxConcurrency))")
         }

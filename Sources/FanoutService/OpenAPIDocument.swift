@@ -473,7 +473,7 @@ components:
           type: [integer, 'null']
           description: |
             Default timeout of every subtask that names none; like every subtask timeout it is
-            counted from the job's start, and the job's deadline still applies. 1 to
+            counted from when the subtask starts, and the job's deadline still applies. 1 to
             `limits.max_job_timeout_ms`; default `defaults.task_timeout_ms` (none: bounded by the
             job's deadline only).
           minimum: 1
@@ -525,7 +525,7 @@ components:
     TaskTimeout:
       type: [integer, 'null']
       description: |
-        This subtask's timeout, counted from the job's start (the job's deadline still applies);
+        This subtask's timeout, counted from when it starts (the job's deadline still applies);
         overrides the job's `task_timeout_ms`. 1 to `limits.max_job_timeout_ms`.
       minimum: 1
       maximum: 86400000

@@ -119,6 +119,15 @@ struct DispatcherTests {
         #expect(summary.timeout == 1 && summary.ok == 1)
     }
 
+    @Test func aSubtaskTimeoutCountsFromItsOwnStart() async {
+        let sink = CollectingSink()
+        let job = Job.make([probe.task("first", 0, delay: 150), probe.task("queued", 1, delay: 5_000, timeout: 200)], concurrency: 1)
+        _ = await Dispatcher.run(job, id: "j", sink: sink)
+        #expect(sink.results.map { $0["status"]?.stringValue } == ["ok", "timeout"])
+        let elapsed = sink.results[1]["elapsed_ms"]?.numberValue ?? 0
+        #expect(elapsed >= 345, "it waited 150 ms for a slot, then had its full 200 ms: \(elapsed)")
+    }
+
     @Test func failFastCancelsTheRest() async {
         let sink = CollectingSink()
         let job = Job.make(

@@ -44,6 +44,7 @@ struct ConfigurationTests {
         (#"{"server": 3}"#, "server"),
         (#"{"server":{"port":8080}"#, "not valid JSON"),
         (#"{"defaults":{"concurrency":500},"limits":{"max_concurrency":100}}"#, "defaults.concurrency"),
+        (#"{"egress":{"allow":["10.0.0.1/8"]}}"#, "egress.allow"),
     ])
     func refusesABadFileNamingTheKey(text: String, named: String) throws {
         let path = try writeTemporary(text)
@@ -67,6 +68,15 @@ struct ConfigurationTests {
         #expect(throws: ConfigurationError.self) {
             try ConfigurationLoader(environment: [:]).load(configPath: "/nonexistent/fanoutd.json", overrides: [])
         }
+    }
+
+    @Test func aTokensFileAddsToTheListWhereverItStands() throws {
+        let tokens = try writeTemporary("gamma\n")
+        defer { unlink(tokens) }
+        let config = try writeTemporary(#"{"auth":{"tokens_file":"\#(tokens)","tokens":["delta"]}}"#)
+        defer { unlink(config) }
+        let loaded = try ConfigurationLoader(environment: [:]).load(configPath: config, overrides: [])
+        #expect(loaded.auth.tokens == ["delta", "gamma"])
     }
 
     @Test func readsTokensFromAFile() throws {

@@ -94,3 +94,16 @@ struct LifecycleTests {
         }
     }
 }
+
+@Suite("API description")
+struct OpenAPITests {
+    @Test func servesTheRepositorysOpenAPIDocument() async throws {
+        let file = try #require(ConfigurationLoader.readFile("openapi.yaml"), "run from the package root")
+        try await withService { _, port in
+            let exchange = try await HTTPExchange.send(port: port, method: "GET", path: "/v1/openapi.yaml")
+            #expect(exchange.head.status == 200)
+            #expect(exchange.head.header("Content-Type")?.contains("yaml") == true)
+            #expect(exchange.body == file, "the served document is the file (scripts/sync-openapi.sh)")
+        }
+    }
+}
