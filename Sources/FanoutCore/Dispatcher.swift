@@ -24,7 +24,7 @@ public enum Dispatcher {
             outcomes.append(outcome)
         }
         let start = ContinuousClock.now
-        var run = JobRun(job: job, id: id, start: start)
+        let run = JobRun(job: job, id: id, start: start)
         for (index, outcome) in outcomes.enumerated() where !run.stopped {
             run.record(index: index, outcome: outcome, at: start)
             if run.outgoingCount > maxBytes { return nil }
@@ -42,7 +42,7 @@ public enum Dispatcher {
     ) async -> JobSummary {
         let start = ContinuousClock.now
         let jobDeadline = start + .milliseconds(job.timeoutMilliseconds)
-        var run = JobRun(job: job, id: id, start: start)
+        let run = JobRun(job: job, id: id, start: start)
         let events = JobEvents()
         control?.attach(events)
         let deadlineTimer = timer.schedule(at: jobDeadline) { events.post(.deadline) }
@@ -131,8 +131,9 @@ public enum Dispatcher {
 }
 
 /// The dispatcher loop's bookkeeping for one job: which subtasks are reported, the lines waiting to
-/// be sent, and the counts.
-struct JobRun {
+/// be sent, and the counts. A class, so the loop's async frames hold a reference rather than all of
+/// it (every open stream pays for its task's frames).
+final class JobRun {
     let job: Job
     let id: String
     let start: ContinuousClock.Instant
@@ -158,7 +159,7 @@ struct JobRun {
         self.lastSend = start
     }
 
-    mutating func record(index: Int, outcome: SubtaskOutcome, at: ContinuousClock.Instant) {
+    func record(index: Int, outcome: SubtaskOutcome, at: ContinuousClock.Instant) {
         guard !reported[index] else { return }
         reported[index] = true
         recorded += 1
@@ -199,7 +200,7 @@ struct JobRun {
     }
 
     /// Reports every subtask without an outcome yet as `outcome`, in input order.
-    mutating func stop(with outcome: SubtaskOutcome) {
+    func stop(with outcome: SubtaskOutcome) {
         guard !stopped else { return }
         stopped = true
         let now = ContinuousClock.now
@@ -208,7 +209,7 @@ struct JobRun {
         }
     }
 
-    mutating func heartbeatIfIdle(every interval: Duration) {
+    func heartbeatIfIdle(every interval: Duration) {
         let now = ContinuousClock.now
         guard !finished, now - lastSend >= interval, outgoing.bytes.isEmpty else { return }
         LineEncoder.heartbeat(
@@ -217,7 +218,7 @@ struct JobRun {
     }
 
     /// Takes the lines ready to send, counting them as sent.
-    mutating func takeOutgoing() -> [UInt8] {
+    func takeOutgoing() -> [UInt8] {
         let bytes = outgoing.bytes
         outgoing.bytes.removeAll(keepingCapacity: true)
         summary.bytes += bytes.count
@@ -234,7 +235,7 @@ struct JobRun {
     }
 
     /// Sends what is ready; false when the client is gone.
-    mutating func flush(to sink: some LineSink) async -> Bool {
+    func flush(to sink: some LineSink) async -> Bool {
         guard !outgoing.bytes.isEmpty else { return true }
         let bytes = takeOutgoing()
         do {

@@ -10,7 +10,7 @@ public struct FanoutConfiguration: Sendable, Equatable {
         public var threads = 0
         public var connectionLimit = 10_000
         public var connectionTimeoutSeconds = 120
-        public var connectionMemoryBytes = 32 * 1024
+        public var connectionMemoryBytes = 8 * 1024
         public var maxBodyBytes = 16 * 1024 * 1024
     }
 

@@ -89,6 +89,8 @@ enum Callbacks {
     private static func respond(_ context: RequestContext, on connection: OpaquePointer, server: ServerContext) -> MHD_Result {
         context.responded = true
         let response = server.handler.respond(to: context.request(peer: peerAddress(connection)))
+        // The handler is done with the body; do not keep it for the lifetime of a stream.
+        context.body = []
         let mhdResponse: OpaquePointer?
         var producer: (@Sendable (ResponseStream) async -> Void)?
         switch response.body {

@@ -26,7 +26,7 @@ public struct HTTPServerConfiguration: Sendable {
         threads: Int = 2,
         connectionLimit: Int = 10_000,
         connectionTimeoutSeconds: Int = 120,
-        connectionMemoryBytes: Int = 32 * 1024,
+        connectionMemoryBytes: Int = 8 * 1024,
         maxBodyBytes: Int = 16 * 1024 * 1024,
         streamBufferBytes: Int = 64 * 1024,
         watchdogIntervalMilliseconds: Int = 250,
