@@ -41,6 +41,7 @@ public final class FanoutService: Service {
                 connectTimeout: .milliseconds(configuration.upstream.connectTimeoutMilliseconds),
                 maxResponseBytes: configuration.limits.maxResponseBytes,
                 egress: egress,
+                eventLoopThreads: configuration.upstream.eventLoopThreads,
                 onAttempt: { statusClass in metrics.upstreamRequest(statusClass: statusClass) },
                 logger: logger
             )
