@@ -73,15 +73,6 @@ func problem(_ exchange: HTTPExchange) throws -> JSONValue {
     return document
 }
 
-/// Polls `condition` until it holds or `limit` passes.
-func eventually(within limit: Duration, _ condition: () -> Bool) async -> Bool {
-    let deadline = ContinuousClock.now + limit
-    while ContinuousClock.now < deadline {
-        if condition() { return true }
-        try? await Task.sleep(for: .milliseconds(10))
-    }
-    return condition()
-}
 
 /// The value of a Prometheus sample line `name{labels} value` in an exposition, if present.
 func metric(_ exposition: String, _ sample: String) -> Double? {

@@ -1,3 +1,4 @@
+import TestSupport
 import FanoutCore
 import FanoutUpstream
 import Testing

@@ -1,3 +1,4 @@
+import TestSupport
 import FanoutCore
 import Logging
 import MicroHTTPServer
@@ -208,12 +209,3 @@ enum Token {
     }
 }
 
-/// Polls `condition` until it holds or `limit` passes.
-func eventually(within limit: Duration, _ condition: () -> Bool) async -> Bool {
-    let deadline = ContinuousClock.now + limit
-    while ContinuousClock.now < deadline {
-        if condition() { return true }
-        try? await Task.sleep(for: .milliseconds(10))
-    }
-    return condition()
-}

@@ -1,3 +1,4 @@
+import TestSupport
 import Testing
 import Logging
 import MicroHTTPServer
@@ -93,12 +94,3 @@ func withTestServer<T>(
     }
 }
 
-/// Polls `condition` until it holds or `limit` passes.
-func eventually(within limit: Duration, _ condition: () -> Bool) async -> Bool {
-    let deadline = ContinuousClock.now + limit
-    while ContinuousClock.now < deadline {
-        if condition() { return true }
-        try? await Task.sleep(for: .milliseconds(10))
-    }
-    return condition()
-}
