@@ -36,7 +36,7 @@ public struct JobDecoder: Sendable {
     /// Shortest heartbeat interval accepted, so a job cannot make the server spin on heartbeats.
     public static let minimumHeartbeatMilliseconds = 10
 
-    private static let jobFields: Set<String> = [
+    private static let jobFields: [String] = [
         "tasks", "concurrency", "timeout_ms", "task_timeout_ms", "order", "fail_fast", "first", "heartbeat_ms",
     ]
 
@@ -124,13 +124,9 @@ public struct JobDecoder: Sendable {
             guard let kind = try taskValue.string("kind", path: path) else {
                 throw JobValidationError(field: "\(path).kind", detail: "is required (one of: \(runners.kinds.joined(separator: ", ")))")
             }
-            guard let fields = runners.fields(of: kind) else {
-                throw JobValidationError(field: "\(path).kind", detail: "\"\(kind)\" is not a known kind (one of: \(runners.kinds.joined(separator: ", ")))")
-            }
-            try taskValue.requireOnly(fields, path: path)
             let ownTimeout = try taskValue.integer("timeout_ms", path: path, in: timeouts) ?? taskTimeout
             guard let work = try runners.bind(kind: kind, task: taskValue, path: path) else {
-                throw JobValidationError(field: "\(path).kind", detail: "\"\(kind)\" is not a known kind")
+                throw JobValidationError(field: "\(path).kind", detail: "\"\(kind)\" is not a known kind (one of: \(runners.kinds.joined(separator: ", ")))")
             }
             tasks.append(Subtask(id: id, index: index, kind: kind, timeoutMilliseconds: ownTimeout, work: work))
         }

@@ -10,8 +10,25 @@ public struct JobSummary: Sendable, Equatable {
     public var bytes = 0
     /// The client went away before the end line: the rest of the job was cancelled.
     public var clientGone = false
-    /// Result lines by kind and status, for metrics.
-    public var byKind: [String: [SubtaskOutcome.Status: Int]] = [:]
+    /// Result lines by kind and status, for metrics (a job has one or two kinds: a short list).
+    public var byKind: [KindCounts] = []
+
+    public struct KindCounts: Sendable, Equatable {
+        public var kind: String
+        public var counts: [SubtaskOutcome.Status: Int] {
+            [.ok: ok, .error: error, .timeout: timeout, .cancelled: cancelled].filter { $0.value > 0 }
+        }
+        var ok = 0, error = 0, timeout = 0, cancelled = 0
+
+        mutating func count(_ status: SubtaskOutcome.Status) {
+            switch status {
+            case .ok: ok += 1
+            case .error: error += 1
+            case .timeout: timeout += 1
+            case .cancelled: cancelled += 1
+            }
+        }
+    }
 
     public init(total: Int) { self.total = total }
 
@@ -25,7 +42,13 @@ public struct JobSummary: Sendable, Equatable {
         case .timeout: timeout += 1
         case .cancelled: cancelled += 1
         }
-        byKind[kind, default: [:]][status, default: 0] += 1
+        if let index = byKind.firstIndex(where: { $0.kind == kind }) {
+            byKind[index].count(status)
+        } else {
+            var counts = KindCounts(kind: kind)
+            counts.count(status)
+            byKind.append(counts)
+        }
     }
 }
 

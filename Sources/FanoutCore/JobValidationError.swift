@@ -55,7 +55,8 @@ extension JSONValue {
     }
 
     /// Rejects members not in `allowed`: a misspelt option must not be silently ignored.
-    func requireOnly(_ allowed: Set<String>, path: String) throws(JobValidationError) {
+    /// `allowed` is a short list: comparing a few small strings beats hashing each member.
+    func requireOnly(_ allowed: [String], path: String) throws(JobValidationError) {
         guard case .object(let members) = self else { return }
         for (key, _) in members where !allowed.contains(key) {
             throw JobValidationError(field: path.isEmpty ? key : "\(path).\(key)", detail: "is not a known field")

@@ -41,7 +41,7 @@ public enum SubtaskWork: Sendable {
 public struct RunnerRegistry: Sendable {
     fileprivate struct Entry: Sendable {
         /// The runner's fields plus the common ones (`id`, `kind`, `timeout_ms`).
-        let fields: Set<String>
+        let fields: [String]
         let bind: @Sendable (JSONValue, String) throws(JobValidationError) -> SubtaskWork
     }
 
@@ -52,7 +52,7 @@ public struct RunnerRegistry: Sendable {
     public init() {}
 
     public mutating func register<Runner: SubtaskRunner>(_ runner: Runner) {
-        entries[runner.kind] = Entry(fields: runner.fields.union(Self.commonFields)) { (task, path) throws(JobValidationError) in
+        entries[runner.kind] = Entry(fields: Array(runner.fields.union(Self.commonFields)).sorted()) { (task, path) throws(JobValidationError) in
             let payload = try runner.decode(task, path: path)
             if let outcome = runner.immediateOutcome(payload) { return .immediate(outcome) }
             return .run { context in await runner.run(payload, context: context) }
@@ -61,11 +61,10 @@ public struct RunnerRegistry: Sendable {
 
     public var kinds: [String] { entries.keys.sorted() }
 
-    /// Every field a subtask of `kind` may carry, or nil for an unknown kind.
-    func fields(of kind: String) -> Set<String>? { entries[kind]?.fields }
-
+    /// Checks a subtask's fields against its kind and binds it to the runner; nil for an unknown kind.
     func bind(kind: String, task: JSONValue, path: String) throws(JobValidationError) -> SubtaskWork? {
         guard let entry = entries[kind] else { return nil }
+        try task.requireOnly(entry.fields, path: path)
         return try entry.bind(task, path)
     }
 }

@@ -65,9 +65,9 @@ final class ServiceMetrics: Sendable {
         let outcome = summary.clientGone ? "client_gone" : (summary.ok == summary.total ? "ok" : "failed")
         jobsByOutcome[outcome]?.increment()
         if summary.clientGone { clientDisconnects.increment() }
-        for (kind, statuses) in summary.byKind {
-            for (status, count) in statuses {
-                subtaskCounter(kind: kind, status: status.rawValue).increment(by: count)
+        for kind in summary.byKind {
+            for (status, count) in kind.counts {
+                subtaskCounter(kind: kind.kind, status: status.rawValue).increment(by: count)
             }
         }
     }
