@@ -113,27 +113,32 @@ enum Callbacks {
                 Unmanaged.passRetained(stream).toOpaque(),
                 Callbacks.freeStream
             )
-            if mhdResponse != nil {
-                context.stream = stream
-                if case .stream(let body) = response.body { producer = body }
-            } else {
-                Unmanaged.passUnretained(stream).release()
+            if mhdResponse == nil { Unmanaged.passUnretained(stream).release() }
+            context.stream = stream
+            if case .stream(let body) = response.body { producer = body }
+        }
+        var queued = MHD_Result.NO
+        if let mhdResponse {
+            for (name, value) in response.headers {
+                _ = MHD_add_response_header(mhdResponse, name, value)
             }
+            queued = MHD_queue_response(connection, UInt32(response.status), mhdResponse)
+            MHD_destroy_response(mhdResponse)
         }
-        guard let mhdResponse else { return .NO }
-        for (name, value) in response.headers {
-            _ = MHD_add_response_header(mhdResponse, name, value)
-        }
-        let queued = MHD_queue_response(connection, UInt32(response.status), mhdResponse)
-        MHD_destroy_response(mhdResponse)
-        if let stream = context.stream {
+        guard let stream = context.stream else { return queued }
+        if queued == .YES {
             server.registry.add(stream)
-            if queued == .YES, let producer {
-                stream.attach(producer: Task {
-                    await producer(stream)
-                    stream.finish()
-                })
-            }
+        } else {
+            // Never sent: end the stream at once. Its producer still runs, so whatever it holds
+            // (a job's admission slot, its metrics) is given back; every write fails at once.
+            context.stream = nil
+            stream.cancel()
+        }
+        if let producer {
+            stream.attach(producer: Task {
+                await producer(stream)
+                stream.finish()
+            })
         }
         return queued
     }
