@@ -1,3 +1,4 @@
+import FanoutCore
 import AsyncHTTPClient
 import Glibc
 import NIOCore
@@ -71,7 +72,7 @@ extension HTTPRunner {
             }
             group.addTask {
                 do {
-                    try await Task.sleep(for: hedgeAfter, tolerance: .zero, clock: .continuous)
+                    try await DeadlineTimer.shared.sleep(until: .now + hedgeAfter)
                 } catch {
                     return nil
                 }

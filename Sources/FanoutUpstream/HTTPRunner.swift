@@ -60,7 +60,7 @@ public final class HTTPRunner: SubtaskRunner {
             }
             group.addTask {
                 do {
-                    try await Task.sleep(until: context.deadline, tolerance: .zero, clock: .continuous)
+                    try await DeadlineTimer.shared.sleep(until: context.deadline)
                 } catch {
                     return nil
                 }
@@ -129,7 +129,7 @@ public final class HTTPRunner: SubtaskRunner {
             guard ContinuousClock.now + wait < deadline else { return failure }
             progress.set("waiting \(wait) before retry \(retriesMade)")
             do {
-                try await Task.sleep(for: wait, tolerance: .zero, clock: .continuous)
+                try await DeadlineTimer.shared.sleep(until: .now + wait)
             } catch {
                 return .cancelled("the task was cancelled")
             }
