@@ -13,7 +13,7 @@ public enum Dispatcher {
     /// lines of a huge job leave while the rest are still being started.
     static let launchBatch = 512
 
-    /// Runs a job whose every outcome is known already (see ``SubtaskRunner/immediateOutcome(_:)``)
+    /// Runs a job whose every outcome is known already (see ``SubtaskRunner/plannedOutcome(_:)``)
     /// on the calling thread, with no task: returns all its lines, or nil if some subtask must run
     /// or the lines would take more than `maxBytes` (a big job streams, so a slow reader holds it back).
     public static func runImmediately(_ job: Job, id: String, maxBytes: Int) -> (lines: [UInt8], summary: JobSummary)? {
@@ -37,97 +37,196 @@ public enum Dispatcher {
         _ job: Job,
         id: String,
         control: JobControl? = nil,
+        observer: (any DispatchObserver)? = nil,
         timer: DeadlineTimer = .shared,
         sink: some LineSink
     ) async -> JobSummary {
-        let start = ContinuousClock.now
-        let jobDeadline = start + .milliseconds(job.timeoutMilliseconds)
-        let run = JobRun(job: job, id: id, start: start)
-        let events = JobEvents()
-        control?.attach(events)
-        let deadlineTimer = timer.schedule(at: jobDeadline) { events.post(.deadline) }
-        let heartbeat = Duration.milliseconds(job.heartbeatMilliseconds)
-        var heartbeatTimer = job.heartbeatMilliseconds > 0 ? timer.schedule(at: start + heartbeat) { events.post(.heartbeatTick) } : nil
-        defer {
-            control?.detach()
-            timer.cancel(deadlineTimer)
-            if let heartbeatTimer { timer.cancel(heartbeatTimer) }
-        }
-
-        await withDiscardingTaskGroup { group in
-            var next = 0
-            var inFlight = 0
-            while true {
-                var launched = 0
-                while inFlight < job.concurrency, next < job.tasks.count, !run.stopped, launched < launchBatch {
-                    let task = job.tasks[next]
-                    next += 1
-                    launched += 1
-                    let body: @Sendable (SubtaskContext) async -> SubtaskOutcome
-                    switch task.work {
-                    case .immediate(let outcome):
-                        run.record(index: task.index, outcome: outcome, at: .now)
-                        continue
-                    case .run(let work):
-                        body = work
-                    }
-                    inFlight += 1
-                    // A subtask's own timeout counts from when it starts, within the job's deadline.
-                    let deadline: ContinuousClock.Instant
-                    if let timeout = task.timeoutMilliseconds, ContinuousClock.now + .milliseconds(timeout) < jobDeadline {
-                        deadline = ContinuousClock.now + .milliseconds(timeout)
-                    } else {
-                        deadline = jobDeadline
-                    }
-                    let context = SubtaskContext(deadline: deadline, deadlineIsJobDeadline: deadline == jobDeadline)
-                    group.addTask {
-                        let outcome = await body(context)
-                        events.post(.finished(index: task.index, outcome: outcome, at: .now))
-                    }
-                }
-                let moreToLaunch = inFlight < job.concurrency && next < job.tasks.count && !run.stopped
-                var batch = events.take()
-                if batch.isEmpty, run.hasOutgoing {
-                    // Immediate outcomes are ready: send them before waiting for more.
-                } else if batch.isEmpty {
-                    if moreToLaunch {
-                        await Task.yield()
-                        continue
-                    }
-                    await events.wait()
-                    batch = events.take()
-                }
-                if Task.isCancelled { break }
-                for event in batch {
-                    switch event {
-                    case .finished(let index, let outcome, let at):
-                        inFlight -= 1
-                        run.record(index: index, outcome: outcome, at: at)
-                    case .deadline:
-                        run.stop(with: .timeout("the job's deadline (\(job.timeoutMilliseconds) ms) passed"))
-                    case .heartbeatTick:
-                        run.heartbeatIfIdle(every: heartbeat)
-                        heartbeatTimer = timer.schedule(at: run.nextHeartbeat(every: heartbeat)) { events.post(.heartbeatTick) }
-                    case .stop(let reason):
-                        run.stop(with: .cancelled(reason))
-                    }
-                }
-                if run.stopped { group.cancelAll() }
-                // Only once the lines are with the client may new subtasks start.
-                if await !run.flush(to: sink) {
-                    run.summary.clientGone = true
-                    group.cancelAll()
-                    break
-                }
-                if run.finished { break }
+        let loop = DispatchLoop(job: job, id: id, observer: observer, timer: timer)
+        control?.attach(loop.events)
+        defer { control?.detach() }
+        let needsTasks = job.tasks.contains { if case .run = $0.work { true } else { false } }
+        if needsTasks {
+            await withDiscardingTaskGroup { group in
+                await loop.run(
+                    sink: sink,
+                    spawn: { work, context, index, events in
+                        group.addTask {
+                            let outcome = await work(context)
+                            events.post(.finished(index: index, outcome: outcome, at: .now))
+                        }
+                    },
+                    cancelTasks: { group.cancelAll() }
+                )
             }
-            if !run.finished, !run.summary.clientGone {
-                run.summary.clientGone = true
-                group.cancelAll()
-            }
+        } else {
+            // Immediate and timed outcomes only (echo): no task group, no task per subtask.
+            await loop.run(sink: sink, spawn: { _, _, _, _ in }, cancelTasks: {})
         }
-        return run.summary
+        return loop.jobRun.summary
     }
+}
+
+/// One job's pass through the dispatcher: starts subtasks as slots free up, takes what has happened
+/// from its inbox in batches, turns it into lines and sends them, until every subtask has its line.
+final class DispatchLoop {
+    let job: Job
+    let jobRun: JobRun
+    let events = JobEvents()
+    let timer: DeadlineTimer
+    let start: ContinuousClock.Instant
+    let jobDeadline: ContinuousClock.Instant
+    let heartbeat: Duration
+    private var next = 0
+    private var inFlight = 0
+    /// Timers of subtasks with a planned outcome, by index, until they fire or are cancelled.
+    private var planned: [Int: DeadlineTimer.Token] = [:]
+    private var deadlineTimer: DeadlineTimer.Token?
+    private var heartbeatTimer: DeadlineTimer.Token?
+
+    init(job: Job, id: String, observer: (any DispatchObserver)?, timer: DeadlineTimer) {
+        self.job = job
+        self.timer = timer
+        self.start = ContinuousClock.now
+        self.jobDeadline = start + .milliseconds(job.timeoutMilliseconds)
+        self.heartbeat = .milliseconds(job.heartbeatMilliseconds)
+        self.jobRun = JobRun(job: job, id: id, start: start, observer: observer)
+    }
+
+    typealias Spawn = (
+        _ work: @escaping @Sendable (SubtaskContext) async -> SubtaskOutcome,
+        _ context: SubtaskContext,
+        _ index: Int,
+        _ events: JobEvents
+    ) -> Void
+
+    func run(sink: some LineSink, spawn: Spawn, cancelTasks: () -> Void) async {
+        let events = self.events
+        deadlineTimer = timer.schedule(at: jobDeadline) { events.post(.deadline) }
+        if job.heartbeatMilliseconds > 0 {
+            heartbeatTimer = timer.schedule(at: start + heartbeat) { events.post(.heartbeatTick) }
+        }
+        defer { cancelTimers() }
+        while true {
+            launch(spawn: spawn)
+            let moreToLaunch = inFlight < job.concurrency && next < job.tasks.count && !jobRun.stopped
+            var batch = events.take()
+            if batch.isEmpty, jobRun.hasOutgoing {
+                // Immediate outcomes are ready: send them before waiting for more.
+            } else if batch.isEmpty {
+                if moreToLaunch {
+                    await Task.yield()
+                    continue
+                }
+                await events.wait()
+                batch = events.take()
+            }
+            if Task.isCancelled { break }
+            if batch.count > 1 { batch = Self.finishOrder(batch) }
+            for event in batch { handle(event) }
+            if jobRun.stopped {
+                cancelPlanned()
+                cancelTasks()
+            }
+            // Only once the lines are with the client may new subtasks start.
+            if await !jobRun.flush(to: sink) { break }
+            if jobRun.finished { return }
+        }
+        // The client is gone (the task was cancelled, or a send failed): stop everything.
+        jobRun.summary.clientGone = true
+        cancelPlanned()
+        cancelTasks()
+        jobRun.abandon()
+    }
+
+    /// Outcomes in the order their subtasks finished (tasks on different threads may post in a
+    /// slightly different order than they finished), then the other events in arrival order.
+    static func finishOrder(_ batch: [DispatchEvent]) -> [DispatchEvent] {
+        var finished: [(at: ContinuousClock.Instant, event: DispatchEvent)] = []
+        var others: [DispatchEvent] = []
+        for event in batch {
+            if case .finished(_, _, let at) = event { finished.append((at, event)) } else { others.append(event) }
+        }
+        guard finished.count > 1 else { return finished.map(\.event) + others }
+        return finished.enumerated().sorted { ($0.element.at, $0.offset) < ($1.element.at, $1.offset) }.map(\.element.event) + others
+    }
+
+    /// Starts subtasks while slots are free, up to ``Dispatcher/launchBatch`` per pass.
+    private func launch(spawn: Spawn) {
+        var launched = 0
+        while inFlight < job.concurrency, next < job.tasks.count, !jobRun.stopped, launched < Dispatcher.launchBatch {
+            let task = job.tasks[next]
+            next += 1
+            launched += 1
+            if case .immediate(let outcome) = task.work {
+                jobRun.record(index: task.index, outcome: outcome, at: .now)
+                continue
+            }
+            inFlight += 1
+            jobRun.started(index: task.index)
+            // A subtask's own timeout counts from when it starts, within the job's deadline.
+            let now = ContinuousClock.now
+            let deadline: ContinuousClock.Instant
+            if let timeout = task.timeoutMilliseconds, now + .milliseconds(timeout) < jobDeadline {
+                deadline = now + .milliseconds(timeout)
+            } else {
+                deadline = jobDeadline
+            }
+            switch task.work {
+            case .immediate:
+                break
+            case .run(let work):
+                spawn(work, SubtaskContext(deadline: deadline, deadlineIsJobDeadline: deadline == jobDeadline), task.index, events)
+            case .delayed(let outcome, let delay):
+                schedule(index: task.index, outcome: outcome, due: now + delay, deadline: deadline)
+            }
+        }
+    }
+
+    /// A planned outcome fires when due, or as a timeout at the subtask's own deadline; past the
+    /// job's deadline nothing is scheduled: the job's deadline reports it.
+    private func schedule(index: Int, outcome: SubtaskOutcome, due: ContinuousClock.Instant, deadline: ContinuousClock.Instant) {
+        let events = self.events
+        if due <= deadline {
+            planned[index] = timer.schedule(at: due) { events.post(.finished(index: index, outcome: outcome, at: .now)) }
+        } else if deadline < jobDeadline {
+            let timeout = SubtaskOutcome.timeout("the task did not finish within its timeout")
+            planned[index] = timer.schedule(at: deadline) { events.post(.finished(index: index, outcome: timeout, at: .now)) }
+        }
+    }
+
+    private func handle(_ event: DispatchEvent) {
+        switch event {
+        case .finished(let index, let outcome, let at):
+            inFlight -= 1
+            planned.removeValue(forKey: index)
+            jobRun.record(index: index, outcome: outcome, at: at)
+        case .deadline:
+            jobRun.stop(with: .timeout("the job's deadline (\(job.timeoutMilliseconds) ms) passed"))
+        case .heartbeatTick:
+            jobRun.heartbeatIfIdle(every: heartbeat)
+            let events = self.events
+            heartbeatTimer = timer.schedule(at: jobRun.nextHeartbeat(every: heartbeat)) { events.post(.heartbeatTick) }
+        case .stop(let reason):
+            jobRun.stop(with: .cancelled(reason))
+        }
+    }
+
+    private func cancelPlanned() {
+        for token in planned.values { timer.cancel(token) }
+        planned.removeAll()
+    }
+
+    private func cancelTimers() {
+        cancelPlanned()
+        if let deadlineTimer { timer.cancel(deadlineTimer) }
+        if let heartbeatTimer { timer.cancel(heartbeatTimer) }
+    }
+}
+
+/// Told when subtasks start and end (metrics: subtasks in flight, their durations).
+public protocol DispatchObserver: Sendable {
+    func subtaskStarted(kind: String)
+    func subtaskEnded(kind: String, duration: Duration)
 }
 
 /// The dispatcher loop's bookkeeping for one job: which subtasks are reported, the lines waiting to
@@ -149,14 +248,38 @@ final class JobRun {
     private var lastSend: ContinuousClock.Instant
     private(set) var stopped = false
     private(set) var finished = false
+    private let observer: (any DispatchObserver)?
+    /// When each started subtask started, for the observer (empty without one).
+    private var startedAt: [ContinuousClock.Instant?] = []
 
-    init(job: Job, id: String, start: ContinuousClock.Instant) {
+    init(job: Job, id: String, start: ContinuousClock.Instant, observer: (any DispatchObserver)? = nil) {
         self.job = job
         self.id = id
         self.start = start
         self.summary = JobSummary(total: job.tasks.count)
         self.reported = Array(repeating: false, count: job.tasks.count)
         self.lastSend = start
+        self.observer = observer
+        if observer != nil { startedAt = Array(repeating: nil, count: job.tasks.count) }
+    }
+
+    /// A subtask began (a task or a timer).
+    func started(index: Int) {
+        guard let observer else { return }
+        startedAt[index] = .now
+        observer.subtaskStarted(kind: job.tasks[index].kind)
+    }
+
+    /// The client is gone: what started and has no line ends for the observer too.
+    func abandon() {
+        guard let observer else { return }
+        let now = ContinuousClock.now
+        for index in startedAt.indices where !reported[index] {
+            if let began = startedAt[index] {
+                startedAt[index] = nil
+                observer.subtaskEnded(kind: job.tasks[index].kind, duration: now - began)
+            }
+        }
     }
 
     func record(index: Int, outcome: SubtaskOutcome, at: ContinuousClock.Instant) {
@@ -164,6 +287,10 @@ final class JobRun {
         reported[index] = true
         recorded += 1
         let task = job.tasks[index]
+        if let observer, let began = startedAt[index] {
+            startedAt[index] = nil
+            observer.subtaskEnded(kind: task.kind, duration: at - began)
+        }
         let elapsed = (at - start).milliseconds
         summary.count(outcome.status, kind: task.kind)
         switch job.order {

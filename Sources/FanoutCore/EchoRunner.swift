@@ -32,11 +32,11 @@ public struct EchoRunner: SubtaskRunner {
         return Payload(delayMilliseconds: delay, value: task["value"] ?? .null, error: try task.string("error", path: path))
     }
 
-    /// No delay: the outcome is known at once.
-    public func immediateOutcome(_ payload: Payload) -> SubtaskOutcome? {
-        guard payload.delayMilliseconds == 0 else { return nil }
-        if let message = payload.error { return .error(code: "task_error", message: message) }
-        return .ok(payload.value)
+    /// An echo does no work: its outcome is known, due after its delay (as `setTimeout` or
+    /// `asyncio.sleep` would make it in the peers).
+    public func plannedOutcome(_ payload: Payload) -> PlannedOutcome? {
+        let outcome: SubtaskOutcome = payload.error.map { .error(code: "task_error", message: $0) } ?? .ok(payload.value)
+        return PlannedOutcome(outcome, after: .microseconds(Int64(payload.delayMilliseconds * 1000)))
     }
 
     public func run(_ payload: Payload, context: SubtaskContext) async -> SubtaskOutcome {

@@ -20,13 +20,25 @@ public protocol SubtaskRunner: Sendable {
     /// never throws: every failure is an outcome, delivered as a line.
     func run(_ payload: Payload, context: SubtaskContext) async -> SubtaskOutcome
 
-    /// The outcome when it is known without waiting (an `echo` with no delay), else nil. The
-    /// dispatcher then records it when the subtask's turn comes instead of starting a task for it.
-    func immediateOutcome(_ payload: Payload) -> SubtaskOutcome?
+    /// The outcome when it is known in advance and only its time is not (an `echo` is a timer:
+    /// its value, after its delay), else nil. The dispatcher then records it when due, on the
+    /// shared ``DeadlineTimer``, instead of starting a task that would only sleep.
+    func plannedOutcome(_ payload: Payload) -> PlannedOutcome?
 }
 
 extension SubtaskRunner {
-    public func immediateOutcome(_ payload: Payload) -> SubtaskOutcome? { nil }
+    public func plannedOutcome(_ payload: Payload) -> PlannedOutcome? { nil }
+}
+
+/// An outcome known in advance, due some time after the subtask starts.
+public struct PlannedOutcome: Sendable {
+    public var outcome: SubtaskOutcome
+    public var delay: Duration
+
+    public init(_ outcome: SubtaskOutcome, after delay: Duration) {
+        self.outcome = outcome
+        self.delay = delay
+    }
 }
 
 /// A subtask bound to its runner: how the dispatcher performs it.
@@ -35,6 +47,8 @@ public enum SubtaskWork: Sendable {
     case run(@Sendable (SubtaskContext) async -> SubtaskOutcome)
     /// Known already; no task needed.
     case immediate(SubtaskOutcome)
+    /// Known already but due after a delay from the subtask's start: a timer, no task.
+    case delayed(SubtaskOutcome, after: Duration)
 }
 
 /// The runners a service offers, by kind.
@@ -54,7 +68,9 @@ public struct RunnerRegistry: Sendable {
     public mutating func register<Runner: SubtaskRunner>(_ runner: Runner) {
         entries[runner.kind] = Entry(fields: Array(runner.fields.union(Self.commonFields)).sorted()) { (task, path) throws(JobValidationError) in
             let payload = try runner.decode(task, path: path)
-            if let outcome = runner.immediateOutcome(payload) { return .immediate(outcome) }
+            if let planned = runner.plannedOutcome(payload) {
+                return planned.delay <= .zero ? .immediate(planned.outcome) : .delayed(planned.outcome, after: planned.delay)
+            }
             return .run { context in await runner.run(payload, context: context) }
         }
     }

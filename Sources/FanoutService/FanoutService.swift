@@ -26,7 +26,7 @@ public final class FanoutService: Service {
         let metrics = ServiceMetrics()
         let admission = JobAdmission(limit: configuration.limits.maxConcurrentJobs)
         var runners = RunnerRegistry()
-        runners.register(MeteredRunner(base: EchoRunner(), metrics: metrics))
+        runners.register(EchoRunner())
         var egress = EgressPolicy()
         do {
             egress = try EgressPolicy(allow: configuration.egress.allow)
@@ -46,7 +46,7 @@ public final class FanoutService: Service {
                 logger: logger
             )
         )
-        runners.register(MeteredRunner(base: httpRunner, metrics: metrics))
+        runners.register(httpRunner)
         let policy = JobPolicy(
             maxTasks: configuration.limits.maxTasks,
             maxConcurrency: configuration.limits.maxConcurrency,

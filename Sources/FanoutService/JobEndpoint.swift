@@ -56,7 +56,7 @@ struct JobEndpoint: Sendable {
             headers: headers,
             body: .stream { stream in
                 let start = ContinuousClock.now
-                let summary = await Dispatcher.run(job, id: id, control: control, sink: StreamSink(stream: stream))
+                let summary = await Dispatcher.run(job, id: id, control: control, observer: endpoint.metrics, sink: StreamSink(stream: stream))
                 endpoint.finished(id: id, client: client, ticket: ticket, summary: summary, duration: .now - start)
             }
         )

@@ -6,7 +6,7 @@ import Synchronization
 
 /// The service's metrics (swift-metrics API, Prometheus registry), exposed at `GET /metrics`.
 /// Each service instance has its own registry, so tests never share global state.
-final class ServiceMetrics: Sendable {
+final class ServiceMetrics: DispatchObserver {
     let registry = PrometheusCollectorRegistry()
     private let factory: PrometheusMetricsFactory
 
@@ -72,7 +72,7 @@ final class ServiceMetrics: Sendable {
         }
     }
 
-    func subtaskStarted() { subtasksInFlight.increment() }
+    func subtaskStarted(kind: String) { subtasksInFlight.increment() }
 
     func subtaskEnded(kind: String, duration: Duration) {
         subtasksInFlight.decrement()

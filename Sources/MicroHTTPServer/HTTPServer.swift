@@ -88,10 +88,17 @@ public final class HTTPServer: Sendable {
         logger.debug("libmicrohttpd daemon started", metadata: ["http.port": "\(port)", "http.threads": "\(configuration.threads)"])
     }
 
-    /// Stops in the order libmicrohttpd survives: stop accepting, give open streams up to
-    /// `gracePeriod` to end on their own, then end the rest with an error (which resumes every
-    /// suspended one), wait for their connections to close, and only then stop the daemon, off the
-    /// cooperative pool. Calling `MHD_stop_daemon` with a suspended connection would abort the process.
+    /// Stops in the order libmicrohttpd survives: give open streams up to `gracePeriod` to end on
+    /// their own, then end the rest with an error (which resumes every suspended one, and makes any
+    /// stream opened from now on end at once), wait for their connections to close, and only then
+    /// stop the daemon, off the cooperative pool. Calling `MHD_stop_daemon` with a suspended
+    /// connection would abort the process.
+    ///
+    /// - Note: `MHD_quiesce_daemon` is not used: in 0.9.75, with epoll and internal threads, it
+    ///   races the worker that removes the listening socket from its epoll set, and the loser calls
+    ///   `MHD_PANIC` ("Failed to remove listen FD from epoll set"), aborting the process. The
+    ///   service above refuses new jobs while draining, so the listening socket may stay open
+    ///   until `MHD_stop_daemon` closes it.
     public func shutdown(gracePeriod: Duration = .seconds(5)) async {
         let daemon = state.withLock { state -> OpaquePointerBox? in
             guard case .running(let daemon, _) = state else { return nil }
@@ -99,7 +106,6 @@ public final class HTTPServer: Sendable {
             return daemon
         }
         guard let daemon else { return }
-        let listenSocket = MHD_quiesce_daemon(daemon.pointer)
         await waitForStreams(upTo: gracePeriod)
         context.registry.cancelAll()
         await waitForStreams(upTo: .seconds(2))
@@ -107,7 +113,6 @@ public final class HTTPServer: Sendable {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             Thread.run {
                 MHD_stop_daemon(daemon.pointer)
-                if listenSocket >= 0 { close(listenSocket) }
                 continuation.resume()
             }
         }

@@ -99,6 +99,15 @@ final class Probe: Sendable {
     var snapshot: Counts { counts.withLock { $0 } }
 }
 
+/// Counts subtasks started and ended, as the service's metrics would.
+final class CountingObserver: DispatchObserver {
+    let counts = Mutex((started: 0, ended: 0))
+    func subtaskStarted(kind: String) { counts.withLock { $0.started += 1 } }
+    func subtaskEnded(kind: String, duration: Duration) { counts.withLock { $0.ended += 1 } }
+    var started: Int { counts.withLock { $0.started } }
+    var balance: Int { counts.withLock { $0.started - $0.ended } }
+}
+
 extension JSONValue {
     var int: Int? { numberValue.map { Int($0) } }
 }

@@ -81,6 +81,61 @@ struct DispatcherTests {
         #expect(Dispatcher.runImmediately(.make(tasks + [probe.task("d", 3, delay: 1)]), id: "j", maxBytes: 65536) == nil)
     }
 
+    /// Echo subtasks are timers: the same semantics as tasks, checked through the same invariants.
+    @Test func plannedOutcomesBehaveLikeTasks() async {
+        func timed(_ id: String, _ index: Int, _ ms: Int, _ outcome: SubtaskOutcome = .ok(.null), timeout: Int? = nil) -> Subtask {
+            Subtask(id: id, index: index, kind: "echo", timeoutMilliseconds: timeout, work: .delayed(outcome, after: .milliseconds(ms)))
+        }
+        let observer = CountingObserver()
+        let sink = CollectingSink()
+        let job = Job.make(
+            [timed("a", 0, 300), timed("b", 1, 10, .error(code: "task_error", message: "x")), timed("c", 2, 100), timed("d", 3, 5_000, timeout: 150)]
+        )
+        let summary = await Dispatcher.run(job, id: "j", observer: observer, sink: sink)
+        #expect(sink.results.map { $0["id"]?.stringValue } == ["b", "c", "d", "a"])
+        #expect(sink.results[2]["status"] == .string("timeout"))
+        let times = sink.timedLines.filter { $0.json["event"] == .string("result") }.map(\.at)
+        #expect(times[0] < .milliseconds(300) && times[3] >= .milliseconds(300))
+        #expect(summary.ok == 2 && summary.error == 1 && summary.timeout == 1)
+        #expect(observer.balance == 0 && observer.started == 4)
+        checkInvariants(sink.lines, total: 4)
+
+        // One slot: each starts when the one before ends.
+        let serial = CollectingSink()
+        let started = ContinuousClock.now
+        _ = await Dispatcher.run(.make([timed("x", 0, 60), timed("y", 1, 60)], concurrency: 1), id: "j", sink: serial)
+        #expect(ContinuousClock.now - started >= .milliseconds(120))
+        checkInvariants(serial.lines, total: 2)
+    }
+
+    @Test func stoppingCancelsPlannedOutcomes() async {
+        func timed(_ index: Int, _ ms: Int, _ outcome: SubtaskOutcome = .ok(.null)) -> Subtask {
+            Subtask(id: "t\(index)", index: index, kind: "echo", timeoutMilliseconds: nil, work: .delayed(outcome, after: .milliseconds(ms)))
+        }
+        let observer = CountingObserver()
+        let sink = CollectingSink()
+        let began = ContinuousClock.now
+        let summary = await Dispatcher.run(
+            .make([timed(0, 20, .error(code: "task_error", message: "x")), timed(1, 10_000), timed(2, 10_000)], failFast: true),
+            id: "j", observer: observer, sink: sink
+        )
+        #expect(ContinuousClock.now - began < .seconds(2))
+        #expect(summary.cancelled == 2)
+        #expect(observer.balance == 0)
+        checkInvariants(sink.lines, total: 3)
+
+        let gone = CollectingSink(failAfter: 0)
+        let leftObserver = CountingObserver()
+        let left = await Dispatcher.run(.make([timed(0, 5), timed(1, 10_000)]), id: "j", observer: leftObserver, sink: gone)
+        #expect(left.clientGone)
+        #expect(leftObserver.balance == 0, "what the vanished client left running is ended too")
+
+        let deadlineSink = CollectingSink()
+        let late = await Dispatcher.run(.make([timed(0, 10_000)], timeout: 100), id: "j", sink: deadlineSink)
+        #expect(late.timeout == 1)
+        #expect(deadlineSink.results.first?["error"]?["message"]?.stringValue?.contains("deadline") == true)
+    }
+
     @Test func keepsAtMostConcurrencyInFlight() async {
         let sink = CollectingSink()
         let tasks = (0..<20).map { probe.task("t\($0)", $0, delay: 15) }
