@@ -80,42 +80,37 @@ final class ServiceMetrics: DispatchObserver {
     }
 
     func rejected(reason: String) {
-        let counter = rejections.withLock { counters in
-            if let counter = counters[reason] { return counter }
-            let counter = CoreMetrics.Counter(label: "fanout_rejections_total", dimensions: [("reason", reason)], factory: factory)
-            counters[reason] = counter
-            return counter
-        }
-        counter.increment()
+        Self.cached(rejections, reason) {
+            CoreMetrics.Counter(label: "fanout_rejections_total", dimensions: [("reason", reason)], factory: factory)
+        }.increment()
     }
 
     /// An upstream request's answer, by status class (`2xx` … `5xx`) or `error`.
     func upstreamRequest(statusClass: String) {
-        let counter = upstream.withLock { counters in
-            if let counter = counters[statusClass] { return counter }
-            let counter = CoreMetrics.Counter(label: "fanout_upstream_requests_total", dimensions: [("class", statusClass)], factory: factory)
-            counters[statusClass] = counter
-            return counter
-        }
-        counter.increment()
+        Self.cached(upstream, statusClass) {
+            CoreMetrics.Counter(label: "fanout_upstream_requests_total", dimensions: [("class", statusClass)], factory: factory)
+        }.increment()
     }
 
     private func subtaskCounter(kind: String, status: String) -> CoreMetrics.Counter {
-        subtaskCounters.withLock { counters in
-            let key = kind + "/" + status
-            if let counter = counters[key] { return counter }
-            let counter = CoreMetrics.Counter(label: "fanout_subtasks_total", dimensions: [("kind", kind), ("status", status)], factory: factory)
-            counters[key] = counter
-            return counter
+        Self.cached(subtaskCounters, kind + "/" + status) {
+            CoreMetrics.Counter(label: "fanout_subtasks_total", dimensions: [("kind", kind), ("status", status)], factory: factory)
         }
     }
 
     private func subtaskDuration(kind: String) -> Metrics.Timer {
-        subtaskDurations.withLock { timers in
-            if let timer = timers[kind] { return timer }
-            let timer = Metrics.Timer(label: "fanout_subtask_duration_seconds", dimensions: [("kind", kind)], factory: factory)
-            timers[kind] = timer
-            return timer
+        Self.cached(subtaskDurations, kind) {
+            Metrics.Timer(label: "fanout_subtask_duration_seconds", dimensions: [("kind", kind)], factory: factory)
+        }
+    }
+
+    /// The metric stored under `key`, made on first use (labels are few: kinds, statuses, reasons).
+    private static func cached<Metric>(_ cache: borrowing Mutex<[String: Metric]>, _ key: String, make: () -> Metric) -> Metric {
+        cache.withLock { metrics in
+            if let metric = metrics[key] { return metric }
+            let metric = make()
+            metrics[key] = metric
+            return metric
         }
     }
 }
