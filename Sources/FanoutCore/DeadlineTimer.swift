@@ -25,6 +25,10 @@ public final class DeadlineTimer: Sendable {
         var actions: [UInt64: @Sendable () -> Void] = [:]
         var nextID: UInt64 = 0
         var threadStarted = false
+        /// Heap entries whose action was cancelled; they leave the heap when due, or when the heap
+        /// is rebuilt because they are most of it (a job's 60 s deadline is usually cancelled
+        /// long before it is due, and many jobs a second must not fill memory with them).
+        var cancelledEntries = 0
     }
 
     private let state = Mutex(State())
@@ -54,8 +58,23 @@ public final class DeadlineTimer: Sendable {
     /// Cancels a scheduled action; returns it if it had not run yet.
     @discardableResult
     public func cancel(_ token: Token) -> (@Sendable () -> Void)? {
-        state.withLock { $0.actions.removeValue(forKey: token.id) }
+        state.withLock { state in
+            guard let action = state.actions.removeValue(forKey: token.id) else { return nil }
+            state.cancelledEntries += 1
+            if state.cancelledEntries > 4096, state.cancelledEntries * 2 > state.heap.count {
+                let actions = state.actions
+                state.heap.removeAll { actions[$0.id] == nil }
+                for index in stride(from: state.heap.count / 2 - 1, through: 0, by: -1) {
+                    Self.siftDown(&state.heap, from: index)
+                }
+                state.cancelledEntries = 0
+            }
+            return action
+        }
     }
+
+    /// Heap entries (cancelled ones included), for tests.
+    var pendingEntries: Int { state.withLock { $0.heap.count } }
 
     /// Suspends until `deadline`.
     /// - Throws: `CancellationError` as soon as the calling task is cancelled.
@@ -89,7 +108,11 @@ public final class DeadlineTimer: Sendable {
             let nextDeadline = state.withLock { state -> ContinuousClock.Instant? in
                 while let top = state.heap.first, top.deadline <= now {
                     Self.popTop(&state.heap)
-                    if let action = state.actions.removeValue(forKey: top.id) { due.append(action) }
+                    if let action = state.actions.removeValue(forKey: top.id) {
+                        due.append(action)
+                    } else {
+                        state.cancelledEntries = max(state.cancelledEntries - 1, 0)
+                    }
                 }
                 return state.heap.first?.deadline
             }
@@ -113,7 +136,11 @@ public final class DeadlineTimer: Sendable {
         let last = heap.removeLast()
         guard !heap.isEmpty else { return }
         heap[0] = last
-        var parent = 0
+        siftDown(&heap, from: 0)
+    }
+
+    private static func siftDown(_ heap: inout [Entry], from start: Int) {
+        var parent = start
         while true {
             let left = 2 * parent + 1
             let right = left + 1

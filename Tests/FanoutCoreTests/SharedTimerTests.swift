@@ -55,6 +55,21 @@ struct SharedTimerTests {
         #expect(ContinuousClock.now - start < .seconds(5))
     }
 
+    @Test func cancelledEntriesDoNotPileUp() async throws {
+        let timer = DeadlineTimer.shared
+        let far = ContinuousClock.now + .seconds(3600)
+        let before = timer.pendingEntries
+        for _ in 0..<20_000 {
+            timer.cancel(timer.schedule(at: far) {})
+        }
+        #expect(timer.pendingEntries - before < 10_000, "the heap is rebuilt once cancelled entries are most of it")
+        // What still counts keeps firing in order.
+        let fired = Atomic<Int>(0)
+        timer.schedule(at: .now + .milliseconds(10)) { fired.add(1, ordering: .relaxed) }
+        try await Task.sleep(for: .milliseconds(80))
+        #expect(fired.load(ordering: .relaxed) == 1)
+    }
+
     @Test func aCancelledActionNeverRuns() async throws {
         let ran = Atomic<Bool>(false)
         let token = DeadlineTimer.shared.schedule(at: .now + .milliseconds(20)) { ran.store(true, ordering: .relaxed) }
