@@ -78,7 +78,7 @@ let package = Package(
         // Test helpers: a raw-socket HTTP/1.x client that sees every byte as it arrives.
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "MicroHTTPServerTests", dependencies: ["MicroHTTPServer", "TestSupport"]),
-        .testTarget(name: "FanoutCoreTests", dependencies: ["FanoutCore"]),
+        .testTarget(name: "FanoutCoreTests", dependencies: ["FanoutCore", "TestSupport"]),
         .testTarget(
             name: "FanoutUpstreamTests",
             dependencies: ["FanoutUpstream", "FanoutCore", "MicroHTTPServer", "TestSupport"]
