@@ -158,7 +158,9 @@ final class DispatchLoop {
             next += 1
             launched += 1
             if case .immediate(let outcome) = task.work {
-                jobRun.record(index: task.index, outcome: outcome, at: .now)
+                // What finished before now goes first, so lines stay in finish order.
+                for event in Self.finishOrder(events.take()) { handle(event) }
+                if !jobRun.stopped { jobRun.record(index: task.index, outcome: outcome, at: .now) }
                 continue
             }
             inFlight += 1
