@@ -135,23 +135,40 @@ public struct UpstreamURL: Sendable, Equatable, CustomStringConvertible {
     /// A DNS name as this service accepts it: ASCII letters, digits, `-` and `_`, dot-separated
     /// labels of 1 to 63 characters, 253 in all, not starting or ending a label with `-`.
     public static func isValidHostName(_ name: String) -> Bool {
-        guard !name.isEmpty, name.utf8.count <= 253 else { return false }
-        return name.split(separator: ".", omittingEmptySubsequences: false).allSatisfy { label in
-            !label.isEmpty && label.utf8.count <= 63 && label.first != "-" && label.last != "-"
-                && label.allSatisfy { $0.isASCII && ($0.isLetter || $0.isASCIIDigit || $0 == "-" || $0 == "_") }
+        let bytes = name.utf8
+        guard !bytes.isEmpty, bytes.count <= 253 else { return false }
+        return bytes.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false).allSatisfy { label in
+            !label.isEmpty && label.count <= 63 && label.first != UInt8(ascii: "-") && label.last != UInt8(ascii: "-")
+                && label.allSatisfy { hostNameBytes[Int($0)] }
         }
+    }
+
+    /// ASCII letters, digits, `-` and `_`, by byte.
+    private static let hostNameBytes: [Bool] = (0..<256).map { byte in
+        let scalar = Unicode.Scalar(UInt8(byte))
+        return byte < 0x80 && (scalar.properties.isAlphabetic || (0x30...0x39).contains(byte) || byte == 0x2D || byte == 0x5F)
+    }
+
+    /// RFC 3986 unreserved, sub-delims, `:`, `@`, `/` and `?`, by byte.
+    private static let targetBytes: [Bool] = {
+        var table = [Bool](repeating: false, count: 256)
+        for byte in "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~!$&'()*+,;=:@/?".utf8 {
+            table[Int(byte)] = true
+        }
+        return table
+    }()
+
+    private static func isHexDigit(_ byte: UInt8) -> Bool {
+        (0x30...0x39).contains(byte) || (0x41...0x46).contains(byte) || (0x61...0x66).contains(byte)
     }
 
     /// RFC 3986 path and query characters, with `%` only as the start of a `%XX` escape.
     private static func isValidTarget(_ target: String) -> Bool {
-        let allowed = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~!$&'()*+,;=:@/?".utf8)
         var bytes = target.utf8.makeIterator()
         while let byte = bytes.next() {
             if byte == UInt8(ascii: "%") {
-                guard let high = bytes.next(), let low = bytes.next(),
-                      Character(Unicode.Scalar(high)).isHexDigit, Character(Unicode.Scalar(low)).isHexDigit
-                else { return false }
-            } else if !allowed.contains(byte) {
+                guard let high = bytes.next(), let low = bytes.next(), isHexDigit(high), isHexDigit(low) else { return false }
+            } else if !targetBytes[Int(byte)] {
                 return false
             }
         }
