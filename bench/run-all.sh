@@ -35,7 +35,7 @@ echo "== job10 and /healthz: wrk -t1 -c64, 3 interleaved rounds of 5 s, medians"
 bash "$kit/compare.sh" 3 5 fanoutd=http://127.0.0.1:18200 mhd_limit=http://127.0.0.1:18201 \
     node=http://127.0.0.1:18202 aiohttp=http://127.0.0.1:18203
 
-echo "== job10 with delay_ms 1 (every subtask a task): wrk -t1 -c64 -d5s"
+echo "== job10 with delay_ms 1 (a streamed job; echo subtasks are timers): wrk -t1 -c64 -d5s"
 sed 's/"delay_ms":0/"delay_ms":1/' "$kit/job10.lua" >"$work/job10-delay1.lua"
 for u in fanoutd=18200 node=18202; do
     echo "${u%%=*} $(wrk -t1 -c64 -d5s -s "$work/job10-delay1.lua" "http://127.0.0.1:${u#*=}/v1/jobs" | awk '/Requests\/sec/{print $2}')"
