@@ -1,0 +1,145 @@
+/// The dispatcher loop's bookkeeping for one job: which subtasks are reported, the lines waiting to
+/// be sent, and the counts. A class, so the loop's async frames hold a reference rather than all of
+/// it (every open stream pays for its task's frames).
+final class JobRun {
+    let job: Job
+    let id: String
+    let start: ContinuousClock.Instant
+    var summary: JobSummary
+    /// Outcome recorded, per subtask; once set, later outcomes for it are ignored.
+    private var reported: [Bool]
+    private var recorded = 0
+    /// Input order: encoded lines not yet sent, by index, and the next index to send.
+    private var waiting: [Int: [UInt8]] = [:]
+    private var nextToSend = 0
+    /// Lines ready to send on the next flush.
+    private var outgoing = JSONWriter(capacity: 512)
+    private var lastSend: ContinuousClock.Instant
+    private(set) var stopped = false
+    private(set) var finished = false
+    private let observer: (any DispatchObserver)?
+    /// When each started subtask started, for the observer (empty without one).
+    private var startedAt: [ContinuousClock.Instant?] = []
+
+    init(job: Job, id: String, start: ContinuousClock.Instant, observer: (any DispatchObserver)? = nil) {
+        self.job = job
+        self.id = id
+        self.start = start
+        self.summary = JobSummary(total: job.tasks.count)
+        self.reported = Array(repeating: false, count: job.tasks.count)
+        self.lastSend = start
+        self.observer = observer
+        if observer != nil { startedAt = Array(repeating: nil, count: job.tasks.count) }
+    }
+
+    /// A subtask began (a task or a timer).
+    func started(index: Int) {
+        guard let observer else { return }
+        startedAt[index] = .now
+        observer.subtaskStarted(kind: job.tasks[index].kind)
+    }
+
+    /// The client is gone: what started and has no line ends for the observer too.
+    func abandon() {
+        guard let observer else { return }
+        let now = ContinuousClock.now
+        for index in startedAt.indices where !reported[index] {
+            if let began = startedAt[index] {
+                startedAt[index] = nil
+                observer.subtaskEnded(kind: job.tasks[index].kind, duration: now - began)
+            }
+        }
+    }
+
+    func record(index: Int, outcome: SubtaskOutcome, at: ContinuousClock.Instant) {
+        guard !reported[index] else { return }
+        reported[index] = true
+        recorded += 1
+        let task = job.tasks[index]
+        if let observer, let began = startedAt[index] {
+            startedAt[index] = nil
+            observer.subtaskEnded(kind: task.kind, duration: at - began)
+        }
+        let elapsed = (at - start).milliseconds
+        summary.count(outcome.status, kind: task.kind)
+        switch job.order {
+        case .completion:
+            LineEncoder.result(
+                id: task.id, index: index, outcome: outcome, elapsedMilliseconds: elapsed,
+                done: summary.done, total: summary.total, into: &outgoing
+            )
+        case .input:
+            var line = JSONWriter(capacity: 128)
+            // In input order the n-th line sent is subtask n's, so `done` is index + 1.
+            LineEncoder.result(
+                id: task.id, index: index, outcome: outcome, elapsedMilliseconds: elapsed,
+                done: index + 1, total: summary.total, into: &line
+            )
+            waiting[index] = line.bytes
+            while let ready = waiting.removeValue(forKey: nextToSend) {
+                outgoing.bytes.append(contentsOf: ready)
+                nextToSend += 1
+            }
+        }
+        if !stopped {
+            if job.failFast, outcome.status != .ok {
+                stop(with: .cancelled("cancelled by fail_fast: task \"\(task.id)\" ended \(outcome.status.rawValue)"))
+            } else if let first = job.first, summary.ok >= first, outcome.status == .ok {
+                stop(with: .cancelled("cancelled: the first \(first) results arrived"))
+            }
+        }
+        if recorded == job.tasks.count, !finished {
+            finished = true
+            summary.elapsedMilliseconds = (ContinuousClock.now - start).milliseconds
+            LineEncoder.end(job: id, summary: summary, into: &outgoing)
+        }
+    }
+
+    /// Reports every subtask without an outcome yet as `outcome`, in input order.
+    func stop(with outcome: SubtaskOutcome) {
+        guard !stopped else { return }
+        stopped = true
+        let now = ContinuousClock.now
+        for index in reported.indices where !reported[index] {
+            record(index: index, outcome: outcome, at: now)
+        }
+    }
+
+    func heartbeatIfIdle(every interval: Duration) {
+        let now = ContinuousClock.now
+        guard !finished, now - lastSend >= interval, outgoing.bytes.isEmpty else { return }
+        LineEncoder.heartbeat(
+            done: summary.done, total: summary.total, elapsedMilliseconds: (now - start).milliseconds, into: &outgoing
+        )
+    }
+
+    /// Takes the lines ready to send, counting them as sent.
+    func takeOutgoing() -> [UInt8] {
+        let bytes = outgoing.bytes
+        outgoing.bytes.removeAll(keepingCapacity: true)
+        summary.bytes += bytes.count
+        return bytes
+    }
+
+    /// Lines are waiting to be sent.
+    var hasOutgoing: Bool { !outgoing.bytes.isEmpty }
+    var outgoingCount: Int { outgoing.bytes.count }
+
+    /// When the next heartbeat is due if nothing is sent before.
+    func nextHeartbeat(every interval: Duration) -> ContinuousClock.Instant {
+        max(lastSend + interval, ContinuousClock.now + .milliseconds(1))
+    }
+
+    /// Sends what is ready; false when the client is gone.
+    func flush(to sink: some LineSink) async -> Bool {
+        guard !outgoing.bytes.isEmpty else { return true }
+        let bytes = takeOutgoing()
+        do {
+            try await sink.send(bytes)
+        } catch {
+            return false
+        }
+        lastSend = .now
+        return true
+    }
+}
