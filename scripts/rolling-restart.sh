@@ -25,13 +25,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
 
-bin=${1:-.build-ops/release/fanoutd}
-if [ ! -x "$bin" ]; then
-    if [ $# -gt 0 ]; then echo "rolling-restart: $bin is not an executable" >&2; exit 2; fi
-    echo "rolling-restart: building $bin" >&2
-    swift build -c release --static-swift-stdlib --product fanoutd --scratch-path .build-ops >&2
-fi
-bin=$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")
+bin=$(scripts/release-binary.sh rolling-restart "$@")
 command -v haproxy >/dev/null || { echo "rolling-restart: haproxy is not installed (apt-get install haproxy)" >&2; exit 2; }
 command -v python3 >/dev/null || { echo "rolling-restart: python3 is needed" >&2; exit 2; }
 

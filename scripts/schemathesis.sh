@@ -148,13 +148,7 @@ EOF
     exit $status
 fi
 
-bin=${1:-.build-ops/release/fanoutd}
-if [ ! -x "$bin" ]; then
-    if [ $# -gt 0 ]; then echo "schemathesis: $bin is not an executable" >&2; exit 2; fi
-    echo "schemathesis: building $bin" >&2
-    swift build -c release --static-swift-stdlib --product fanoutd --scratch-path .build-ops >&2
-fi
-bin=$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")
+bin=$(scripts/release-binary.sh schemathesis "$@")
 
 venv=${FANOUT_OPS_VENV:-$HOME/.cache/fanoutd-ops/venv}
 if [ ! -x "$venv/bin/python" ]; then python3 -m venv "$venv"; fi
