@@ -24,6 +24,9 @@ enum Callbacks {
             withUnsafeMutablePointer(to: &context.headers) { headers in
                 _ = MHD_get_connection_values(connection, .HEADER_KIND, Callbacks.collectHeader, headers)
             }
+            withUnsafeMutablePointer(to: &context.query) { query in
+                _ = MHD_get_connection_values(connection, .GET_ARGUMENT_KIND, Callbacks.collectHeader, query)
+            }
             // Pattern "one-shot transfer": released in `completed`.
             requestContext.pointee = Unmanaged.passRetained(context).toOpaque()
             if let length = context.headers["Content-Length"].flatMap(Int.init), length > server.maxBodyBytes {
@@ -44,7 +47,7 @@ enum Callbacks {
         return respond(context, on: connection, server: server)
     }
 
-    /// `MHD_KeyValueIterator` collecting request headers into an `HTTPHeaders`.
+    /// `MHD_KeyValueIterator` collecting request headers (or query arguments) into an `HTTPHeaders`.
     static let collectHeader: MHD_KeyValueIterator = { cls, _, key, value in
         guard let cls, let key else { return .YES }
         let headers = cls.assumingMemoryBound(to: HTTPHeaders.self)

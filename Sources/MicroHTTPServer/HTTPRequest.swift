@@ -7,6 +7,9 @@ public struct HTTPRequest: Sendable {
     /// `HTTP/1.1` or `HTTP/1.0`.
     public var version: String
     public var headers: HTTPHeaders
+    /// Query arguments (`?after=3&state=running`), percent-decoded; looked up like headers but
+    /// names compare ignoring ASCII case.
+    public var query: HTTPHeaders
     /// The body, complete unless ``bodyTooLarge`` is set (then it is empty).
     public var body: [UInt8]
     /// The body was over ``HTTPServerConfiguration/maxBodyBytes``: it was discarded, not read.
@@ -19,6 +22,7 @@ public struct HTTPRequest: Sendable {
         path: String,
         version: String = "HTTP/1.1",
         headers: HTTPHeaders = HTTPHeaders(),
+        query: HTTPHeaders = HTTPHeaders(),
         body: [UInt8] = [],
         bodyTooLarge: Bool = false,
         peer: String? = nil
@@ -27,6 +31,7 @@ public struct HTTPRequest: Sendable {
         self.path = path
         self.version = version
         self.headers = headers
+        self.query = query
         self.body = body
         self.bodyTooLarge = bodyTooLarge
         self.peer = peer

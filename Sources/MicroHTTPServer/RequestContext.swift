@@ -5,6 +5,8 @@ final class RequestContext {
     let path: String
     let version: String
     var headers = HTTPHeaders()
+    /// Query arguments, percent-decoded, in arrival order.
+    var query = HTTPHeaders()
     var body: [UInt8] = []
     var bodyTooLarge = false
     /// A response is queued; later handler calls only discard upload data.
@@ -35,6 +37,7 @@ final class RequestContext {
             path: path,
             version: version,
             headers: headers,
+            query: query,
             body: body,
             bodyTooLarge: bodyTooLarge,
             peer: peer
