@@ -31,6 +31,8 @@ WORKDIR /build
 COPY Package.swift ./
 RUN swift package resolve
 
+# openapi.yaml is embedded in the binary (Sources/FanoutService/openapi.yaml links to it).
+COPY openapi.yaml ./
 COPY Sources ./Sources
 COPY Tests ./Tests
 

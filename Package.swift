@@ -63,7 +63,9 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-            ]
+            ],
+            // A symlink to the repository's openapi.yaml, served at GET /v1/openapi.yaml byte for byte.
+            resources: [.embedInCode("openapi.yaml")]
         ),
         .executableTarget(
             name: "fanoutd",

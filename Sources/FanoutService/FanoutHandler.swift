@@ -51,7 +51,7 @@ public final class FanoutHandler: HTTPHandler {
             guard request.method == "GET" || request.method == "HEAD" else {
                 return reject(.methodNotAllowed(request.method, path: request.path, allowed: "GET, HEAD"), request)
             }
-            return HTTPResponse(status: 200, contentType: "application/yaml", text: OpenAPIDocument.yaml)
+            return HTTPResponse(status: 200, headers: [("Content-Type", "application/yaml")], body: .bytes(PackageResources.openapi_yaml))
         default:
             return reject(.notFound(request.path), request)
         }

@@ -103,7 +103,7 @@ struct OpenAPITests {
             let exchange = try await HTTPExchange.send(port: port, method: "GET", path: "/v1/openapi.yaml")
             #expect(exchange.head.status == 200)
             #expect(exchange.head.header("Content-Type")?.contains("yaml") == true)
-            #expect(exchange.body == file, "the served document is the file (scripts/sync-openapi.sh)")
+            #expect(exchange.body == file, "the served document is the file (embedded with .embedInCode)")
         }
     }
 }
