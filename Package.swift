@@ -26,6 +26,8 @@ let package = Package(
         ),
         // Fixed-arity wrappers for the variadic MHD entry points Swift cannot import.
         .target(name: "CMicroHTTPDShims", dependencies: ["CMicroHTTPD"]),
+        // glibc's malloc_trim / mallopt, which the Glibc module does not export.
+        .target(name: "CAllocator"),
         // The HTTP server: the only importer of the C modules. Knows nothing about jobs.
         .target(
             name: "MicroHTTPServer",
@@ -56,6 +58,7 @@ let package = Package(
         .target(
             name: "FanoutService",
             dependencies: [
+                "CAllocator",
                 "MicroHTTPServer",
                 "FanoutCore",
                 "FanoutUpstream",

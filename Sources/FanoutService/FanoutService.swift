@@ -62,6 +62,7 @@ public final class FanoutService: Service {
             metrics: metrics,
             maxBodyBytes: configuration.server.maxBodyBytes,
             streamBufferBytes: configuration.limits.streamBufferBytes,
+            reclaimer: MemoryReclaimer(),
             logger: logger
         )
         let handler = FanoutHandler(
@@ -136,6 +137,15 @@ public final class FanoutService: Service {
         while admission.running > 0, ContinuousClock.now < deadline {
             try? await Task.sleep(for: .milliseconds(20))
         }
+    }
+}
+
+extension FanoutService {
+    /// Process-wide settings to make before the service starts threads: caps glibc's malloc arenas
+    /// at two per core (the default, eight per core, lets each of MHD's, NIO's and Swift's threads
+    /// keep freed memory in an arena of its own).
+    public static func prepareProcess() {
+        MemoryReclaimer.capArenas(2 * System.coreCount)
     }
 }
 

@@ -11,6 +11,8 @@ struct JobEndpoint: Sendable {
     let maxBodyBytes: Int
     /// Jobs whose lines are all known at once and fit in this are answered without a task.
     let streamBufferBytes: Int
+    /// Told of every large body once its job or rejection no longer needs it.
+    let reclaimer: MemoryReclaimer
     let logger: Logger
 
     func submit(_ request: HTTPRequest) -> HTTPResponse {
@@ -44,10 +46,12 @@ struct JobEndpoint: Sendable {
             ("X-Job-Id", id),
         ]
         let client = request.peer ?? "unknown"
+        let bodyBytes = request.body.count
         metrics.jobStarted()
         // Every outcome known already (e.g. echo tasks without delay): the whole stream is ready now.
         if let (lines, summary) = Dispatcher.runImmediately(job, id: id, maxBytes: streamBufferBytes) {
             finished(id: id, client: client, ticket: ticket, summary: summary, duration: .milliseconds(summary.elapsedMilliseconds))
+            reclaimer.noteRelease(bytes: bodyBytes)
             return HTTPResponse(status: 200, headers: headers, body: .finishedStream(lines))
         }
         let endpoint = self
@@ -58,6 +62,7 @@ struct JobEndpoint: Sendable {
                 let start = ContinuousClock.now
                 let summary = await Dispatcher.run(job, id: id, control: control, observer: endpoint.metrics, sink: StreamSink(stream: stream))
                 endpoint.finished(id: id, client: client, ticket: ticket, summary: summary, duration: .now - start)
+                endpoint.reclaimer.noteRelease(bytes: bodyBytes)
             }
         )
     }
@@ -86,6 +91,7 @@ struct JobEndpoint: Sendable {
     func reject(_ problem: Problem, _ request: HTTPRequest, reason: String) -> HTTPResponse {
         metrics.rejected(reason: reason)
         logRejection(problem, request)
+        reclaimer.noteRelease(bytes: request.body.count)
         return problem.response
     }
 

@@ -65,6 +65,7 @@ struct Serve: AsyncParsableCommand {
     @OptionGroup var options: ConfigurationOptions
 
     func run() async throws {
+        FanoutService.prepareProcess()
         let configuration = try options.load()
         LogSetup.bootstrap(configuration.log)
         let logger = Logger(label: "fanoutd")
