@@ -76,7 +76,8 @@ ENV FANOUT_CONFIG=/etc/fanoutd/fanoutd.json \
 USER 10001:10001
 WORKDIR /
 
-EXPOSE 8080
+# 8080: jobs; 8081: the admin listener (probes, /metrics).
+EXPOSE 8080 8081
 
 # SIGTERM starts the graceful drain: /readyz turns 503 at once, and new jobs get 503. Running jobs
 # get up to shutdown.grace_s (25 s by default); whatever still runs after that ends as

@@ -130,6 +130,12 @@ termination = int(re.search(r"terminationGracePeriodSeconds: (\d+)", deployment)
 pre_stop = int(re.search(r'command: \["/bin/sleep", "(\d+)"\]', deployment).group(1))
 grace = config["shutdown"]["grace_s"]
 port = int(re.search(r"containerPort: (\d+)", deployment).group(1))
+admin_port = int(re.search(r"name: admin\n\s+containerPort: (\d+)", deployment).group(1))
+if config["server"].get("admin_port") != admin_port:
+    sys.exit(f"the ConfigMap's server.admin_port {config['server'].get('admin_port')} is not the admin containerPort {admin_port}")
+for probe in re.findall(r"(?:startup|liveness|readiness)Probe:\n\s+httpGet:\n\s+path: \S+\n\s+port: (\w+)", deployment):
+    if probe != "admin":
+        sys.exit(f"a probe uses port {probe}: probes go to the admin listener")
 needed = pre_stop + grace + 12
 print(f"terminationGracePeriodSeconds {termination} vs preStop {pre_stop} + shutdown.grace_s {grace} + 12 = {needed}")
 if termination <= needed:
@@ -142,7 +148,7 @@ for path in re.findall(r"path: (/\w+)", deployment):
 EOF
     # Start the binary with that file (on a free loopback port instead of the pod's) and stop it.
     env -u FANOUT_CONFIG -u FANOUT_HOST -u FANOUT_PORT -u FANOUT_AUTH_TOKENS \
-        "$bin" serve --config "$work/fanoutd.json" --host 127.0.0.1 --port 0 >"$work/log" 2>&1 &
+        "$bin" serve --config "$work/fanoutd.json" --host 127.0.0.1 --port 0 --set server.admin_port=0 >"$work/log" 2>&1 &
     local server=$!
     for _ in $(seq 1 50); do
         grep -q '"msg":"fanoutd listening"' "$work/log" && break

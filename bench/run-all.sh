@@ -17,7 +17,7 @@ gcc -O2 -o "$work/mhd_limit" "$kit/peers/mhd_limit.c" $(pkg-config --cflags --li
 
 start_fanoutd() {  # start_fanoutd PORT [--set k=v ...]; sets $fanoutd_pid
     local port=$1; shift
-    FANOUT_EGRESS_ALLOW=127.0.0.1 "$bin" --port "$port" --log-format json "$@" >>"$work/fanoutd.log" 2>&1 &
+    FANOUT_EGRESS_ALLOW=127.0.0.1 "$bin" --port "$port" --admin-port 0 --log-format json "$@" >>"$work/fanoutd.log" 2>&1 &
     fanoutd_pid=$!
     pids+=("$fanoutd_pid")
     for _ in $(seq 50); do curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && return; sleep 0.1; done

@@ -78,7 +78,7 @@ while IFS= read -r name; do unset_fanout+=(-u "$name"); done < <(env | sed -n 's
 start_replica() {
     local name=$1
     env "${unset_fanout[@]}" "$bin" serve --config "$repo/config/fanoutd.json" \
-        --host 127.0.0.1 --port "${port[$name]}" --log-format json \
+        --host 127.0.0.1 --port "${port[$name]}" --admin-port 0 --log-format json \
         --set shutdown.grace_s=10 \
         >>"$work/replica-$name.log" 2>&1 &
     pid[$name]=$!

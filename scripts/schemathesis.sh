@@ -57,7 +57,7 @@ if [ "${1:-}" = --inside ]; then
     unset_fanout=()
     while IFS= read -r name; do unset_fanout+=(-u "$name"); done < <(env | sed -n 's/^\(FANOUT_[A-Za-z0-9_]*\)=.*/\1/p')
     env "${unset_fanout[@]}" FANOUT_AUTH_TOKENS="$token" "$bin" serve --config "$repo/config/fanoutd.json" \
-        --host 127.0.0.1 --port "$port" --log-format json \
+        --host 127.0.0.1 --port "$port" --admin-port 0 --log-format json \
         --set defaults.timeout_ms=2000 --set shutdown.grace_s=2 \
         >"$work/server.log" 2>&1 &
     server=$!

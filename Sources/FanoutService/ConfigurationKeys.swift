@@ -55,6 +55,7 @@ extension ConfigurationKey {
     static let all: [ConfigurationKey] = [
         .init(name: "server.host", kind: .string) { config, value in config.server.host = value.string },
         int("server.port", 0...65535, \.server.port),
+        .init(name: "server.admin_port", kind: .optionalInteger(0...65535)) { config, value in config.server.adminPort = value.int },
         int("server.threads", 0...256, \.server.threads),
         int("server.connection_limit", 16...1_000_000, \.server.connectionLimit),
         int("server.connection_timeout_s", 0...86_400, \.server.connectionTimeoutSeconds),

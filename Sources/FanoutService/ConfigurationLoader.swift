@@ -158,6 +158,9 @@ public struct ConfigurationLoader: Sendable {
         } catch {
             throw ConfigurationError("egress.allow: \(error)")
         }
+        if let admin = config.server.adminPort, admin != 0, admin == config.server.port {
+            throw ConfigurationError("server.admin_port (\(admin)) must differ from server.port")
+        }
         if config.defaults.concurrency > config.limits.maxConcurrency {
             throw ConfigurationError("defaults.concurrency (\(config.defaults.concurrency)) is above limits.max_concurrency (\(config.limits.maxConcurrency))")
         }

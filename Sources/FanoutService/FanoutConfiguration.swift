@@ -6,6 +6,9 @@ public struct FanoutConfiguration: Sendable, Equatable {
     public struct Server: Sendable, Equatable {
         public var host = "127.0.0.1"
         public var port = 8080
+        /// Port of the admin listener (`/livez`, `/readyz`, `/healthz`, `/metrics` only, on a daemon of
+        /// its own, same host), so probes are answered when the main listener is full; nil for none.
+        public var adminPort: Int? = 8081
         /// libmicrohttpd polling threads (epoll each); 0 means one per core.
         public var threads = 0
         public var connectionLimit = 10_000

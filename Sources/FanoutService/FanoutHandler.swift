@@ -9,6 +9,7 @@ public final class FanoutHandler: HTTPHandler {
     let admission: JobAdmission
     let auth: BearerAuth
     let metrics: ServiceMetrics
+    let operational: OperationalEndpoints
     let logger: Logger
 
     init(jobs: JobEndpoint, admission: JobAdmission, auth: BearerAuth, metrics: ServiceMetrics, logger: Logger) {
@@ -16,37 +17,17 @@ public final class FanoutHandler: HTTPHandler {
         self.admission = admission
         self.auth = auth
         self.metrics = metrics
+        self.operational = OperationalEndpoints(admission: admission, auth: auth, metrics: metrics)
         self.logger = logger
     }
 
     public func respond(to request: HTTPRequest) -> HTTPResponse {
+        if let answer = operational.respond(to: request, reject: { reject($0, request) }) { return answer }
         switch request.path {
         case "/v1/jobs":
             guard request.method == "POST" else { return reject(.methodNotAllowed(request.method, path: request.path, allowed: "POST"), request) }
             if let problem = auth.check(request) { return reject(problem, request) }
             return jobs.submit(request)
-        case "/livez", "/healthz":
-            guard request.method == "GET" || request.method == "HEAD" else {
-                return reject(.methodNotAllowed(request.method, path: request.path, allowed: "GET, HEAD"), request)
-            }
-            return HTTPResponse(status: 200, contentType: "text/plain; charset=utf-8", text: "ok\n", headers: [("Cache-Control", "no-store")])
-        case "/readyz":
-            guard request.method == "GET" || request.method == "HEAD" else {
-                return reject(.methodNotAllowed(request.method, path: request.path, allowed: "GET, HEAD"), request)
-            }
-            if admission.isDraining {
-                return HTTPResponse(status: 503, contentType: "text/plain; charset=utf-8", text: "draining\n", headers: [("Cache-Control", "no-store")])
-            }
-            if !admission.isReady {
-                return HTTPResponse(status: 503, contentType: "text/plain; charset=utf-8", text: "saturated\n", headers: [("Cache-Control", "no-store")])
-            }
-            return HTTPResponse(status: 200, contentType: "text/plain; charset=utf-8", text: "ready\n", headers: [("Cache-Control", "no-store")])
-        case "/metrics":
-            guard request.method == "GET" || request.method == "HEAD" else {
-                return reject(.methodNotAllowed(request.method, path: request.path, allowed: "GET, HEAD"), request)
-            }
-            if auth.protectMetrics, let problem = auth.check(request) { return reject(problem, request) }
-            return HTTPResponse(status: 200, contentType: "text/plain; version=0.0.4; charset=utf-8", text: metrics.exposition())
         case "/v1/openapi.yaml":
             guard request.method == "GET" || request.method == "HEAD" else {
                 return reject(.methodNotAllowed(request.method, path: request.path, allowed: "GET, HEAD"), request)

@@ -11,6 +11,8 @@ import Synchronization
 public final class FanoutService: Service {
     public let configuration: FanoutConfiguration
     let server: HTTPServer
+    /// The admin listener (`server.admin_port`), if configured.
+    let adminServer: HTTPServer?
     let admission: JobAdmission
     let metrics: ServiceMetrics
     /// The `http` kind; owns the outbound clients, shut down at the end of ``drain()``.
@@ -72,6 +74,20 @@ public final class FanoutService: Service {
             metrics: metrics,
             logger: logger
         )
+        self.adminServer = configuration.server.adminPort.map { adminPort in
+            HTTPServer(
+                configuration: HTTPServerConfiguration(
+                    host: configuration.server.host,
+                    port: adminPort,
+                    threads: 1,
+                    connectionLimit: 64,
+                    connectionTimeoutSeconds: 10,
+                    maxBodyBytes: 1024
+                ),
+                handler: AdminHandler(endpoints: handler.operational),
+                logger: logger
+            )
+        }
         let server = configuration.server
         self.server = HTTPServer(
             configuration: HTTPServerConfiguration(
@@ -96,16 +112,28 @@ public final class FanoutService: Service {
 
     /// The bound port once started.
     public var port: Int? { server.port }
+    /// The admin listener's bound port once started, if there is one.
+    public var adminPort: Int? { adminServer?.port }
 
     /// Binds the listening socket. ``run()`` calls it if it was not called before.
     public func start() throws {
         if let configurationError { throw configurationError }
         guard server.port == nil else { return }
-        try server.start()
-        logger.info(
-            "fanoutd listening",
-            metadata: ["http.host": "\(configuration.server.host)", "http.port": "\(server.port ?? 0)"]
-        )
+        do {
+            try adminServer?.start()
+        } catch {
+            throw ConfigurationError("server.admin_port: \(error)")
+        }
+        do {
+            try server.start()
+        } catch {
+            // The admin daemon served nothing yet; stop it rather than leave it bound.
+            if let adminServer { Task.detached { await adminServer.shutdown(gracePeriod: .zero) } }
+            throw error
+        }
+        var metadata: Logger.Metadata = ["http.host": "\(configuration.server.host)", "http.port": "\(server.port ?? 0)"]
+        if let adminPort { metadata["http.admin_port"] = "\(adminPort)" }
+        logger.info("fanoutd listening", metadata: metadata)
     }
 
     /// Serves until graceful shutdown (SIGTERM/SIGINT through the `ServiceGroup`), then drains:
@@ -128,6 +156,8 @@ public final class FanoutService: Service {
             await waitForJobs(upTo: .seconds(5))
         }
         await server.shutdown(gracePeriod: .seconds(5))
+        // Last, so probes see /readyz 503 for the whole drain.
+        await adminServer?.shutdown(gracePeriod: .zero)
         try? await httpRunner.shutdown()
         logger.info("fanoutd stopped")
     }

@@ -24,6 +24,7 @@ extension FanoutConfiguration {
         [
             "server.host": "\(server.host)",
             "server.port": "\(server.port)",
+            "server.admin_port": "\(server.adminPort.map(String.init) ?? "none")",
             "server.threads": "\(server.threads)",
             "server.connection_limit": "\(server.connectionLimit)",
             "server.connection_timeout_s": "\(server.connectionTimeoutSeconds)",

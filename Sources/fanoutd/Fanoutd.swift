@@ -26,6 +26,9 @@ struct ConfigurationOptions: ParsableArguments {
     @Option(name: .long, help: "Listen port, 0 for any free one (server.port).")
     var port: Int?
 
+    @Option(name: .long, help: "Admin listener port (probes, /metrics), 0 for any free one (server.admin_port).")
+    var adminPort: Int?
+
     @Option(name: .long, help: "Polling threads, 0 for one per core (server.threads).")
     var threads: Int?
 
@@ -42,6 +45,7 @@ struct ConfigurationOptions: ParsableArguments {
         var overrides: [(String, String)] = []
         if let host { overrides.append(("server.host", host)) }
         if let port { overrides.append(("server.port", String(port))) }
+        if let adminPort { overrides.append(("server.admin_port", String(adminPort))) }
         if let threads { overrides.append(("server.threads", String(threads))) }
         if let logLevel { overrides.append(("log.level", logLevel)) }
         if let logFormat { overrides.append(("log.format", logFormat)) }
@@ -89,13 +93,15 @@ struct Serve: AsyncParsableCommand {
 }
 
 struct Healthcheck: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Exit 0 if the local server answers GET /healthz with 200 (for container HEALTHCHECK).")
+    static let configuration = CommandConfiguration(abstract: "Exit 0 if the local server answers GET /healthz with 200 on its admin port (else its port), for a container HEALTHCHECK.")
 
     @OptionGroup var options: ConfigurationOptions
 
     func run() throws {
         let configuration = try options.load()
-        guard HealthCheck.probe(host: configuration.server.host, port: configuration.server.port) else {
+        // The admin listener when there is one: it answers even when the main one is full.
+        let port = configuration.server.adminPort.flatMap { $0 == 0 ? nil : $0 } ?? configuration.server.port
+        guard HealthCheck.probe(host: configuration.server.host, port: port) else {
             throw ExitCode.failure
         }
     }

@@ -39,6 +39,7 @@ struct LifecycleTests {
     @Test func drainLetsShortJobsFinishAndCutsNone() async throws {
         var configuration = FanoutConfiguration()
         configuration.server.port = 0
+        configuration.server.adminPort = 0
         configuration.shutdown.graceSeconds = 1
         let service = FanoutService(configuration: configuration, logger: .init(label: "test"))
         try service.start()

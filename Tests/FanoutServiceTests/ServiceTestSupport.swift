@@ -12,6 +12,7 @@ func withService<T>(
 ) async throws -> T {
     var configuration = FanoutConfiguration()
     configuration.server.port = 0
+    configuration.server.adminPort = nil
     configuration.server.threads = 2
     configuration.server.connectionLimit = 2048
     configuration.shutdown.graceSeconds = 1
