@@ -53,12 +53,12 @@ final class MemoryReclaimer: Sendable {
                 state.releasedSinceTrim = 0
                 state.scheduled = false
                 state.lastTrim = .now
-                state.trims += 1
             }
             _ = callocator_trim(0)
+            state.withLock { $0.trims += 1 }
         }
     }
 
-    /// Trims done so far (tests, metrics).
+    /// Trims completed so far (tests, metrics).
     var trims: Int { state.withLock { $0.trims } }
 }
