@@ -1,0 +1,179 @@
+internal import CMicroHTTPD
+internal import CMicroHTTPDShims
+import Glibc
+import Synchronization
+
+/// What the connection hooks share across MHD's threads: the limits they enforce, how many sockets
+/// are open, and the lingering-close thread.
+final class ConnectionGuard: Sendable {
+    let connectionLimit: Int
+    let requestTimeoutSeconds: Int
+    let connectionTimeoutSeconds: Int
+    let problemTypeBase: String
+    let lingering: LingeringClose
+    /// Sockets MHD has accepted and not yet closed.
+    let open = Atomic<Int>(0)
+
+    init(configuration: HTTPServerConfiguration) {
+        connectionLimit = configuration.connectionLimit
+        requestTimeoutSeconds = configuration.requestTimeoutSeconds
+        connectionTimeoutSeconds = configuration.connectionTimeoutSeconds
+        problemTypeBase = configuration.problemTypeBase
+        lingering = LingeringClose(
+            milliseconds: configuration.lingerMilliseconds,
+            bytes: configuration.lingerBytes,
+            maxSockets: configuration.maxLingeringSockets
+        )
+    }
+}
+
+/// `void *(*)(void *cls, const char *uri, struct MHD_Connection *)`, MHD_OPTION_URI_LOG_CALLBACK's type
+/// (the header declares no typedef for it).
+typealias URILogCallback = @convention(c) (UnsafeMutableRawPointer?, UnsafePointer<CChar>?, OpaquePointer?) -> UnsafeMutableRawPointer?
+
+/// The per-connection side of the server: framing checks on the head, the request read deadline versus
+/// the idle timeout, answers to connections over the limit, and lingering close after early answers.
+/// The C callbacks are installed by ``HTTPServer``; `screen`, `responseQueued` and `requestCompleted`
+/// are called from the access and completion callbacks in ``Callbacks``.
+enum ConnectionHooks {
+    /// `MHD_NotifyConnectionCallback`: a socket was accepted (its state is created and the short
+    /// request timeout set) or closed (its state released).
+    static let notify: MHD_NotifyConnectionCallback = { cls, connection, socketContext, code in
+        guard let cls, let connection, let socketContext else { return }
+        let guardian = Unmanaged<ServerContext>.fromOpaque(cls).takeUnretainedValue().connections
+        switch code {
+        case .CONNECTION_NOTIFY_STARTED:
+            let open = guardian.open.wrappingAdd(1, ordering: .relaxed).newValue
+            let state = ConnectionState(fd: cmhd_connection_fd(connection), overLimit: open > guardian.connectionLimit)
+            // Pattern "long-lived context": released below when MHD closes the socket.
+            socketContext.pointee = Unmanaged.passRetained(state).toOpaque()
+            // Over the limit the client gets little time to send the request its 503 answers.
+            if guardian.requestTimeoutSeconds > 0 {
+                setTimeout(connection, seconds: state.overLimit ? min(guardian.requestTimeoutSeconds, 2) : guardian.requestTimeoutSeconds)
+            }
+        default:
+            guardian.open.subtract(1, ordering: .relaxed)
+            guard let pointer = socketContext.pointee else { return }
+            socketContext.pointee = nil
+            Unmanaged<ConnectionState>.fromOpaque(pointer).release()
+        }
+    }
+
+    /// MHD_OPTION_URI_LOG_CALLBACK: a request line was parsed (the target is still raw here). Starts the
+    /// request's read deadline, and notes what the NUL check needs. Returns nil: `*req_cls` stays empty.
+    static let requestLine: URILogCallback = { cls, uri, connection in
+        guard let cls, let connection, let state = state(of: connection) else { return nil }
+        let guardian = Unmanaged<ServerContext>.fromOpaque(cls).takeUnretainedValue().connections
+        state.screened = false
+        state.inHeadPhase = false
+        state.answeredEarly = false
+        if let uri {
+            let length = strlen(uri)
+            state.rawTarget = (uri, length)
+            state.targetHasEncodedNUL = strstr(uri, "%00") != nil
+        } else {
+            state.rawTarget = nil
+            state.targetHasEncodedNUL = false
+        }
+        if !state.overLimit, guardian.requestTimeoutSeconds > 0 { setTimeout(connection, seconds: guardian.requestTimeoutSeconds) }
+        return nil
+    }
+
+    /// Called on every access-handler call, before anything else. On the first (head-only) call, refuses
+    /// a connection over the limit (503) or a malformed head (400/413/501), queueing the problem itself;
+    /// returns the handler's result then, nil to go on.
+    static func screen(
+        _ connection: OpaquePointer,
+        method: UnsafePointer<CChar>?,
+        url: UnsafePointer<CChar>?,
+        version: UnsafePointer<CChar>?,
+        firstCall: Bool,
+        server: ServerContext
+    ) -> MHD_Result? {
+        guard let state = state(of: connection) else { return nil }
+        guard firstCall else {
+            state.inHeadPhase = false
+            return nil
+        }
+        state.screened = true
+        state.inHeadPhase = true
+        let guardian = server.connections
+        let problem: ServerProblem?
+        if state.overLimit {
+            problem = ServerProblem(
+                status: 503, title: "Service Unavailable",
+                detail: "the server is at its connection limit; retry shortly", slug: "over-capacity", retryAfterSeconds: 1
+            )
+        } else {
+            var headers: [RawHeader] = []
+            withUnsafeMutablePointer(to: &headers) { headers in
+                _ = MHD_get_connection_values_n(connection, .HEADER_KIND, collectRawHeader, headers)
+            }
+            // The head starts at the method (MHD parses it in place) and is header_size bytes long.
+            let headSize = UInt(cmhd_request_header_size(connection))
+            let headEnd = method.map { headSize > 0 ? UInt(bitPattern: $0) + headSize : 0 } ?? 0
+            problem = RequestFraming.refusal(
+                version: version.map { String(cString: $0) } ?? "",
+                headers: headers,
+                headEnd: headEnd,
+                targetHasNUL: targetHasNUL(state, url: url, version: version)
+            )
+        }
+        guard let problem else { return nil }
+        let queued = problem.queue(on: connection, typeBase: guardian.problemTypeBase)
+        if queued == .YES { responseQueued(connection, server: server) }
+        return queued
+    }
+
+    /// A response was queued for the current request: it has been read (or refused), so the connection
+    /// now has the idle timeout; queued on the head-only call, the answer was early and the connection
+    /// closes lingeringly.
+    static func responseQueued(_ connection: OpaquePointer, server: ServerContext) {
+        guard let state = state(of: connection) else { return }
+        if state.inHeadPhase { state.answeredEarly = true }
+        if server.connections.requestTimeoutSeconds > 0 {
+            setTimeout(connection, seconds: server.connections.connectionTimeoutSeconds)
+        }
+    }
+
+    /// The request is over (MHD_OPTION_NOTIFY_COMPLETED, before MHD shuts the socket down). After an
+    /// early answer, or one MHD gave on its own (it closes after those), the socket lingers.
+    static func requestCompleted(_ connection: OpaquePointer?, code: MHD_RequestTerminationCode, server: ServerContext) {
+        guard let connection, let state = state(of: connection) else { return }
+        if code == .REQUEST_TERMINATED_COMPLETED_OK, state.answeredEarly || !state.screened {
+            server.connections.lingering.adopt(state.fd)
+        }
+        state.answeredEarly = false
+        state.rawTarget = nil
+    }
+
+    /// The raw target held a NUL: its C-string length at the request line falls short of the span MHD
+    /// parsed (up to the space before the version), or it held `%00`.
+    private static func targetHasNUL(_ state: ConnectionState, url: UnsafePointer<CChar>?, version: UnsafePointer<CChar>?) -> Bool {
+        if state.targetHasEncodedNUL { return true }
+        guard let url, let version, let raw = state.rawTarget, raw.start == url else { return false }
+        let span = url.distance(to: version) - 1
+        return span > 0 && span < 1 << 20 && raw.length < span
+    }
+
+    private static func state(of connection: OpaquePointer) -> ConnectionState? {
+        cmhd_socket_context(connection).map { Unmanaged<ConnectionState>.fromOpaque($0).takeUnretainedValue() }
+    }
+
+    /// This connection's inactivity timeout from now on; 0 for none.
+    private static func setTimeout(_ connection: OpaquePointer, seconds: Int) {
+        _ = cmhd_set_connection_timeout(connection, UInt32(max(seconds, 0)))
+    }
+
+    /// `MHD_KeyValueIteratorN` collecting headers with their exact lengths.
+    private static let collectRawHeader: MHD_KeyValueIteratorN = { cls, _, key, keySize, value, valueSize in
+        guard let cls, let key else { return .YES }
+        let headers = cls.assumingMemoryBound(to: [RawHeader].self)
+        let name = Array(UnsafeRawBufferPointer(start: key, count: keySize))
+        let bytes = value.map { Array(UnsafeRawBufferPointer(start: $0, count: valueSize)) } ?? []
+        let lineStart = UInt(bitPattern: key)
+        let valueEnd = value.map { UInt(bitPattern: $0) + UInt(valueSize) } ?? 0
+        headers.pointee.append(RawHeader(name: name, value: bytes, lineStart: lineStart, valueEnd: valueEnd))
+        return .YES
+    }
+}

@@ -1,0 +1,131 @@
+import Foundation
+import Logging
+import MicroHTTPServer
+import TestSupport
+import Testing
+
+/// Runs `body` against a server with the given configuration changes (ephemeral port, test handler).
+private func withServer<T>(
+    _ configure: (inout HTTPServerConfiguration) -> Void = { _ in },
+    _ body: (HTTPServer, Int) async throws -> T
+) async throws -> T {
+    var configuration = HTTPServerConfiguration(
+        host: "127.0.0.1", port: 0, threads: 2, connectionLimit: 256, maxBodyBytes: 1024, watchdogIntervalMilliseconds: 100
+    )
+    configure(&configuration)
+    let server = HTTPServer(configuration: configuration, handler: TestHandler(probe: StreamProbe()), logger: Logger(label: "test"))
+    try server.start()
+    let port = try #require(server.port)
+    do {
+        let result = try await body(server, port)
+        await server.shutdown(gracePeriod: .seconds(1))
+        return result
+    } catch {
+        await server.shutdown(gracePeriod: .seconds(1))
+        throw error
+    }
+}
+
+/// A head the server must refuse, and the status it must refuse it with.
+struct MalformedHead: CustomTestStringConvertible, Sendable {
+    var name: String
+    var request: [UInt8]
+    var status: Int
+    var testDescription: String { name }
+
+    init(_ name: String, _ request: String, _ status: Int = 400) {
+        self.name = name
+        self.request = Array(request.utf8)
+        self.status = status
+    }
+
+    /// A smuggled `GET /hello` follows each body: it must never be answered.
+    static let smuggled = "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n"
+
+    static let all: [MalformedHead] = [
+        MalformedHead("Content-Length with Transfer-Encoding",
+                      "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + smuggled),
+        MalformedHead("two different Content-Length values",
+                      "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!" + smuggled),
+        MalformedHead("space before the colon of Transfer-Encoding",
+                      "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding : chunked\r\n\r\n\(String(smuggled.utf8.count, radix: 16))\r\n\(smuggled)\r\n0\r\n\r\n"),
+        MalformedHead("Transfer-Encoding on HTTP/1.0",
+                      "POST /echo HTTP/1.0\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + smuggled),
+        MalformedHead("a space inside a header name", "GET /headers HTTP/1.1\r\nHost: x\r\nX Probe: 1\r\n\r\n" + smuggled),
+        MalformedHead("HTTP/1.1 without Host", "GET /hello HTTP/1.1\r\n\r\n" + smuggled),
+        MalformedHead("two Host headers", "GET /hello HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n" + smuggled),
+        MalformedHead("NUL in a header value", "GET /headers HTTP/1.1\r\nHost: x\r\nX-Probe: a\u{0}b\r\n\r\n" + smuggled),
+        MalformedHead("NUL in the URL", "GET /hello\u{0}x HTTP/1.1\r\nHost: x\r\n\r\n" + smuggled),
+        MalformedHead("%00 in the URL", "GET /hello%00x HTTP/1.1\r\nHost: x\r\n\r\n" + smuggled),
+        MalformedHead("Content-Length 2^64-1", "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 18446744073709551615\r\n\r\nabc", 413),
+        MalformedHead("Transfer-Encoding: gzip, chunked",
+                      "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", 501),
+        MalformedHead("Transfer-Encoding: identity", "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: identity\r\n\r\nabc", 501),
+    ]
+}
+
+@Suite("HTTP framing, lingering close, deadlines and the connection limit")
+struct FramingTests {
+    @Test(arguments: MalformedHead.all)
+    func refusesMalformedFramingWithOneProblemAndCloses(_ head: MalformedHead) async throws {
+        try await withServer { _, port in
+            let connection = try await RawConnection.connect(port: port)
+            defer { connection.close() }
+            try await connection.send(head.request)
+            let response = try await connection.readHead(timeout: .seconds(5))
+            #expect(response.status == head.status)
+            #expect(response.header("Content-Type") == "application/problem+json")
+            #expect(response.header("Connection")?.lowercased() == "close")
+            #expect(response.headers.filter { $0.0.lowercased() == "connection" }.count == 1)
+            let body = try await connection.readBody(response, timeout: .seconds(5))
+            let problem = try #require(try JSONSerialization.jsonObject(with: Data(body)) as? [String: Any])
+            #expect(problem["status"] as? Int == head.status)
+            #expect((problem["type"] as? String)?.hasPrefix("https://fanoutd.dev/problems/") == true)
+            #expect(problem["title"] is String)
+            #expect(problem["detail"] is String)
+            // Nothing after the refusal: the smuggled request is not run, the connection ends.
+            #expect(try await connection.peerClosed(within: .seconds(5)))
+        }
+    }
+
+    @Test func stillServesWellFormedRequests() async throws {
+        try await withServer { _, port in
+            let chunked = try await RawConnection.connect(port: port)
+            defer { chunked.close() }
+            try await chunked.send("POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: Chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n")
+            let head = try await chunked.readHead()
+            #expect(head.status == 200)
+            #expect(String(decoding: try await chunked.readBody(head), as: UTF8.self) == "hello")
+            // The same Content-Length twice is one length (RFC 9110 §8.6).
+            try await chunked.send("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nok")
+            let again = try await chunked.readHead()
+            #expect(again.status == 200)
+            #expect(String(decoding: try await chunked.readBody(again), as: UTF8.self) == "ok")
+            // Trailing spaces, an empty value and bare LF line ends are no NUL.
+            try await chunked.send("GET /headers HTTP/1.1\r\nHost: x\r\nX-Empty:\r\nX-Probe: v  \r\n\r\n")
+            let spaced = try await chunked.readHead()
+            #expect(spaced.status == 200)
+            #expect(String(decoding: try await chunked.readBody(spaced), as: UTF8.self).hasPrefix("v"))
+            try await chunked.send("GET /headers HTTP/1.1\nHost: x\nX-Probe: bare\nX-Empty:\n\n")
+            let bare = try await chunked.readHead()
+            #expect(bare.status == 200)
+            #expect(String(decoding: try await chunked.readBody(bare), as: UTF8.self) == "bare")
+            let old = try await HTTPExchange.send(port: port, method: "GET", path: "/hello", version: "HTTP/1.0")
+            #expect(old.head.status == 200)
+        }
+    }
+
+    /// libmicrohttpd answers a Content-Length that is not all digits itself, before any callback, so
+    /// it stays text/html; what holds is a 400 and the connection closed (see RequestFraming).
+    @Test(arguments: ["+5", "-1", "0x26", "5, 5"])
+    func refusesAnInvalidContentLength(_ value: String) async throws {
+        try await withServer { _, port in
+            let connection = try await RawConnection.connect(port: port)
+            defer { connection.close() }
+            try await connection.send("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: \(value)\r\n\r\nhello" + MalformedHead.smuggled)
+            let response = try await connection.readHead(timeout: .seconds(5))
+            #expect(response.status == 400)
+            #expect(try await connection.peerClosed(within: .seconds(5)))
+        }
+    }
+}
