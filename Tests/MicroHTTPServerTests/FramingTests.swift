@@ -129,3 +129,37 @@ struct FramingTests {
         }
     }
 }
+
+/// Sends a 36 MB body without `Expect` to a route that answers 413 on the head; true when the
+/// whole 413 response arrived (whatever happened to the rest of the body).
+private func earlyAnswerArrives(port: Int, body: [UInt8]) async throws -> Bool {
+    let connection = try await RawConnection.connect(port: port)
+    defer { connection.close() }
+    try await connection.send("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: \(body.count)\r\n\r\n")
+    // Like curl: upload in pieces, stop at the first answer; a reset before it is a lost answer.
+    var offset = 0
+    while offset < body.count, !connection.hasResponseBytes() {
+        let end = min(offset + 64 * 1024, body.count)
+        do { try await connection.send(Array(body[offset..<end])) } catch is RawConnection.Failure { return false }
+        offset = end
+    }
+    do {
+        let head = try await connection.readHead(timeout: .seconds(10))
+        let text = String(decoding: try await connection.readBody(head, timeout: .seconds(10)), as: UTF8.self)
+        return head.status == 413 && text == "too large"
+    } catch is RawConnection.Failure {
+        return false
+    }
+}
+
+extension FramingTests {
+    @Test func anEarly413ReachesAClientStillSendingItsBody() async throws {
+        let body = [UInt8](repeating: UInt8(ascii: "a"), count: 36 * 1024 * 1024)
+        try await withServer { server, port in
+            var received = 0
+            for _ in 0..<20 where try await earlyAnswerArrives(port: port, body: body) { received += 1 }
+            #expect(received == 20, "every try receives the whole 413")
+            #expect(await eventually(within: .seconds(5)) { server.lingeringSockets == 0 }, "lingering is bounded")
+        }
+    }
+}
