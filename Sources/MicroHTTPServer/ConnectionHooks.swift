@@ -11,6 +11,7 @@ final class ConnectionGuard: Sendable {
     let connectionTimeoutSeconds: Int
     let problemTypeBase: String
     let lingering: LingeringClose
+    let sweeper: DeadConnectionSweeper
     /// Sockets MHD has accepted and not yet closed.
     let open = Atomic<Int>(0)
 
@@ -24,6 +25,7 @@ final class ConnectionGuard: Sendable {
             bytes: configuration.lingerBytes,
             maxSockets: configuration.maxLingeringSockets
         )
+        sweeper = DeadConnectionSweeper(intervalMilliseconds: configuration.deadConnectionSweepMilliseconds)
     }
 }
 
@@ -44,7 +46,8 @@ enum ConnectionHooks {
         switch code {
         case .CONNECTION_NOTIFY_STARTED:
             let open = guardian.open.wrappingAdd(1, ordering: .relaxed).newValue
-            let state = ConnectionState(fd: cmhd_connection_fd(connection), overLimit: open > guardian.connectionLimit)
+            let fd = cmhd_connection_fd(connection)
+            let state = ConnectionState(fd: fd, overLimit: open > guardian.connectionLimit, sweep: guardian.sweeper.add(fd: fd))
             // Pattern "long-lived context": released below when MHD closes the socket.
             socketContext.pointee = Unmanaged.passRetained(state).toOpaque()
             // Over the limit the client gets little time to send the request its 503 answers.
@@ -55,7 +58,8 @@ enum ConnectionHooks {
             guardian.open.subtract(1, ordering: .relaxed)
             guard let pointer = socketContext.pointee else { return }
             socketContext.pointee = nil
-            Unmanaged<ConnectionState>.fromOpaque(pointer).release()
+            let state = Unmanaged<ConnectionState>.fromOpaque(pointer).takeRetainedValue()
+            guardian.sweeper.remove(state.sweep)
         }
     }
 
@@ -131,6 +135,7 @@ enum ConnectionHooks {
     static func responseQueued(_ connection: OpaquePointer, server: ServerContext) {
         guard let state = state(of: connection) else { return }
         if state.inHeadPhase { state.answeredEarly = true }
+        state.sweep.responding.store(true, ordering: .relaxed)
         if server.connections.requestTimeoutSeconds > 0 {
             setTimeout(connection, seconds: server.connections.connectionTimeoutSeconds)
         }
@@ -145,6 +150,7 @@ enum ConnectionHooks {
         }
         state.answeredEarly = false
         state.rawTarget = nil
+        state.sweep.responding.store(false, ordering: .relaxed)
     }
 
     /// The raw target held a NUL: its C-string length at the request line falls short of the span MHD

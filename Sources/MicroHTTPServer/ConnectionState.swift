@@ -3,6 +3,8 @@
 /// owns the connection.
 final class ConnectionState {
     let fd: Int32
+    /// This socket in the dead-connection sweep.
+    let sweep: DeadConnectionSweeper.Entry
     /// Accepted beyond ``HTTPServerConfiguration/connectionLimit`` (within the headroom): its request
     /// is answered `503` and the connection closed.
     let overLimit: Bool
@@ -18,8 +20,9 @@ final class ConnectionState {
     /// A final answer was queued before the body was read: the connection closes lingeringly.
     var answeredEarly = false
 
-    init(fd: Int32, overLimit: Bool) {
+    init(fd: Int32, overLimit: Bool, sweep: DeadConnectionSweeper.Entry) {
         self.fd = fd
+        self.sweep = sweep
         self.overLimit = overLimit
     }
 }

@@ -102,6 +102,7 @@ public final class HTTPServer: Sendable {
         let port = Int(cmhd_bind_port(daemon))
         state.withLock { $0 = .running(daemon: OpaquePointerBox(pointer: daemon), port: port) }
         watchdog.start()
+        context.connections.sweeper.start()
         logger.debug("libmicrohttpd daemon started", metadata: ["http.port": "\(port)", "http.threads": "\(configuration.threads)"])
     }
 
@@ -127,6 +128,7 @@ public final class HTTPServer: Sendable {
         context.registry.cancelAll()
         await waitForStreams(upTo: .seconds(2))
         watchdog.stop()
+        context.connections.sweeper.stop()
         let lingering = context.connections.lingering
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             Thread.run {

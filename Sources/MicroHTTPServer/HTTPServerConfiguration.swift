@@ -35,6 +35,9 @@ public struct HTTPServerConfiguration: Sendable {
     public var lingerBytes: Int
     /// Most sockets lingering at once; past that a socket is closed at once, as before. 0 disables lingering.
     public var maxLingeringSockets: Int
+    /// How often sockets not answering a request are checked for a client that went away (MHD misses
+    /// some, see `DeadConnectionSweeper`), in milliseconds; a dead one is freed within two checks.
+    public var deadConnectionSweepMilliseconds: Int
     /// Prefix of the `type` URI of the problem+json answers the server gives on its own
     /// (malformed framing, over capacity); a stable slug is appended.
     public var problemTypeBase: String
@@ -55,6 +58,7 @@ public struct HTTPServerConfiguration: Sendable {
         lingerMilliseconds: Int = 2000,
         lingerBytes: Int = 4 * 1024 * 1024,
         maxLingeringSockets: Int = 256,
+        deadConnectionSweepMilliseconds: Int = 250,
         problemTypeBase: String = "https://fanoutd.dev/problems/"
     ) {
         self.host = host
@@ -72,6 +76,7 @@ public struct HTTPServerConfiguration: Sendable {
         self.lingerMilliseconds = lingerMilliseconds
         self.lingerBytes = lingerBytes
         self.maxLingeringSockets = maxLingeringSockets
+        self.deadConnectionSweepMilliseconds = deadConnectionSweepMilliseconds
         self.problemTypeBase = problemTypeBase
     }
 }

@@ -163,3 +163,73 @@ extension FramingTests {
         }
     }
 }
+
+extension FramingTests {
+    @Test func aSlowlorisHeadIsClosedAfterTheRequestTimeoutButAnIdleKeptAliveConnectionIsNot() async throws {
+        try await withServer({ $0.requestTimeoutSeconds = 1; $0.connectionTimeoutSeconds = 30 }) { _, port in
+            let slow = try await RawConnection.connect(port: port)
+            defer { slow.close() }
+            try await slow.send("GET /hello HTTP/1.1\r\nHost: x\r\nX-Probe: 1")
+            let idle = try await RawConnection.connect(port: port)
+            defer { idle.close() }
+            try await idle.send(RawRequest.text(method: "GET", path: "/hello"))
+            let first = try await idle.readHead()
+            #expect(first.status == 200)
+            _ = try await idle.readBody(first)
+            let started = ContinuousClock.now
+            #expect(try await slow.peerClosed(within: .seconds(10)), "the partial head is given up after the request timeout")
+            #expect(ContinuousClock.now - started >= .milliseconds(500))
+            // Idle between requests longer than the request timeout: the idle timeout (30 s) applies.
+            try await Task.sleep(for: .milliseconds(2500))
+            try await idle.send(RawRequest.text(method: "GET", path: "/hello"))
+            #expect(try await idle.readHead().status == 200)
+        }
+    }
+
+    @Test func aConnectionOverTheLimitGetsAPrompt503() async throws {
+        try await withServer({ $0.connectionLimit = 50; $0.overLimitHeadroom = 16; $0.requestTimeoutSeconds = 60 }) { server, port in
+            var holders: [RawConnection] = []
+            defer { for holder in holders { holder.close() } }
+            for _ in 0..<50 {
+                let holder = try await RawConnection.connect(port: port)
+                try await holder.send("GET /hello HTTP/1.1\r\n")
+                holders.append(holder)
+            }
+            #expect(await eventually(within: .seconds(10)) { server.openConnections == 50 })
+            let probe = try await RawConnection.connect(port: port)
+            defer { probe.close() }
+            try await probe.send(RawRequest.text(method: "GET", path: "/hello"))
+            let head = try await probe.readHead(timeout: .seconds(5))
+            #expect(head.status == 503)
+            #expect(head.header("Retry-After") == "1")
+            #expect(head.header("Content-Type") == "application/problem+json")
+            _ = try await probe.readBody(head)
+            #expect(try await probe.peerClosed(within: .seconds(5)))
+            // A slot freed is a slot served again.
+            holders.removeFirst().close()
+            #expect(await eventually(within: .seconds(10)) { server.openConnections == 49 })
+            let exchange = try await HTTPExchange.send(port: port, method: "GET", path: "/hello")
+            #expect(exchange.head.status == 200)
+        }
+    }
+}
+
+extension FramingTests {
+    /// Clients that leave with a request half sent, accepted or still in the listen backlog at the
+    /// limit, must not hold their slots until a timeout (MHD 0.9.75 alone keeps them in CLOSE-WAIT).
+    @Test func clientsThatLeaveMidRequestFreeTheirSlots() async throws {
+        try await withServer({ $0.connectionLimit = 20; $0.overLimitHeadroom = 0; $0.requestTimeoutSeconds = 60 }) { server, port in
+            var clients: [RawConnection] = []
+            for index in 0..<60 {
+                let client = try await RawConnection.connect(port: port)
+                try await client.send(index % 3 == 0 ? "" : "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Le")
+                clients.append(client)
+            }
+            #expect(await eventually(within: .seconds(10)) { server.openConnections == 20 }, "at the limit, the rest wait in the backlog")
+            for client in clients { client.close() }
+            #expect(await eventually(within: .seconds(5)) { server.openConnections == 0 }, "every slot is freed, backlog included")
+            let exchange = try await HTTPExchange.send(port: port, method: "GET", path: "/hello")
+            #expect(exchange.head.status == 200)
+        }
+    }
+}
