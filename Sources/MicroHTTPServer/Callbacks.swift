@@ -44,6 +44,9 @@ enum Callbacks {
             if !context.responded, let uploadData {
                 context.receive(UnsafeRawBufferPointer(start: uploadData, count: uploadSize.pointee), limit: server.maxBodyBytes)
             }
+            if ConnectionHooks.uploadIsHopeless(connection, data: uploadData, size: uploadSize.pointee, over: context.bodyTooLarge, server: server) {
+                return .NO
+            }
             uploadSize.pointee = 0
             return .YES
         }

@@ -71,6 +71,10 @@ enum ConnectionHooks {
         state.screened = false
         state.inHeadPhase = false
         state.answeredEarly = false
+        state.chunkedBody = false
+        state.bodyBytes = 0
+        state.bodyBytesOverLimit = 0
+        state.wroteOwnAnswer = false
         if let uri {
             let length = strlen(uri)
             state.rawTarget = (uri, length)
@@ -116,6 +120,7 @@ enum ConnectionHooks {
             // The head starts at the method (MHD parses it in place) and is header_size bytes long.
             let headSize = UInt(cmhd_request_header_size(connection))
             let headEnd = method.map { headSize > 0 ? UInt(bitPattern: $0) + headSize : 0 } ?? 0
+            state.chunkedBody = headers.contains { $0.named("transfer-encoding") }
             problem = RequestFraming.refusal(
                 version: version.map { String(cString: $0) } ?? "",
                 headers: headers,
@@ -145,12 +150,69 @@ enum ConnectionHooks {
     /// early answer, or one MHD gave on its own (it closes after those), the socket lingers.
     static func requestCompleted(_ connection: OpaquePointer?, code: MHD_RequestTerminationCode, server: ServerContext) {
         guard let connection, let state = state(of: connection) else { return }
-        if code == .REQUEST_TERMINATED_COMPLETED_OK, state.answeredEarly || !state.screened {
+        if state.wroteOwnAnswer || (code == .REQUEST_TERMINATED_COMPLETED_OK && (state.answeredEarly || !state.screened)) {
             server.connections.lingering.adopt(state.fd)
         }
         state.answeredEarly = false
         state.rawTarget = nil
         state.sweep.responding.store(false, ordering: .relaxed)
+    }
+
+    /// Called on each access-handler call with upload data. MHD 0.9.75 cannot queue a response in the
+    /// middle of an upload, and a chunked body over the limit is otherwise drained to its end to keep
+    /// the connection: a first chunk that announces more than the limit (`ffffffffffffffff`), or a body
+    /// more than the limit past it, will not end soon. Then the server writes a 413 to the socket
+    /// itself and returns true: the handler returns `MHD_NO`, MHD closes, and the socket lingers.
+    static func uploadIsHopeless(
+        _ connection: OpaquePointer,
+        data: UnsafePointer<CChar>?,
+        size: Int,
+        over: Bool,
+        server: ServerContext
+    ) -> Bool {
+        guard let state = state(of: connection), state.chunkedBody else { return false }
+        let limit = server.maxBodyBytes
+        let first = state.bodyBytes == 0
+        state.bodyBytes += size
+        if over { state.bodyBytesOverLimit += size }
+        var hopeless = state.bodyBytesOverLimit > limit
+        if first, let data, let announced = announcedChunkSize(before: data), announced > UInt64(limit) { hopeless = true }
+        guard hopeless else { return false }
+        let bytes = ServerProblem(
+            status: 413, title: "Content Too Large",
+            detail: "the request body is over the limit of \(limit) bytes", slug: "body-too-large"
+        ).wireBytes(typeBase: server.connections.problemTypeBase)
+        let sent = bytes.withUnsafeBytes { send(state.fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT)) }
+        state.wroteOwnAnswer = sent == bytes.count
+        return true
+    }
+
+    /// The size line of the first chunk, read back from MHD's buffer just before the first chunk's data:
+    /// MHD parses chunk lines in place and hands over the data that follows, and before that line lies
+    /// the head it has parsed (its line ends overwritten with zeros), never hex digits and CR LF. Only
+    /// a plain `HEX CR LF` line (at most 16 digits) is recognised; nil when it is not there.
+    private static func announcedChunkSize(before data: UnsafePointer<CChar>) -> UInt64? {
+        let raw = UnsafeRawPointer(data).assumingMemoryBound(to: UInt8.self)
+        guard raw[-1] == 10, raw[-2] == 13 else { return nil }
+        var digits = 0
+        var value: UInt64 = 0
+        var shift: UInt64 = 0
+        while digits < 17 {
+            let byte = raw[-3 - digits]
+            let nibble: UInt64
+            switch byte {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): nibble = UInt64(byte - UInt8(ascii: "0"))
+            case UInt8(ascii: "a")...UInt8(ascii: "f"): nibble = UInt64(byte - UInt8(ascii: "a") + 10)
+            case UInt8(ascii: "A")...UInt8(ascii: "F"): nibble = UInt64(byte - UInt8(ascii: "A") + 10)
+            default:
+                return digits == 0 ? nil : value
+            }
+            guard digits < 16 else { return nil }
+            value |= nibble << shift
+            shift += 4
+            digits += 1
+        }
+        return nil
     }
 
     /// The raw target held a NUL: its C-string length at the request line falls short of the span MHD

@@ -19,6 +19,13 @@ final class ConnectionState {
     var inHeadPhase = false
     /// A final answer was queued before the body was read: the connection closes lingeringly.
     var answeredEarly = false
+    /// The current request's body is chunked.
+    var chunkedBody = false
+    /// Body bytes the access handler was given for the current request, and those past the limit.
+    var bodyBytes = 0
+    var bodyBytesOverLimit = 0
+    /// The server wrote its own final answer to the socket (mid-upload, where MHD cannot queue one).
+    var wroteOwnAnswer = false
 
     init(fd: Int32, overLimit: Bool, sweep: DeadConnectionSweeper.Entry) {
         self.fd = fd

@@ -233,3 +233,25 @@ extension FramingTests {
         }
     }
 }
+
+extension FramingTests {
+    /// A chunk that announces more than the limit, or a chunked body far past it, is answered at once
+    /// (MHD cannot queue a response mid-upload: the server writes the 413 itself and closes).
+    @Test(arguments: [
+        "ffffffffffffffff\r\nabc",
+        String(repeating: "100\r\n" + String(repeating: "b", count: 256) + "\r\n", count: 9),
+    ])
+    func aHopelessChunkedBodyIsAnswered413AtOnce(_ body: String) async throws {
+        try await withServer { server, port in
+            let connection = try await RawConnection.connect(port: port)
+            defer { connection.close() }
+            try await connection.send("POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n" + body)
+            let head = try await connection.readHead(timeout: .seconds(5))
+            #expect(head.status == 413)
+            #expect(head.header("Content-Type") == "application/problem+json")
+            let problem = try JSONSerialization.jsonObject(with: Data(try await connection.readBody(head, timeout: .seconds(5)))) as? [String: Any]
+            #expect(problem?["status"] as? Int == 413)
+            #expect(try await connection.peerClosed(within: .seconds(5)))
+        }
+    }
+}
