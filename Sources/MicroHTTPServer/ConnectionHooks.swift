@@ -15,6 +15,12 @@ final class ConnectionGuard: Sendable {
     /// Sockets MHD has accepted and not yet closed.
     let open = Atomic<Int>(0)
 
+    /// Starts the head's read deadline (none when the request timeout is 0).
+    func startHeadDeadline(_ entry: DeadConnectionSweeper.Entry) {
+        guard requestTimeoutSeconds > 0 else { return }
+        entry.headDeadline.store(DeadConnectionSweeper.now() + UInt64(requestTimeoutSeconds) * 1_000_000_000, ordering: .relaxed)
+    }
+
     init(configuration: HTTPServerConfiguration) {
         connectionLimit = configuration.connectionLimit
         requestTimeoutSeconds = configuration.requestTimeoutSeconds
@@ -48,6 +54,7 @@ enum ConnectionHooks {
             let open = guardian.open.wrappingAdd(1, ordering: .relaxed).newValue
             let fd = cmhd_connection_fd(connection)
             let state = ConnectionState(fd: fd, overLimit: open > guardian.connectionLimit, sweep: guardian.sweeper.add(fd: fd))
+            guardian.startHeadDeadline(state.sweep)
             // Pattern "long-lived context": released below when MHD closes the socket.
             socketContext.pointee = Unmanaged.passRetained(state).toOpaque()
             // Over the limit the client gets little time to send the request its 503 answers.
@@ -84,6 +91,7 @@ enum ConnectionHooks {
             state.targetHasEncodedNUL = false
         }
         if !state.overLimit, guardian.requestTimeoutSeconds > 0 { setTimeout(connection, seconds: guardian.requestTimeoutSeconds) }
+        if state.sweep.headDeadline.load(ordering: .relaxed) == 0 { guardian.startHeadDeadline(state.sweep) }
         return nil
     }
 
@@ -105,6 +113,8 @@ enum ConnectionHooks {
         }
         state.screened = true
         state.inHeadPhase = true
+        // The head is complete; the body has MHD's inactivity timeout (the request timeout still).
+        state.sweep.headDeadline.store(0, ordering: .relaxed)
         let guardian = server.connections
         let problem: ServerProblem?
         if state.overLimit {

@@ -10,6 +10,8 @@ import Synchronization
 /// timeout. Every tick this polls the sockets that are not answering a request for
 /// `POLLRDHUP`/`POLLHUP`/`POLLERR`; one seen on two ticks in a row (so a request that just arrived
 /// with its FIN is not cut) is shut down, which wakes MHD with a hang-up and it closes the connection.
+/// It also enforces the head's read deadline (``HTTPServerConfiguration/requestTimeoutSeconds``, from
+/// the accept or the request line to the end of the head), shutting down a socket past it.
 /// Sockets are added when MHD accepts them and removed when it closes them, under the same lock the
 /// sweep holds, so a polled descriptor cannot have been reused.
 final class DeadConnectionSweeper: @unchecked Sendable {
@@ -18,6 +20,10 @@ final class DeadConnectionSweeper: @unchecked Sendable {
         let fd: Int32
         /// A response is queued and not yet complete (streams, suspended or not, included).
         let responding = Atomic<Bool>(false)
+        /// When the request head being read must be complete (`CLOCK_MONOTONIC` nanoseconds), 0 when
+        /// no head is being read. MHD's own timeout restarts with every byte, so a client that drips
+        /// its head byte by byte would never reach it.
+        let headDeadline = Atomic<UInt64>(0)
         fileprivate let suspect = Atomic<Bool>(false)
         fileprivate let shutDown = Atomic<Bool>(false)
         init(fd: Int32) { self.fd = fd }
@@ -54,7 +60,15 @@ final class DeadConnectionSweeper: @unchecked Sendable {
         }
     }
 
+    /// `CLOCK_MONOTONIC` in nanoseconds.
+    static func now() -> UInt64 {
+        var time = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &time)
+        return UInt64(time.tv_sec) * 1_000_000_000 + UInt64(time.tv_nsec)
+    }
+
     private func sweep() {
+        let now = Self.now()
         entries.withLock { entries in
             var polled: [Entry] = []
             var fds: [pollfd] = []
@@ -66,6 +80,12 @@ final class DeadConnectionSweeper: @unchecked Sendable {
             let gone = pollReadHangUp | Int16(POLLHUP) | Int16(POLLERR)
             for (index, fd) in fds.enumerated() {
                 let entry = polled[index]
+                let deadline = entry.headDeadline.load(ordering: .relaxed)
+                if deadline != 0, now > deadline {
+                    entry.shutDown.store(true, ordering: .relaxed)
+                    Glibc.shutdown(entry.fd, Int32(SHUT_RDWR))
+                    continue
+                }
                 guard fd.revents & gone != 0 else {
                     entry.suspect.store(false, ordering: .relaxed)
                     continue

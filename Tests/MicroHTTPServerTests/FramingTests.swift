@@ -186,6 +186,25 @@ extension FramingTests {
         }
     }
 
+    /// MHD's timeout restarts with each byte; the head deadline does not.
+    @Test func aHeadDrippedByteByByteIsClosedAtTheRequestTimeout() async throws {
+        try await withServer({ $0.requestTimeoutSeconds = 1; $0.connectionTimeoutSeconds = 30 }) { _, port in
+            let slow = try await RawConnection.connect(port: port)
+            defer { slow.close() }
+            let started = ContinuousClock.now
+            var closed = false
+            for byte in "GET /hello HTTP/1.1\r\nHost: x\r\nX-Probe: 0123456789012345678901234567890123456789".utf8 {
+                if try await slow.peerClosed(within: .milliseconds(200)) {
+                    closed = true
+                    break
+                }
+                do { try await slow.send([byte]) } catch is RawConnection.Failure { closed = true; break }
+            }
+            #expect(closed, "the head is given up well before the drip ends (~14 s)")
+            #expect(ContinuousClock.now - started >= .milliseconds(800))
+        }
+    }
+
     @Test func aConnectionOverTheLimitGetsAPrompt503() async throws {
         try await withServer({ $0.connectionLimit = 50; $0.overLimitHeadroom = 16; $0.requestTimeoutSeconds = 60 }) { server, port in
             var holders: [RawConnection] = []
