@@ -14,7 +14,7 @@ import Synchronization
 /// the accept or the request line to the end of the head), shutting down a socket past it.
 /// Sockets are added when MHD accepts them and removed when it closes them, under the same lock the
 /// sweep holds, so a polled descriptor cannot have been reused.
-final class DeadConnectionSweeper: @unchecked Sendable {
+final class DeadConnectionSweeper: Sendable {
     /// One socket's shared flags; the MHD thread sets `responding`, the sweep the rest.
     final class Entry: Sendable {
         let fd: Int32
@@ -30,19 +30,31 @@ final class DeadConnectionSweeper: @unchecked Sendable {
     }
 
     private let entries = Mutex<[Int32: Entry]>([:])
-    private let timer: any DispatchSourceTimer
+    /// Made in `start`, so that a server that never started frees no suspended Dispatch source (a trap).
+    private let timer = Mutex<(any DispatchSourceTimer)?>(nil)
     private let queue = DispatchQueue(label: "fanoutd.dead-connections")
+    private let intervalMilliseconds: Int
     private let freed = Atomic<Int>(0)
 
     init(intervalMilliseconds: Int) {
-        timer = DispatchSource.makeTimerSource(queue: queue)
-        let interval = DispatchTimeInterval.milliseconds(max(intervalMilliseconds, 10))
-        timer.schedule(deadline: .now() + interval, repeating: interval, leeway: .milliseconds(20))
-        timer.setEventHandler { [weak self] in self?.sweep() }
+        self.intervalMilliseconds = max(intervalMilliseconds, 10)
     }
 
-    func start() { timer.resume() }
-    func stop() { timer.cancel() }
+    func start() {
+        timer.withLock { timer in
+            guard timer == nil else { return }
+            let source = DispatchSource.makeTimerSource(queue: queue)
+            let interval = DispatchTimeInterval.milliseconds(intervalMilliseconds)
+            source.schedule(deadline: .now() + interval, repeating: interval, leeway: .milliseconds(20))
+            source.setEventHandler { [weak self] in self?.sweep() }
+            source.resume()
+            timer = source
+        }
+    }
+
+    func stop() {
+        timer.withLock { $0?.cancel() }
+    }
 
     /// Dead connections shut down so far.
     var shutDownCount: Int { freed.load(ordering: .relaxed) }
