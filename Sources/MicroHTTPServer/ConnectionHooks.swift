@@ -124,6 +124,7 @@ enum ConnectionHooks {
             )
         } else {
             var headers: [RawHeader] = []
+            headers.reserveCapacity(16)
             withUnsafeMutablePointer(to: &headers) { headers in
                 _ = MHD_get_connection_values_n(connection, .HEADER_KIND, collectRawHeader, headers)
             }
@@ -247,8 +248,8 @@ enum ConnectionHooks {
     private static let collectRawHeader: MHD_KeyValueIteratorN = { cls, _, key, keySize, value, valueSize in
         guard let cls, let key else { return .YES }
         let headers = cls.assumingMemoryBound(to: [RawHeader].self)
-        let name = Array(UnsafeRawBufferPointer(start: key, count: keySize))
-        let bytes = value.map { Array(UnsafeRawBufferPointer(start: $0, count: valueSize)) } ?? []
+        let name = UnsafeRawBufferPointer(start: key, count: keySize)
+        let bytes = UnsafeRawBufferPointer(start: value, count: value == nil ? 0 : valueSize)
         let lineStart = UInt(bitPattern: key)
         let valueEnd = value.map { UInt(bitPattern: $0) + UInt(valueSize) } ?? 0
         headers.pointee.append(RawHeader(name: name, value: bytes, lineStart: lineStart, valueEnd: valueEnd))

@@ -1,8 +1,9 @@
 /// One request header as received, bytes exactly as MHD stored them (name up to the colon, value
-/// with leading whitespace skipped), so that an embedded NUL or a space in the name stays visible.
-struct RawHeader: Sendable {
-    var name: [UInt8]
-    var value: [UInt8]
+/// with leading whitespace skipped), so that a space in the name stays visible. Views into MHD's
+/// buffer, valid only during the access-handler call that collected them.
+struct RawHeader {
+    var name: UnsafeRawBufferPointer
+    var value: UnsafeRawBufferPointer
     /// Where the line starts and where the value ends in MHD's read buffer (addresses), for
     /// ``RequestFraming/valueCutByNUL(_:headEnd:)``; 0 when unknown.
     var lineStart: UInt = 0
@@ -35,8 +36,8 @@ enum RequestFraming {
         if targetHasNUL { return .badRequest("the request target contains a NUL byte") }
         if valueCutByNUL(headers, headEnd: headEnd) { return .badRequest("a header value contains a NUL byte") }
         var hosts = 0
-        var transferEncodings: [[UInt8]] = []
-        var contentLengths: [[UInt8]] = []
+        var transferEncodings: [UnsafeRawBufferPointer] = []
+        var contentLengths: [UnsafeRawBufferPointer] = []
         for header in headers {
             guard !header.name.isEmpty, header.name.allSatisfy(isTokenByte) else {
                 return .badRequest("a header name contains a character that is not allowed (space, tab or control)")
@@ -104,7 +105,7 @@ enum RequestFraming {
     }
 
     /// The value without surrounding spaces and tabs, as text.
-    private static func trimmed(_ value: [UInt8]) -> String {
+    private static func trimmed(_ value: UnsafeRawBufferPointer) -> String {
         var slice = value[...]
         while let first = slice.first, first == 32 || first == 9 { slice.removeFirst() }
         while let last = slice.last, last == 32 || last == 9 { slice.removeLast() }
