@@ -53,7 +53,8 @@ public final class HTTPServer: Sendable {
     /// Binds and starts serving. Raises the open-file limit to fit the connection limit first.
     /// - Throws: ``HTTPServerError`` when the address is invalid or cannot be bound.
     public func start() throws {
-        FileLimits.raise(toFit: configuration.connectionLimit + max(configuration.overLimitHeadroom, 0) + configuration.maxLingeringSockets + 256, logger: logger)
+        let mhdLimit = configuration.connectionLimit + max(configuration.overLimitHeadroom, 0)
+        FileLimits.raise(toFit: mhdLimit + configuration.maxLingeringSockets + 256, logger: logger)
         var address = try SocketAddress(host: configuration.host, port: configuration.port)
         var flags = MHD_USE_INTERNAL_POLLING_THREAD.rawValue | MHD_USE_EPOLL.rawValue
             | MHD_ALLOW_SUSPEND_RESUME.rawValue
@@ -62,7 +63,7 @@ public final class HTTPServer: Sendable {
         let daemon = address.withSockaddr { sockaddr -> OpaquePointer? in
             var options: [MHD_OptionItem] = [
                 // The headroom above the configured limit is answered 503 by ConnectionHooks.
-                MHD_OptionItem(option: .CONNECTION_LIMIT, value: configuration.connectionLimit + max(configuration.overLimitHeadroom, 0), ptr_value: nil),
+                MHD_OptionItem(option: .CONNECTION_LIMIT, value: mhdLimit, ptr_value: nil),
                 MHD_OptionItem(option: .CONNECTION_TIMEOUT, value: configuration.connectionTimeoutSeconds, ptr_value: nil),
                 MHD_OptionItem(option: .CONNECTION_MEMORY_LIMIT, value: configuration.connectionMemoryBytes, ptr_value: nil),
                 MHD_OptionItem(option: .LISTEN_BACKLOG_SIZE, value: configuration.listenBacklog, ptr_value: nil),

@@ -48,7 +48,8 @@ struct MalformedHead: CustomTestStringConvertible, Sendable {
         MalformedHead("two different Content-Length values",
                       "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!" + smuggled),
         MalformedHead("space before the colon of Transfer-Encoding",
-                      "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding : chunked\r\n\r\n\(String(smuggled.utf8.count, radix: 16))\r\n\(smuggled)\r\n0\r\n\r\n"),
+                      "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding : chunked\r\n\r\n"
+                          + "\(String(smuggled.utf8.count, radix: 16))\r\n\(smuggled)\r\n0\r\n\r\n"),
         MalformedHead("Transfer-Encoding on HTTP/1.0",
                       "POST /echo HTTP/1.0\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + smuggled),
         MalformedHead("a space inside a header name", "GET /headers HTTP/1.1\r\nHost: x\r\nX Probe: 1\r\n\r\n" + smuggled),
