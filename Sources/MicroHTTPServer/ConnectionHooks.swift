@@ -15,10 +15,15 @@ final class ConnectionGuard: Sendable {
     /// Sockets MHD has accepted and not yet closed.
     let open = Atomic<Int>(0)
 
-    /// Starts the head's read deadline (none when the request timeout is 0).
-    func startHeadDeadline(_ entry: DeadConnectionSweeper.Entry) {
-        guard requestTimeoutSeconds > 0 else { return }
-        entry.headDeadline.store(DeadConnectionSweeper.now() + UInt64(requestTimeoutSeconds) * 1_000_000_000, ordering: .relaxed)
+    /// Starts the head's read deadline (none when the request timeout is 0); `afterIdle` (between
+    /// kept-alive requests) adds the idle timeout, and sets none when that is 0 (never).
+    func startHeadDeadline(_ entry: DeadConnectionSweeper.Entry, afterIdle: Bool = false) {
+        guard requestTimeoutSeconds > 0, !afterIdle || connectionTimeoutSeconds > 0 else {
+            entry.headDeadline.store(0, ordering: .relaxed)
+            return
+        }
+        let seconds = UInt64(requestTimeoutSeconds + (afterIdle ? connectionTimeoutSeconds : 0))
+        entry.headDeadline.store(DeadConnectionSweeper.now() + seconds * 1_000_000_000, ordering: .relaxed)
     }
 
     init(configuration: HTTPServerConfiguration) {
@@ -166,6 +171,10 @@ enum ConnectionHooks {
         }
         state.answeredEarly = false
         state.rawTarget = nil
+        // Kept alive, the next head must be complete within the idle timeout plus the request timeout:
+        // the request-line callback only comes once a whole line is in, and MHD's timeout restarts
+        // with every byte, so nothing else bounds a request line dripped byte by byte.
+        server.connections.startHeadDeadline(state.sweep, afterIdle: true)
         state.sweep.responding.store(false, ordering: .relaxed)
     }
 

@@ -206,6 +206,27 @@ extension FramingTests {
         }
     }
 
+    /// Between kept-alive requests the next head is due within the idle plus the request timeout.
+    @Test func aNextHeadDrippedOnAKeptAliveConnectionIsClosed() async throws {
+        try await withServer({ $0.requestTimeoutSeconds = 1; $0.connectionTimeoutSeconds = 2 }) { _, port in
+            let connection = try await RawConnection.connect(port: port)
+            defer { connection.close() }
+            try await connection.send(RawRequest.text(method: "GET", path: "/hello"))
+            let head = try await connection.readHead()
+            #expect(head.status == 200)
+            _ = try await connection.readBody(head)
+            var closed = false
+            for byte in String(repeating: "GET /hello HTTP/1.1 ", count: 4).utf8 {
+                if try await connection.peerClosed(within: .milliseconds(200)) {
+                    closed = true
+                    break
+                }
+                do { try await connection.send([byte]) } catch is RawConnection.Failure { closed = true; break }
+            }
+            #expect(closed, "given up after ~3 s, well before the drip ends (~16 s)")
+        }
+    }
+
     @Test func aConnectionOverTheLimitGetsAPrompt503() async throws {
         try await withServer({ $0.connectionLimit = 50; $0.overLimitHeadroom = 16; $0.requestTimeoutSeconds = 60 }) { server, port in
             var holders: [RawConnection] = []
