@@ -14,6 +14,10 @@ enum Callbacks {
     static let access: MHD_AccessHandlerCallback = { cls, connection, url, method, version, uploadData, uploadSize, requestContext in
         guard let cls, let connection, let requestContext, let uploadSize else { return .NO }
         let server = Unmanaged<ServerContext>.fromOpaque(cls).takeUnretainedValue()
+        let firstCall = requestContext.pointee == nil
+        if let refused = ConnectionHooks.screen(connection, method: method, url: url, version: version, firstCall: firstCall, server: server) {
+            return refused
+        }
 
         guard let pointer = requestContext.pointee else {
             let context = RequestContext(
@@ -40,6 +44,9 @@ enum Callbacks {
             if !context.responded, let uploadData {
                 context.receive(UnsafeRawBufferPointer(start: uploadData, count: uploadSize.pointee), limit: server.maxBodyBytes)
             }
+            if ConnectionHooks.uploadIsHopeless(connection, data: uploadData, size: uploadSize.pointee, over: context.bodyTooLarge, server: server) {
+                return .NO
+            }
             uploadSize.pointee = 0
             return .YES
         }
@@ -56,8 +63,10 @@ enum Callbacks {
     }
 
     /// `MHD_RequestCompletedCallback`: the request is over (sent, failed, timed out, or the daemon stopped).
-    static let completed: MHD_RequestCompletedCallback = { cls, _, requestContext, _ in
-        guard let cls, let requestContext, let pointer = requestContext.pointee else { return }
+    static let completed: MHD_RequestCompletedCallback = { cls, connection, requestContext, code in
+        guard let cls else { return }
+        ConnectionHooks.requestCompleted(connection, code: code, server: Unmanaged<ServerContext>.fromOpaque(cls).takeUnretainedValue())
+        guard let requestContext, let pointer = requestContext.pointee else { return }
         requestContext.pointee = nil
         let context = Unmanaged<RequestContext>.fromOpaque(pointer).takeRetainedValue()
         if let stream = context.stream {
@@ -126,6 +135,7 @@ enum Callbacks {
                 _ = MHD_add_response_header(mhdResponse, name, value)
             }
             queued = MHD_queue_response(connection, UInt32(response.status), mhdResponse)
+            if queued == .YES { ConnectionHooks.responseQueued(connection, server: server) }
             MHD_destroy_response(mhdResponse)
         }
         guard let stream = context.stream else { return queued }

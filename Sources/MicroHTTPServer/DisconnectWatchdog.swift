@@ -11,7 +11,7 @@ import Glibc
 /// cannot have been reused in between.
 /// `@unchecked Sendable`: its only state is a Dispatch timer, which is thread-safe.
 /// `POLLRDHUP` (Linux, needs `_GNU_SOURCE`, so Glibc does not export it).
-private let pollReadHangUp: Int16 = 0x2000
+let pollReadHangUp: Int16 = 0x2000
 
 final class DisconnectWatchdog: @unchecked Sendable {
     private let timer: any DispatchSourceTimer

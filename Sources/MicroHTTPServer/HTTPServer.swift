@@ -41,13 +41,20 @@ public final class HTTPServer: Sendable {
         }
     }
 
+    /// Client sockets accepted and not yet closed, those over the limit (answered 503) included.
+    public var openConnections: Int { context.connections.open.load(ordering: .relaxed) }
+
+    /// Sockets lingering after an early answer (see ``HTTPServerConfiguration/lingerMilliseconds``).
+    public var lingeringSockets: Int { context.connections.lingering.count }
+
     /// Streamed responses whose connection is still open.
     public var openStreams: Int { context.registry.count }
 
     /// Binds and starts serving. Raises the open-file limit to fit the connection limit first.
     /// - Throws: ``HTTPServerError`` when the address is invalid or cannot be bound.
     public func start() throws {
-        FileLimits.raise(toFit: configuration.connectionLimit + 256, logger: logger)
+        let mhdLimit = configuration.connectionLimit + max(configuration.overLimitHeadroom, 0)
+        FileLimits.raise(toFit: mhdLimit + configuration.maxLingeringSockets + 256, logger: logger)
         var address = try SocketAddress(host: configuration.host, port: configuration.port)
         var flags = MHD_USE_INTERNAL_POLLING_THREAD.rawValue | MHD_USE_EPOLL.rawValue
             | MHD_ALLOW_SUSPEND_RESUME.rawValue
@@ -55,7 +62,8 @@ public final class HTTPServer: Sendable {
         let contextPointer = Unmanaged.passUnretained(context).toOpaque()
         let daemon = address.withSockaddr { sockaddr -> OpaquePointer? in
             var options: [MHD_OptionItem] = [
-                MHD_OptionItem(option: .CONNECTION_LIMIT, value: configuration.connectionLimit, ptr_value: nil),
+                // The headroom above the configured limit is answered 503 by ConnectionHooks.
+                MHD_OptionItem(option: .CONNECTION_LIMIT, value: mhdLimit, ptr_value: nil),
                 MHD_OptionItem(option: .CONNECTION_TIMEOUT, value: configuration.connectionTimeoutSeconds, ptr_value: nil),
                 MHD_OptionItem(option: .CONNECTION_MEMORY_LIMIT, value: configuration.connectionMemoryBytes, ptr_value: nil),
                 MHD_OptionItem(option: .LISTEN_BACKLOG_SIZE, value: configuration.listenBacklog, ptr_value: nil),
@@ -63,6 +71,16 @@ public final class HTTPServer: Sendable {
                 MHD_OptionItem(
                     option: .NOTIFY_COMPLETED,
                     value: Int(bitPattern: unsafeBitCast(Callbacks.completed, to: UnsafeRawPointer.self)),
+                    ptr_value: contextPointer
+                ),
+                MHD_OptionItem(
+                    option: .NOTIFY_CONNECTION,
+                    value: Int(bitPattern: unsafeBitCast(ConnectionHooks.notify, to: UnsafeRawPointer.self)),
+                    ptr_value: contextPointer
+                ),
+                MHD_OptionItem(
+                    option: .URI_LOG_CALLBACK,
+                    value: Int(bitPattern: unsafeBitCast(ConnectionHooks.requestLine, to: UnsafeRawPointer.self)),
                     ptr_value: contextPointer
                 ),
                 MHD_OptionItem(
@@ -85,6 +103,7 @@ public final class HTTPServer: Sendable {
         let port = Int(cmhd_bind_port(daemon))
         state.withLock { $0 = .running(daemon: OpaquePointerBox(pointer: daemon), port: port) }
         watchdog.start()
+        context.connections.sweeper.start()
         logger.debug("libmicrohttpd daemon started", metadata: ["http.port": "\(port)", "http.threads": "\(configuration.threads)"])
     }
 
@@ -110,9 +129,12 @@ public final class HTTPServer: Sendable {
         context.registry.cancelAll()
         await waitForStreams(upTo: .seconds(2))
         watchdog.stop()
+        context.connections.sweeper.stop()
+        let lingering = context.connections.lingering
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             Thread.run {
                 MHD_stop_daemon(daemon.pointer)
+                lingering.stop()
                 continuation.resume()
             }
         }

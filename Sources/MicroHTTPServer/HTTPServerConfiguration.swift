@@ -19,6 +19,28 @@ public struct HTTPServerConfiguration: Sendable {
     /// How often suspended streams are checked for a vanished client, in milliseconds.
     public var watchdogIntervalMilliseconds: Int
     public var listenBacklog: Int
+    /// Seconds a client has to send a request's head and body once it starts one (or once it
+    /// connects): the read deadline, separate from the idle timeout (``connectionTimeoutSeconds``),
+    /// which applies once a response is queued (streams, keep-alive between requests). MHD counts
+    /// it from the last byte received. 0: only the idle timeout.
+    public var requestTimeoutSeconds: Int
+    /// Connections accepted beyond ``connectionLimit`` only to be answered `503` with `Retry-After`
+    /// and closed, so that clients over the limit hear at once instead of waiting in the backlog.
+    /// Past `connectionLimit + overLimitHeadroom` new connections wait in the backlog again.
+    public var overLimitHeadroom: Int
+    /// Longest a socket lingers after an early final answer (RFC 9112 §9.6), reading and discarding
+    /// what the client still sends so that closing does not reset the answer away, in milliseconds.
+    public var lingerMilliseconds: Int
+    /// Most bytes read and discarded from one lingering socket before it is closed.
+    public var lingerBytes: Int
+    /// Most sockets lingering at once; past that a socket is closed at once, as before. 0 disables lingering.
+    public var maxLingeringSockets: Int
+    /// How often sockets not answering a request are checked for a client that went away (MHD misses
+    /// some, see `DeadConnectionSweeper`), in milliseconds; a dead one is freed within two checks.
+    public var deadConnectionSweepMilliseconds: Int
+    /// Prefix of the `type` URI of the problem+json answers the server gives on its own
+    /// (malformed framing, over capacity); a stable slug is appended.
+    public var problemTypeBase: String
 
     public init(
         host: String = "127.0.0.1",
@@ -30,7 +52,14 @@ public struct HTTPServerConfiguration: Sendable {
         maxBodyBytes: Int = 16 * 1024 * 1024,
         streamBufferBytes: Int = 64 * 1024,
         watchdogIntervalMilliseconds: Int = 250,
-        listenBacklog: Int = 4096
+        listenBacklog: Int = 4096,
+        requestTimeoutSeconds: Int = 10,
+        overLimitHeadroom: Int = 256,
+        lingerMilliseconds: Int = 2000,
+        lingerBytes: Int = 4 * 1024 * 1024,
+        maxLingeringSockets: Int = 256,
+        deadConnectionSweepMilliseconds: Int = 250,
+        problemTypeBase: String = "https://fanoutd.dev/problems/"
     ) {
         self.host = host
         self.port = port
@@ -42,6 +71,13 @@ public struct HTTPServerConfiguration: Sendable {
         self.streamBufferBytes = streamBufferBytes
         self.watchdogIntervalMilliseconds = watchdogIntervalMilliseconds
         self.listenBacklog = listenBacklog
+        self.requestTimeoutSeconds = requestTimeoutSeconds
+        self.overLimitHeadroom = overLimitHeadroom
+        self.lingerMilliseconds = lingerMilliseconds
+        self.lingerBytes = lingerBytes
+        self.maxLingeringSockets = maxLingeringSockets
+        self.deadConnectionSweepMilliseconds = deadConnectionSweepMilliseconds
+        self.problemTypeBase = problemTypeBase
     }
 }
 

@@ -8,11 +8,13 @@ final class ServerContext: Sendable {
     let streamBufferBytes: Int
     let registry = StreamRegistry()
     let logger: Logger
+    let connections: ConnectionGuard
 
     init(handler: any HTTPHandler, configuration: HTTPServerConfiguration, logger: Logger) {
         self.handler = handler
         self.maxBodyBytes = configuration.maxBodyBytes
         self.streamBufferBytes = configuration.streamBufferBytes
         self.logger = logger
+        self.connections = ConnectionGuard(configuration: configuration)
     }
 }

@@ -77,6 +77,14 @@ public final class RawConnection: @unchecked Sendable {
         }
     }
 
+    /// Whether response bytes are waiting (buffered, or readable on the socket), without reading them:
+    /// lets a test client, like curl, look for an early answer between pieces of its upload.
+    public func hasResponseBytes() -> Bool {
+        if !buffer.isEmpty { return true }
+        var descriptor = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        return poll(&descriptor, 1, 0) > 0 && descriptor.revents & Int16(POLLIN) != 0
+    }
+
     /// Closes the socket at once (RST if unread data remains).
     public func close() {
         guard !isClosed else { return }

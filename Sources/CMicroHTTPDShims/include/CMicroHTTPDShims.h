@@ -26,4 +26,6 @@ int cmhd_client_address(struct MHD_Connection *_Nonnull connection, char *_Nonnu
 /* MHD_SIZE_UNKNOWN (UINT64_MAX) is not imported by Swift. */
 static inline uint64_t cmhd_size_unknown(void) { return MHD_SIZE_UNKNOWN; }
 
+#include "CMicroHTTPDConnectionShims.h"
+
 #endif
