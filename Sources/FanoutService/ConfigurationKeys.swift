@@ -59,6 +59,7 @@ extension ConfigurationKey {
         int("server.threads", 0...256, \.server.threads),
         int("server.connection_limit", 16...1_000_000, \.server.connectionLimit),
         int("server.connection_timeout_s", 0...86_400, \.server.connectionTimeoutSeconds),
+        int("server.request_timeout_s", 1...3_600, \.server.requestTimeoutSeconds),
         int("server.connection_memory_bytes", 8 * 1024...16 * 1024 * 1024, \.server.connectionMemoryBytes),
         int("server.max_body_bytes", 1024...1024 * 1024 * 1024, \.server.maxBodyBytes),
         int("limits.max_tasks", 1...10_000_000, \.limits.maxTasks),

@@ -13,6 +13,9 @@ public struct FanoutConfiguration: Sendable, Equatable {
         public var threads = 0
         public var connectionLimit = 10_000
         public var connectionTimeoutSeconds = 120
+        /// Seconds a client has to send a request's head (and, between body bytes, its body): the
+        /// slowloris deadline, apart from the idle timeout of a keep-alive or streaming connection.
+        public var requestTimeoutSeconds = 10
         public var connectionMemoryBytes = 8 * 1024
         public var maxBodyBytes = 16 * 1024 * 1024
     }

@@ -82,7 +82,8 @@ public final class FanoutService: Service {
                     threads: 1,
                     connectionLimit: 64,
                     connectionTimeoutSeconds: 10,
-                    maxBodyBytes: 1024
+                    maxBodyBytes: 1024,
+                    requestTimeoutSeconds: 5
                 ),
                 handler: AdminHandler(endpoints: handler.operational),
                 logger: logger
@@ -98,7 +99,8 @@ public final class FanoutService: Service {
                 connectionTimeoutSeconds: server.connectionTimeoutSeconds,
                 connectionMemoryBytes: server.connectionMemoryBytes,
                 maxBodyBytes: server.maxBodyBytes,
-                streamBufferBytes: configuration.limits.streamBufferBytes
+                streamBufferBytes: configuration.limits.streamBufferBytes,
+                requestTimeoutSeconds: server.requestTimeoutSeconds
             ),
             handler: handler,
             logger: logger

@@ -28,6 +28,7 @@ extension FanoutConfiguration {
             "server.threads": "\(server.threads)",
             "server.connection_limit": "\(server.connectionLimit)",
             "server.connection_timeout_s": "\(server.connectionTimeoutSeconds)",
+            "server.request_timeout_s": "\(server.requestTimeoutSeconds)",
             "server.connection_memory_bytes": "\(server.connectionMemoryBytes)",
             "server.max_body_bytes": "\(server.maxBodyBytes)",
             "limits.max_tasks": "\(limits.maxTasks)",
