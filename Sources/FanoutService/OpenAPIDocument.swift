@@ -6,7 +6,7 @@ enum OpenAPIDocument {
 openapi: 3.1.0
 info:
   title: fanoutd
-  version: 1.0.0
+  version: 1.1.0
   summary: Fan-out jobs whose subtask results stream back as NDJSON lines the moment they finish.
   description: |
     A client POSTs a *job* (a list of subtasks) to `/v1/jobs`. The server runs the subtasks
@@ -21,14 +21,20 @@ info:
     * A path that does not exist answers `404` (problem `not-found`); a method a path does not
       accept answers `405` (problem `method-not-allowed`) with an `Allow` header. Every `GET`
       endpoint also answers `HEAD`.
-    * The query string is ignored.
+    * The query string is ignored, except by `GET /v1/jobs` (`state`) and
+      `GET /v1/jobs/{id}/events` (`after`).
     * Limits and defaults named in this document (`limits.*`, `defaults.*`, `server.*`) are
       configuration keys (see `config/README.md`); the numbers given are those of the default
       configuration.
     * Bearer auth is optional: it is on only when tokens are configured (`auth.tokens`,
-      `FANOUT_AUTH_TOKENS`, `FANOUT_AUTH_TOKENS_FILE`). It then guards `POST /v1/jobs`, and
+      `FANOUT_AUTH_TOKENS`, `FANOUT_AUTH_TOKENS_FILE`). It then guards every `/v1/jobs` route, and
       `GET /metrics` when `auth.protect_metrics` is true. Health endpoints and this document are
-      always open.
+      always open. With auth on, a retained job belongs to the token that created it: for every
+      other token it does not exist (`404`).
+    * Retained jobs (v1.1): a job submitted with `"detach": true`, `Prefer: respond-async`,
+      `"on_disconnect": "continue"` or an `Idempotency-Key` keeps running without its connection
+      and keeps its lines for `jobs.retention_s` (900) seconds after its end line. Every line of a
+      retained job carries `seq` (1, 2, 3 …, heartbeats included), the same for every reader.
   license:
     name: Proprietary
     identifier: LicenseRef-Proprietary
@@ -38,6 +44,8 @@ servers:
 tags:
   - name: jobs
     description: Submit fan-out jobs.
+  - name: retained
+    description: Read, follow, cancel and delete retained jobs (v1.1).
   - name: operations
     description: Health, readiness, metrics and this document.
 paths:
@@ -63,6 +71,28 @@ paths:
       security:
         - {}
         - bearerAuth: []
+      parameters:
+        - name: Idempotency-Key
+          in: header
+          required: false
+          description: |
+            draft-ietf-httpapi-idempotency-key-header. The first POST with a key creates the job
+            (a retained one); a later POST with the same key and the same job (the same
+            fingerprint: SHA-256 of the job's canonical JSON, object keys sorted, `detach` and
+            `on_disconnect` left out) while the job is retained runs nothing again: a streamed POST
+            replays the job's lines from `seq` 1 and follows it live, a detached one answers `202`
+            with the same job; both carry `Idempotent-Replayed: true`. Keys are per bearer token
+            and expire with their job. 1 to 255 visible ASCII characters.
+          schema:
+            type: string
+            minLength: 1
+            maxLength: 255
+        - name: Prefer
+          in: header
+          required: false
+          description: '`respond-async` (RFC 7240) detaches the job as `"detach": true` does.'
+          schema:
+            type: string
       requestBody:
         required: true
         description: |
@@ -94,11 +124,22 @@ paths:
             `input` order in input order, each as soon as it and every line before it are done.
           headers:
             X-Job-Id:
-              description: The job's id (16 lowercase hex digits), the same as the `job` of the end line.
+              description: |
+                The job's id, the same as the `job` of the end line: 16 lowercase hex digits, or
+                32 (128 random bits) for a retained job.
               required: true
               schema:
                 type: string
-                pattern: '^[0-9a-f]{16}$'
+                pattern: '^[0-9a-f]{16}([0-9a-f]{16})?$'
+            Location:
+              description: A retained job's URL, `/v1/jobs/{id}`.
+              schema:
+                type: string
+            Idempotent-Replayed:
+              description: '`true` when an `Idempotency-Key` named a job that already ran: its lines are replayed.'
+              schema:
+                type: string
+                const: 'true'
             Cache-Control:
               required: true
               schema:
@@ -118,11 +159,70 @@ paths:
                 {"event":"result","id":"b","index":1,"status":"error","error":{"code":"task_error","message":"boom"},"elapsed_ms":10.4,"done":1,"total":2}
                 {"event":"result","id":"a","index":0,"status":"ok","value":{"x":1},"elapsed_ms":300.2,"done":2,"total":2}
                 {"event":"end","job":"5f0c2a9e1b7d4c38","total":2,"ok":1,"error":1,"timeout":0,"cancelled":0,"elapsed_ms":300.5}
+        '202':
+          description: |
+            A detached job (`"detach": true` or `Prefer: respond-async`): accepted and running
+            with no connection attached. Read it with `GET /v1/jobs/{id}/events`.
+          headers:
+            Location:
+              description: '`/v1/jobs/{id}`.'
+              required: true
+              schema:
+                type: string
+            X-Job-Id:
+              required: true
+              schema:
+                type: string
+                pattern: '^[0-9a-f]{32}$'
+            Preference-Applied:
+              description: '`respond-async` when the request sent `Prefer: respond-async`.'
+              schema:
+                type: string
+                const: respond-async
+            Idempotent-Replayed:
+              description: '`true` when the `Idempotency-Key` named an existing job.'
+              schema:
+                type: string
+                const: 'true'
+            Cache-Control:
+              $ref: '#/components/headers/NoStore'
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/RetainedJob'
+        '409':
+          description: |
+            The first request with this `Idempotency-Key` is still being admitted (problem
+            `idempotency-key-in-progress`, `Retry-After: 1`).
+          headers:
+            Retry-After:
+              required: true
+              schema:
+                type: integer
+                minimum: 1
+            Cache-Control:
+              $ref: '#/components/headers/NoStore'
+          content:
+            application/problem+json:
+              schema:
+                $ref: '#/components/schemas/Problem'
+        '422':
+          description: |
+            The `Idempotency-Key` was used with a different job (problem `idempotency-key-reused`,
+            `field` is `Idempotency-Key`). Nothing ran.
+          headers:
+            Cache-Control:
+              $ref: '#/components/headers/NoStore'
+          content:
+            application/problem+json:
+              schema:
+                $ref: '#/components/schemas/Problem'
         '400':
           description: |
             The body is not JSON (problem `malformed-json`, no `field`), or the job is invalid
             (problem `invalid-job`; `field` names the offending member, e.g. `tasks[2].delay_ms`,
-            and is absent when the document as a whole is wrong, e.g. not an object).
+            and is absent when the document as a whole is wrong, e.g. not an object), or the
+            `Idempotency-Key` is empty or too long (problem `invalid-idempotency-key`).
           headers:
             Cache-Control:
               $ref: '#/components/headers/NoStore'
@@ -137,6 +237,7 @@ paths:
                         enum:
                           - https://fanoutd.dev/problems/malformed-json
                           - https://fanoutd.dev/problems/invalid-job
+                          - https://fanoutd.dev/problems/invalid-idempotency-key
               example:
                 type: https://fanoutd.dev/problems/invalid-job
                 title: Invalid Job
@@ -204,6 +305,221 @@ paths:
                         enum:
                           - https://fanoutd.dev/problems/draining
                           - https://fanoutd.dev/problems/saturated
+    get:
+      tags: [retained]
+      operationId: listJobs
+      summary: The caller's retained jobs, newest first.
+      security:
+        - {}
+        - bearerAuth: []
+      parameters:
+        - name: state
+          in: query
+          required: false
+          description: Only jobs in this state.
+          schema:
+            type: string
+            enum: [running, finished, interrupted]
+      responses:
+        '200':
+          description: '`{"jobs": [status documents]}`, newest first.'
+          headers:
+            Cache-Control:
+              $ref: '#/components/headers/NoStore'
+          content:
+            application/json:
+              schema:
+                type: object
+                required: [jobs]
+                properties:
+                  jobs:
+                    type: array
+                    items:
+                      $ref: '#/components/schemas/RetainedJob'
+        '400':
+          $ref: '#/components/responses/BadQuery'
+        '401':
+          $ref: '#/components/responses/Unauthorized'
+    head:
+      tags: [retained]
+      operationId: listJobsHead
+      summary: The same as the `GET`, without a body.
+      responses:
+        '200':
+          $ref: '#/components/responses/HeadOK'
+  /v1/jobs/{id}:
+    parameters:
+      - $ref: '#/components/parameters/JobId'
+    get:
+      tags: [retained]
+      operationId: getJob
+      summary: A retained job's status document.
+      security:
+        - {}
+        - bearerAuth: []
+      responses:
+        '200':
+          description: The status document.
+          headers:
+            Cache-Control:
+              $ref: '#/components/headers/NoStore'
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/RetainedJob'
+        '401':
+          $ref: '#/components/responses/Unauthorized'
+        '404':
+          $ref: '#/components/responses/UnknownJob'
+    head:
+      tags: [retained]
+      operationId: getJobHead
+      summary: The same as the `GET`, without a body.
+      responses:
+        '200':
+          $ref: '#/components/responses/HeadOK'
+        '404':
+          $ref: '#/components/responses/UnknownJob'
+    delete:
+      tags: [retained]
+      operationId: deleteJob
+      summary: Forgets a job that has ended (its lines and its `Idempotency-Key`).
+      security:
+        - {}
+        - bearerAuth: []
+      responses:
+        '204':
+          description: Forgotten; later reads get `404`.
+        '401':
+          $ref: '#/components/responses/Unauthorized'
+        '404':
+          $ref: '#/components/responses/UnknownJob'
+        '409':
+          description: The job is still running (problem `job-running`); cancel it first.
+          headers:
+            Cache-Control:
+              $ref: '#/components/headers/NoStore'
+          content:
+            application/problem+json:
+              schema:
+                $ref: '#/components/schemas/Problem'
+  /v1/jobs/{id}/events:
+    parameters:
+      - $ref: '#/components/parameters/JobId'
+    get:
+      tags: [retained]
+      operationId: jobEvents
+      summary: The job's lines after a cursor, then live ones, up to the end line.
+      description: |
+        Every line with `seq` greater than `after` (default 0: all), then each new line as it is
+        stored, ending after the `end` line. Any number of readers, each at its own pace: a slow
+        reader never slows the job or other readers. A reader that reconnects with the last
+        `seq` it saw receives every later line exactly once.
+
+        With `Accept: text/event-stream` the same lines come as Server-Sent Events: first a
+        `retry: 2000` hint, then per line `id: <seq>`, `event: <result|heartbeat|end>`,
+        `data: <the line's JSON>`; `Last-Event-ID` works as `after` (the query wins if both are
+        given). The stream closes after the `end` event.
+      security:
+        - {}
+        - bearerAuth: []
+      parameters:
+        - name: after
+          in: query
+          required: false
+          description: The last `seq` seen; a non-negative integer.
+          schema:
+            type: integer
+            minimum: 0
+        - name: Last-Event-ID
+          in: header
+          required: false
+          description: The SSE form of `after`.
+          schema:
+            type: string
+            pattern: '^[0-9]+$'
+      responses:
+        '200':
+          description: The lines, NDJSON (the schema is that of one line) or SSE.
+          headers:
+            X-Job-Id:
+              required: true
+              schema:
+                type: string
+            Cache-Control:
+              $ref: '#/components/headers/NoStore'
+            X-Accel-Buffering:
+              required: true
+              schema:
+                type: string
+                const: 'no'
+          content:
+            application/x-ndjson:
+              schema:
+                $ref: '#/components/schemas/StreamLine'
+              example: |
+                {"seq":3,"event":"result","id":"2","index":2,"status":"ok","value":2,"elapsed_ms":900.3,"done":3,"total":3}
+                {"seq":4,"event":"end","job":"9c1f0b6e2d4a48f7a1e3c5b7d9f10234","total":3,"ok":3,"error":0,"timeout":0,"cancelled":0,"elapsed_ms":900.6}
+            text/event-stream:
+              schema:
+                type: string
+              example: |
+                retry: 2000
+
+                id: 3
+                event: result
+                data: {"seq":3,"event":"result","id":"2","index":2,"status":"ok","value":2,"elapsed_ms":900.3,"done":3,"total":3}
+
+        '400':
+          description: '`after` or `Last-Event-ID` is not a non-negative integer (problem `invalid-cursor`, `field` names it).'
+          headers:
+            Cache-Control:
+              $ref: '#/components/headers/NoStore'
+          content:
+            application/problem+json:
+              schema:
+                $ref: '#/components/schemas/Problem'
+        '401':
+          $ref: '#/components/responses/Unauthorized'
+        '404':
+          $ref: '#/components/responses/UnknownJob'
+    head:
+      tags: [retained]
+      operationId: jobEventsHead
+      summary: The headers of the `GET`, without a body.
+      responses:
+        '200':
+          $ref: '#/components/responses/HeadOK'
+        '404':
+          $ref: '#/components/responses/UnknownJob'
+  /v1/jobs/{id}/cancel:
+    parameters:
+      - $ref: '#/components/parameters/JobId'
+    post:
+      tags: [retained]
+      operationId: cancelJob
+      summary: Ends a running job; answers its status once the end line is stored.
+      description: |
+        What has not finished ends as `cancelled` result lines (message `cancelled by request`),
+        then the end line. The answer waits for that (at most 5 s). Cancelling a job that has
+        ended changes nothing and answers its status.
+      security:
+        - {}
+        - bearerAuth: []
+      responses:
+        '200':
+          description: The status document.
+          headers:
+            Cache-Control:
+              $ref: '#/components/headers/NoStore'
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/RetainedJob'
+        '401':
+          $ref: '#/components/responses/Unauthorized'
+        '404':
+          $ref: '#/components/responses/UnknownJob'
   /livez:
     get:
       tags: [operations]
@@ -370,7 +686,39 @@ components:
       schema:
         type: string
         const: Bearer realm="fanoutd"
+  parameters:
+    JobId:
+      name: id
+      in: path
+      required: true
+      description: A retained job's id (32 lowercase hex digits).
+      schema:
+        type: string
   responses:
+    UnknownJob:
+      description: |
+        No such retained job: unknown, expired, deleted, or made with another token (problem
+        `unknown-job`).
+      headers:
+        Cache-Control:
+          $ref: '#/components/headers/NoStore'
+      content:
+        application/problem+json:
+          schema:
+            allOf:
+              - $ref: '#/components/schemas/Problem'
+              - properties:
+                  status: {const: 404}
+                  type: {const: https://fanoutd.dev/problems/unknown-job}
+    BadQuery:
+      description: '`state` is not `running`, `finished` or `interrupted` (problem `invalid-query`).'
+      headers:
+        Cache-Control:
+          $ref: '#/components/headers/NoStore'
+      content:
+        application/problem+json:
+          schema:
+            $ref: '#/components/schemas/Problem'
     Alive:
       description: The process serves requests.
       headers:
@@ -421,13 +769,14 @@ components:
     MethodNotAllowed:
       description: |
         The path exists but does not accept this method (problem `method-not-allowed`). `Allow`
-        lists the methods it accepts: `POST` for `/v1/jobs`, `GET, HEAD` for the others.
+        lists the methods it accepts: `GET, HEAD, POST` for `/v1/jobs`, `GET, HEAD, DELETE` for
+        `/v1/jobs/{id}`, `POST` for `/v1/jobs/{id}/cancel`, `GET, HEAD` for the others.
       headers:
         Allow:
           required: true
           schema:
             type: string
-            enum: [POST, 'GET, HEAD']
+            enum: ['GET, HEAD, POST', 'GET, HEAD, DELETE', POST, 'GET, HEAD']
         Cache-Control:
           $ref: '#/components/headers/NoStore'
       content:
@@ -508,6 +857,17 @@ components:
             - type: integer
               minimum: 10
               maximum: 86400000
+        detach:
+          type: [boolean, 'null']
+          description: |
+            `true`: answer `202` at once with the status document and run the job with no
+            connection attached (a retained job). Default false.
+        on_disconnect:
+          type: [string, 'null']
+          description: |
+            What a client going away does to a streamed job: `cancel` (default, as in v1) or
+            `continue` (the job goes on and keeps its lines: a retained job).
+          enum: [cancel, continue, null]
     Task:
       description: A subtask; `kind` selects its fields.
       oneOf:
@@ -649,6 +1009,10 @@ components:
       additionalProperties: false
       required: [event, id, index, status, elapsed_ms, done, total]
       properties:
+        seq:
+          type: integer
+          minimum: 1
+          description: Retained jobs only; the line's number, 1, 2, 3 …, the same for every reader.
         event:
           type: string
           const: result
@@ -742,6 +1106,10 @@ components:
       additionalProperties: false
       required: [event, done, total, elapsed_ms]
       properties:
+        seq:
+          type: integer
+          minimum: 1
+          description: Retained jobs only; the line's number, 1, 2, 3 …, the same for every reader.
         event:
           type: string
           const: heartbeat
@@ -759,6 +1127,10 @@ components:
       additionalProperties: false
       required: [event, job, total, ok, error, timeout, cancelled, elapsed_ms]
       properties:
+        seq:
+          type: integer
+          minimum: 1
+          description: Retained jobs only; the line's number, 1, 2, 3 …, the same for every reader.
         event:
           type: string
           const: end
@@ -783,6 +1155,46 @@ components:
           minimum: 0
         elapsed_ms:
           $ref: '#/components/schemas/Milliseconds'
+    RetainedJob:
+      type: object
+      description: The status document of a retained job.
+      required: [job, state, total, done, ok, error, timeout, cancelled, created_at, finished_at, expires_at, last_seq]
+      properties:
+        job:
+          type: string
+          pattern: '^[0-9a-f]{32}$'
+        state:
+          type: string
+          enum: [running, finished, interrupted]
+          description: |
+            `finished` once the end line is stored; `interrupted` when the process running it
+            stopped first (shared stores only; the memory store never shows it).
+        total:
+          type: integer
+        done:
+          type: integer
+        ok:
+          type: integer
+        error:
+          type: integer
+        timeout:
+          type: integer
+        cancelled:
+          type: integer
+        created_at:
+          type: string
+          format: date-time
+        finished_at:
+          type: [string, 'null']
+          format: date-time
+        expires_at:
+          type: [string, 'null']
+          format: date-time
+          description: When its lines go (`finished_at` + `jobs.retention_s`).
+        last_seq:
+          type: integer
+          minimum: 0
+          description: The `seq` of its last stored line.
     Milliseconds:
       type: number
       minimum: 0
