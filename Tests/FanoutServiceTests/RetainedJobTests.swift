@@ -177,3 +177,53 @@ struct RetainedJobTests {
         }
     }
 }
+
+@Suite("Retained jobs: keyed streams and reader metrics")
+struct RetainedJobStreamTests {
+    @Test func aKeyedStreamWithCancelEndsTheJobWhenItsClientGoes() async throws {
+        try await withService { _, port in
+            let connection = try await RawConnection.connect(port: port)
+            try await connection.send(RawRequest.job(
+                #"{"tasks":[{"kind":"echo","delay_ms":10,"value":1},{"kind":"echo","delay_ms":30000},{"kind":"echo","delay_ms":30000}]}"#,
+                extraHeaders: [("Idempotency-Key", "stream-1")]
+            ))
+            let head = try await connection.readHead()
+            #expect(head.status == 200)
+            let id = try #require(head.header("X-Job-Id"))
+            #expect(head.header("Location") == "/v1/jobs/\(id)")
+            let first = try JSONParser.parse(Array(try #require(try await connection.readLine(head)).utf8))
+            #expect(first["seq"] == .number(1))
+            connection.abort()
+            // The job is cancelled (not cut): its readers see cancelled lines and the end line.
+            let lines = try await readEvents(id, port: port).map(\.json)
+            checkContiguous(lines, from: 1)
+            let cancelled = lines.filter { $0["status"] == .string("cancelled") }
+            #expect(cancelled.count == 2)
+            #expect(cancelled.allSatisfy { $0["error"]?["message"] == .string("cancelled: the client went away") })
+            #expect(lines.last?["event"] == .string("end"))
+        }
+    }
+
+    @Test func readersAndResumesAreCounted() async throws {
+        try await withService { _, port in
+            let (_, status) = try await detach(#"{"tasks":[{"kind":"echo","delay_ms":400,"value":1}]}"#, port: port)
+            let id = try #require(status["job"]?.stringValue)
+            let connection = try await RawConnection.connect(port: port)
+            defer { connection.close() }
+            try await connection.send(RawRequest.text(method: "GET", path: "/v1/jobs/\(id)/events?after=0"))
+            #expect(try await connection.readHead().status == 200)
+            // The reader's task starts once its head is queued: wait for it to count.
+            var exposition = ""
+            for _ in 0..<250 {
+                exposition = try await HTTPExchange.send(port: port, method: "GET", path: "/metrics").text
+                if metric(exposition, "fanout_job_readers") == 1 { break }
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            #expect(metric(exposition, "fanout_job_readers") == 1)
+            _ = try await readEvents(id, port: port, query: "?after=1")
+            exposition = try await HTTPExchange.send(port: port, method: "GET", path: "/metrics").text
+            #expect(metric(exposition, "fanout_job_resumes_total") == 1)
+            #expect(metric(exposition, "fanout_retained_jobs_running") == 0)
+        }
+    }
+}
