@@ -419,7 +419,8 @@ paths:
         With `Accept: text/event-stream` the same lines come as Server-Sent Events: first a
         `retry: 2000` hint, then per line `id: <seq>`, `event: <result|heartbeat|end>`,
         `data: <the line's JSON>`; `Last-Event-ID` works as `after` (the query wins if both are
-        given). The stream closes after the `end` event.
+        given). The stream closes after the `end` event. Heartbeats are the job's own
+        `heartbeat` lines (`heartbeat_ms`), stored and numbered like the others.
       security:
         - {}
         - bearerAuth: []
