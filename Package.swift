@@ -54,6 +54,8 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
+        // Retained jobs (SPEC v1.1): the job store protocol, the in-memory store, the numbering sink.
+        .target(name: "FanoutJobs", dependencies: ["FanoutCore"]),
         // The service: routes, problem+json, configuration, metrics, lifecycle.
         .target(
             name: "FanoutService",
@@ -62,6 +64,7 @@ let package = Package(
                 "MicroHTTPServer",
                 "FanoutCore",
                 "FanoutUpstream",
+                "FanoutJobs",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -90,8 +93,9 @@ let package = Package(
         ),
         .testTarget(
             name: "FanoutServiceTests",
-            dependencies: ["FanoutService", "FanoutCore", "FanoutUpstream", "MicroHTTPServer", "TestSupport"]
+            dependencies: ["FanoutService", "FanoutCore", "FanoutUpstream", "FanoutJobs", "MicroHTTPServer", "TestSupport"]
         ),
+        .testTarget(name: "FanoutJobsTests", dependencies: ["FanoutJobs", "FanoutCore", "TestSupport"]),
     ]
 )
 

@@ -20,6 +20,20 @@ public struct Job: Sendable {
     /// Send a heartbeat line after this long without output; 0 for never.
     public var heartbeatMilliseconds: Int
 
+    // MARK: Retained jobs (SPEC v1.1)
+    /// What a client going away does to a streamed job.
+    public enum DisconnectPolicy: String, Sendable {
+        /// The job is cancelled (v1).
+        case cancel
+        /// The job goes on and keeps its lines (it is retained).
+        case `continue`
+    }
+
+    /// `"detach": true`: answer 202 at once and run the job with no connection attached.
+    public var detach = false
+    /// `"on_disconnect"`.
+    public var onDisconnect = DisconnectPolicy.cancel
+
     public init(
         tasks: [Subtask],
         concurrency: Int,

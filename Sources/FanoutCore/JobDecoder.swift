@@ -38,6 +38,7 @@ public struct JobDecoder: Sendable {
 
     private static let jobFields: [String] = [
         "tasks", "concurrency", "timeout_ms", "task_timeout_ms", "order", "fail_fast", "first", "heartbeat_ms",
+        "detach", "on_disconnect",
     ]
 
     public init(policy: JobPolicy, runners: RunnerRegistry) {
@@ -130,7 +131,7 @@ public struct JobDecoder: Sendable {
             }
             tasks.append(Subtask(id: id, index: index, kind: kind, timeoutMilliseconds: ownTimeout, work: work))
         }
-        return Job(
+        var job = Job(
             tasks: tasks,
             concurrency: concurrency,
             timeoutMilliseconds: timeout,
@@ -139,5 +140,18 @@ public struct JobDecoder: Sendable {
             first: first,
             heartbeatMilliseconds: heartbeat
         )
+        try decodeRetention(document, into: &job)
+        return job
+    }
+
+    /// The retained-job fields (SPEC "Jobs that outlive their connection").
+    private func decodeRetention(_ document: JSONValue, into job: inout Job) throws(JobValidationError) {
+        job.detach = try document.boolean("detach", path: "") ?? false
+        if let name = try document.string("on_disconnect", path: "") {
+            guard let policy = Job.DisconnectPolicy(rawValue: name) else {
+                throw JobValidationError(field: "on_disconnect", detail: "must be \"cancel\" or \"continue\", got \"\(name)\"")
+            }
+            job.onDisconnect = policy
+        }
     }
 }

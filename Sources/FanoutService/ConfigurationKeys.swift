@@ -82,6 +82,14 @@ extension ConfigurationKey {
         .init(name: "auth.tokens", kind: .list) { config, value in config.auth.tokens = value.list },
         .init(name: "auth.protect_metrics", kind: .boolean) { config, value in config.auth.protectMetrics = value.bool },
         int("shutdown.grace_s", 0...86_400, \.shutdown.graceSeconds),
+        .init(name: "jobs.store", kind: .string) { (config, value) throws(ConfigurationError) in
+            guard value.string == "memory" else {
+                throw ConfigurationError("jobs.store: \"\(value.string)\" is not supported; the only store so far is \"memory\"")
+            }
+            config.jobs.store = value.string
+        },
+        int("jobs.retention_s", 1...604_800, \.jobs.retentionSeconds),
+        int("jobs.max_retained_bytes", 1024...1 << 40, \.jobs.maxRetainedBytes),
         .init(name: "log.level", kind: .string) { (config, value) throws(ConfigurationError) in
             guard let level = Logger.Level(rawValue: value.string) else {
                 throw ConfigurationError("log.level: \"\(value.string)\" is not one of trace, debug, info, notice, warning, error, critical")

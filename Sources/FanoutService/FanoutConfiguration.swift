@@ -65,6 +65,18 @@ public struct FanoutConfiguration: Sendable, Equatable {
         public var graceSeconds = 25
     }
 
+    /// Retained jobs (SPEC "Jobs that outlive their connection").
+    public struct Jobs: Sendable, Equatable {
+        /// Where retained lines are kept: only `memory` (in-process) so far.
+        public var store = "memory"
+        /// Seconds a retained job's lines are kept after its end line.
+        public var retentionSeconds = 900
+        /// Bound on retained lines (bytes plus a per-line overhead). 128 MiB: the Deployment's 512 MiB
+        /// limit minus the worst-case stream buffers (2000 jobs × 64 KiB = 125 MiB) and the runtime
+        /// leaves room for this and headroom.
+        public var maxRetainedBytes = 128 * 1024 * 1024
+    }
+
     public struct Log: Sendable, Equatable {
         public enum Format: String, Sendable, Equatable {
             /// `text` on a terminal, `json` otherwise.
@@ -85,6 +97,7 @@ public struct FanoutConfiguration: Sendable, Equatable {
     public var auth = Auth()
     public var shutdown = Shutdown()
     public var log = Log()
+    public var jobs = Jobs()
 
     public init() {}
 }

@@ -25,14 +25,22 @@ public final class FanoutHandler: HTTPHandler {
         if let answer = operational.respond(to: request, reject: { reject($0, request) }) { return answer }
         switch request.path {
         case "/v1/jobs":
-            guard request.method == "POST" else { return reject(.methodNotAllowed(request.method, path: request.path, allowed: "POST"), request) }
+            guard request.method == "POST" || request.method == "GET" || request.method == "HEAD" else {
+                return reject(.methodNotAllowed(request.method, path: request.path, allowed: "GET, HEAD, POST"), request)
+            }
             if let problem = auth.check(request) { return reject(problem, request) }
+            if request.method != "POST", let retained = jobs.retained { return awaitOnServerThread { await retained.handle(request) } }
             return jobs.submit(request)
         case "/v1/openapi.yaml":
             guard request.method == "GET" || request.method == "HEAD" else {
                 return reject(.methodNotAllowed(request.method, path: request.path, allowed: "GET, HEAD"), request)
             }
             return HTTPResponse(status: 200, headers: [("Content-Type", "application/yaml")], body: .bytes(PackageResources.openapi_yaml))
+        case let path where path.hasPrefix("/v1/jobs/"):
+            // Retained jobs (SPEC v1.1).
+            if let problem = auth.check(request) { return reject(problem, request) }
+            guard let retained = jobs.retained else { return reject(.notFound(request.path), request) }
+            return awaitOnServerThread { await retained.handle(request) }
         default:
             return reject(.notFound(request.path), request)
         }

@@ -1,4 +1,5 @@
 import FanoutCore
+import FanoutJobs
 import FanoutUpstream
 public import Logging
 import MicroHTTPServer
@@ -17,6 +18,8 @@ public final class FanoutService: Service {
     let metrics: ServiceMetrics
     /// The `http` kind; owns the outbound clients, shut down at the end of ``drain()``.
     let httpRunner: HTTPRunner
+    /// Runs retained jobs (``run()`` runs it beside the server).
+    let retainedJobs: RetainedJobs
     /// An invalid `egress.allow` entry found by `init`; ``start()`` throws it, so the service
     /// refuses to start (with the key named) instead of running with a policy nobody asked for.
     private let configurationError: ConfigurationError?
@@ -58,7 +61,7 @@ public final class FanoutService: Service {
             defaultTaskTimeoutMilliseconds: configuration.defaults.taskTimeoutMilliseconds,
             defaultHeartbeatMilliseconds: configuration.defaults.heartbeatMilliseconds
         )
-        let jobs = JobEndpoint(
+        var jobs = JobEndpoint(
             decoder: JobDecoder(policy: policy, runners: runners),
             admission: admission,
             metrics: metrics,
@@ -67,10 +70,21 @@ public final class FanoutService: Service {
             reclaimer: MemoryReclaimer(),
             logger: logger
         )
+        let auth = BearerAuth(tokens: configuration.auth.tokens, protectMetrics: configuration.auth.protectMetrics)
+        // Retained jobs (SPEC v1.1): the store, the runner of jobs tied to no connection, their routes.
+        let store = MemoryJobStore(maxBytes: configuration.jobs.maxRetainedBytes, retentionSeconds: Double(configuration.jobs.retentionSeconds))
+        metrics.retained.usage.withLock { $0 = { store.usage() } }
+        let retainedJobs = RetainedJobs(store: store, admission: admission, metrics: metrics, logger: logger)
+        let plain = jobs
+        jobs.retained = RetainedJobRoutes(
+            runner: retainedJobs, admission: admission, auth: auth, metrics: metrics,
+            reject: { problem, request in plain.reject(problem, request, reason: problem.slug) }
+        )
+        self.retainedJobs = retainedJobs
         let handler = FanoutHandler(
             jobs: jobs,
             admission: admission,
-            auth: BearerAuth(tokens: configuration.auth.tokens, protectMetrics: configuration.auth.protectMetrics),
+            auth: auth,
             metrics: metrics,
             logger: logger
         )
@@ -143,8 +157,11 @@ public final class FanoutService: Service {
     /// then what still runs ends as `cancelled` lines plus the end line.
     public func run() async throws {
         try start()
-        try? await gracefulShutdown()
-        await drain()
+        await withDiscardingTaskGroup { group in
+            group.addTask { await self.retainedJobs.run() }
+            try? await gracefulShutdown()
+            await drain()
+        }
     }
 
     /// The drain of SPEC "Lifecycle", then the server's ordered stop.
@@ -154,9 +171,11 @@ public final class FanoutService: Service {
         await waitForJobs(upTo: .seconds(configuration.shutdown.graceSeconds))
         if admission.running > 0 {
             logger.warning("grace period over: cancelling running jobs", metadata: ["jobs.running": "\(admission.running)"])
+            retainedJobs.store.stopWaitingForSpace()
             admission.cancelAll(reason: "the server is shutting down")
             await waitForJobs(upTo: .seconds(5))
         }
+        retainedJobs.finish()
         await server.shutdown(gracePeriod: .seconds(5))
         // Last, so probes see /readyz 503 for the whole drain.
         await adminServer?.shutdown(gracePeriod: .zero)

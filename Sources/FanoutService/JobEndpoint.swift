@@ -14,6 +14,8 @@ struct JobEndpoint: Sendable {
     /// Told of every large body once its job or rejection no longer needs it.
     let reclaimer: MemoryReclaimer
     let logger: Logger
+    /// Retained jobs (SPEC v1.1): a POST asking for retention goes there once admitted and valid.
+    var retained: RetainedJobRoutes?
 
     func submit(_ request: HTTPRequest) -> HTTPResponse {
         if request.bodyTooLarge { return reject(.bodyTooLarge(limit: maxBodyBytes), request, reason: "body_too_large") }
@@ -36,6 +38,9 @@ struct JobEndpoint: Sendable {
         } catch {
             admission.release(ticket)
             return reject(.invalidJob(error), request, reason: error.kind == .tooManyTasks ? "too_many_tasks" : "invalid_job")
+        }
+        if let retained, RetainedJobRoutes.wantsRetention(job, request) {
+            return awaitOnServerThread { await retained.submit(request, job: job, ticket: ticket, control: control) }
         }
 
         let id = Self.makeJobID()

@@ -23,6 +23,7 @@ final class ServiceMetrics: DispatchObserver {
     private let upstream: Mutex<[String: CoreMetrics.Counter]>
     /// Reads the server's open stream count at scrape time.
     let openStreamCount: Mutex<(@Sendable () -> Int)?> = Mutex(nil)
+    let retained: RetainedJobMetrics
 
     init() {
         var factory = PrometheusMetricsFactory(registry: registry)
@@ -31,6 +32,7 @@ final class ServiceMetrics: DispatchObserver {
                                    .milliseconds(2500), .seconds(5), .seconds(10), .seconds(30), .seconds(60)]
         factory.defaultDurationHistogramBuckets = seconds
         self.factory = factory
+        retained = RetainedJobMetrics(factory: factory)
         jobsInFlight = Meter(label: "fanout_jobs_in_flight", factory: factory)
         subtasksInFlight = Meter(label: "fanout_subtasks_in_flight", factory: factory)
         openStreams = Metrics.Gauge(label: "fanout_open_streams", factory: factory)
@@ -53,6 +55,7 @@ final class ServiceMetrics: DispatchObserver {
     /// Prometheus text exposition of everything.
     func exposition() -> String {
         if let count = openStreamCount.withLock({ $0 }) { openStreams.record(count()) }
+        retained.record()
         return registry.emitToString()
     }
 

@@ -66,10 +66,11 @@ struct RejectionTests {
 
     @Test func answersWrongMethodsAndUnknownPaths() async throws {
         try await withService { _, port in
-            let get = try await HTTPExchange.send(port: port, method: "GET", path: "/v1/jobs")
-            #expect(get.head.status == 405)
-            #expect(get.head.header("Allow") == "POST")
-            _ = try problem(get)
+            // GET /v1/jobs lists retained jobs (SPEC v1.1); PUT is no method of the path.
+            let put = try await HTTPExchange.send(port: port, method: "PUT", path: "/v1/jobs")
+            #expect(put.head.status == 405)
+            #expect(put.head.header("Allow") == "GET, HEAD, POST")
+            _ = try problem(put)
             let post = try await HTTPExchange.send(port: port, method: "POST", path: "/healthz", headers: Self.json, body: "{}")
             #expect(post.head.status == 405)
             #expect(post.head.header("Allow") == "GET, HEAD")

@@ -20,12 +20,16 @@ func withService<T>(
     let service = FanoutService(configuration: configuration, logger: Logger(label: "test"))
     try service.start()
     let port = try #require(service.port)
+    // Retained jobs run beside the server, as in FanoutService.run(); drain() ends it.
+    let retainedJobs = Task { await service.retainedJobs.run() }
     do {
         let result = try await body(service, port)
         await service.drain()
+        await retainedJobs.value
         return result
     } catch {
         await service.drain()
+        await retainedJobs.value
         throw error
     }
 }

@@ -1,0 +1,47 @@
+import CoreMetrics
+import FanoutJobs
+import Metrics
+import Prometheus
+import Synchronization
+
+/// Metrics of retained jobs: what the store holds (read at scrape time), readers, resumes, replays.
+final class RetainedJobMetrics: Sendable {
+    private let jobs: Metrics.Gauge
+    private let runningJobs: Metrics.Gauge
+    private let bytes: Metrics.Gauge
+    private let lines: Metrics.Gauge
+    private let readers: Meter
+    private let resumes: CoreMetrics.Counter
+    private let replays: CoreMetrics.Counter
+    /// Reads the store's usage at scrape time.
+    let usage: Mutex<(@Sendable () -> JobStoreUsage)?> = Mutex(nil)
+
+    init(factory: PrometheusMetricsFactory) {
+        jobs = Metrics.Gauge(label: "fanout_retained_jobs", factory: factory)
+        runningJobs = Metrics.Gauge(label: "fanout_retained_jobs_running", factory: factory)
+        bytes = Metrics.Gauge(label: "fanout_retained_bytes", factory: factory)
+        lines = Metrics.Gauge(label: "fanout_retained_lines", factory: factory)
+        readers = Meter(label: "fanout_job_readers", factory: factory)
+        resumes = CoreMetrics.Counter(label: "fanout_job_resumes_total", factory: factory)
+        replays = CoreMetrics.Counter(label: "fanout_idempotent_replays_total", factory: factory)
+        readers.set(0)
+    }
+
+    /// Updates the gauges from the store; called before each exposition.
+    func record() {
+        guard let usage = usage.withLock({ $0 })?() else { return }
+        jobs.record(usage.jobs)
+        runningJobs.record(usage.running)
+        bytes.record(usage.bytes)
+        lines.record(usage.lines)
+    }
+
+    func readerStarted(resuming: Bool) {
+        readers.increment()
+        if resuming { resumes.increment() }
+    }
+
+    func readerEnded() { readers.decrement() }
+
+    func idempotentReplay() { replays.increment() }
+}
