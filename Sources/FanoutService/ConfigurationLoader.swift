@@ -158,6 +158,9 @@ public struct ConfigurationLoader: Sendable {
         } catch {
             throw ConfigurationError("egress.allow: \(error)")
         }
+        if config.server.maxPendingBodyBytes < config.server.maxBodyBytes {
+            throw ConfigurationError("server.max_pending_body_bytes (\(config.server.maxPendingBodyBytes)) is below server.max_body_bytes (\(config.server.maxBodyBytes)): a body between the two could never be read")
+        }
         if config.defaults.concurrency > config.limits.maxConcurrency {
             throw ConfigurationError("defaults.concurrency (\(config.defaults.concurrency)) is above limits.max_concurrency (\(config.limits.maxConcurrency))")
         }

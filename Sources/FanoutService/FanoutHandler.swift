@@ -2,8 +2,9 @@ import FanoutCore
 import Logging
 public import MicroHTTPServer
 
-/// Routes requests (SPEC "Endpoints"). Runs on libmicrohttpd's threads: everything here is quick;
-/// a job's work happens in its stream's task.
+/// Routes requests (SPEC "Endpoints"). Everything is decided on the head, on libmicrohttpd's
+/// threads (quick: the probes and `/metrics` never leave them); only `POST /v1/jobs` reads its body,
+/// and is decoded in ``respond(to:)`` in a task of the server; a job's work runs in its stream's task.
 public final class FanoutHandler: HTTPHandler {
     let jobs: JobEndpoint
     let admission: JobAdmission
@@ -19,12 +20,31 @@ public final class FanoutHandler: HTTPHandler {
         self.logger = logger
     }
 
-    public func respond(to request: HTTPRequest) -> HTTPResponse {
+    /// Route, method, auth, media type and admission of a job, before its body is read: a refusal
+    /// never gets `100 Continue` nor has its body buffered.
+    public func head(_ request: HTTPRequest) -> HeadDecision {
+        if request.path == "/v1/jobs" {
+            guard request.method == "POST" else { return .respond(reject(.methodNotAllowed(request.method, path: request.path, allowed: "POST"), request)) }
+            if let problem = auth.check(request) { return .respond(reject(problem, request)) }
+            if let refusal = jobs.checkHead(request) { return .respond(refusal) }
+            return .readBody
+        }
+        return .respond(answer(request))
+    }
+
+    /// A job whose body has been read: decoded here, off libmicrohttpd's threads.
+    public func respond(to request: HTTPRequest) async -> HTTPResponse {
+        guard request.path == "/v1/jobs" else { return answer(request) }
+        return jobs.submit(request)
+    }
+
+    public func bodyBudgetExceeded(_ request: HTTPRequest) -> HTTPResponse {
+        jobs.reject(.bodyBudgetExceeded(retryAfter: 1), request, reason: "body_budget")
+    }
+
+    /// Every route but `POST /v1/jobs`, answered on the head.
+    func answer(_ request: HTTPRequest) -> HTTPResponse {
         switch request.path {
-        case "/v1/jobs":
-            guard request.method == "POST" else { return reject(.methodNotAllowed(request.method, path: request.path, allowed: "POST"), request) }
-            if let problem = auth.check(request) { return reject(problem, request) }
-            return jobs.submit(request)
         case "/livez", "/healthz":
             guard request.method == "GET" || request.method == "HEAD" else {
                 return reject(.methodNotAllowed(request.method, path: request.path, allowed: "GET, HEAD"), request)

@@ -13,11 +13,23 @@ struct JobEndpoint: Sendable {
     let streamBufferBytes: Int
     let logger: Logger
 
-    func submit(_ request: HTTPRequest) -> HTTPResponse {
+    /// The refusals decided on the head, before the body is read (nil: read it): a body announced
+    /// over the cap, a media type other than JSON, a draining or saturated server. Admission is
+    /// only looked at here; the slot is taken in ``submit(_:)`` once the body is in.
+    func checkHead(_ request: HTTPRequest) -> HTTPResponse? {
         if request.bodyTooLarge { return reject(.bodyTooLarge(limit: maxBodyBytes), request, reason: "body_too_large") }
         guard Self.isJSON(request.headers["Content-Type"]) else {
             return reject(.unsupportedMediaType(request.headers["Content-Type"]), request, reason: "unsupported_media_type")
         }
+        if admission.isDraining { return reject(.draining(retryAfter: 5), request, reason: "draining") }
+        if !admission.isReady { return reject(.saturated(retryAfter: 1), request, reason: "saturated") }
+        return nil
+    }
+
+    /// A job whose head passed ``checkHead(_:)`` and whose body has been read.
+    func submit(_ request: HTTPRequest) -> HTTPResponse {
+        // A chunked body can only be found too large while it is read.
+        if request.bodyTooLarge { return reject(.bodyTooLarge(limit: maxBodyBytes), request, reason: "body_too_large") }
         let ticket: UInt64
         let control: JobControl
         switch admission.admit() {

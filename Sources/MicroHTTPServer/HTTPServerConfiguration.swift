@@ -14,6 +14,11 @@ public struct HTTPServerConfiguration: Sendable {
     public var connectionMemoryBytes: Int
     /// Largest request body read; a longer one is discarded and the handler sees ``HTTPRequest/bodyTooLarge``.
     public var maxBodyBytes: Int
+    /// Request bodies held at once across all connections (a `Content-Length` is reserved on the
+    /// head, a chunked body as it arrives, given back once the handler returned). A body that does
+    /// not fit is answered 503 at once (``HTTPHandler/bodyBudgetExceeded(_:)``). Keep it at least
+    /// ``maxBodyBytes``, or a body between the two can never be read.
+    public var maxPendingBodyBytes: Int
     /// Bytes a response stream buffers before its writer waits for the client to read (backpressure).
     public var streamBufferBytes: Int
     /// How often suspended streams are checked for a vanished client, in milliseconds.
@@ -28,6 +33,7 @@ public struct HTTPServerConfiguration: Sendable {
         connectionTimeoutSeconds: Int = 120,
         connectionMemoryBytes: Int = 8 * 1024,
         maxBodyBytes: Int = 16 * 1024 * 1024,
+        maxPendingBodyBytes: Int = 64 * 1024 * 1024,
         streamBufferBytes: Int = 64 * 1024,
         watchdogIntervalMilliseconds: Int = 250,
         listenBacklog: Int = 4096
@@ -39,6 +45,7 @@ public struct HTTPServerConfiguration: Sendable {
         self.connectionTimeoutSeconds = connectionTimeoutSeconds
         self.connectionMemoryBytes = connectionMemoryBytes
         self.maxBodyBytes = maxBodyBytes
+        self.maxPendingBodyBytes = maxPendingBodyBytes
         self.streamBufferBytes = streamBufferBytes
         self.watchdogIntervalMilliseconds = watchdogIntervalMilliseconds
         self.listenBacklog = listenBacklog

@@ -7,12 +7,17 @@ final class ServerContext: Sendable {
     let maxBodyBytes: Int
     let streamBufferBytes: Int
     let registry = StreamRegistry()
+    /// Request bodies held at once, across connections.
+    let budget: BodyBudget
+    /// Stream producers and deferred responses, run by ``HTTPServer/run()``.
+    let work = WorkQueue()
     let logger: Logger
 
     init(handler: any HTTPHandler, configuration: HTTPServerConfiguration, logger: Logger) {
         self.handler = handler
         self.maxBodyBytes = configuration.maxBodyBytes
         self.streamBufferBytes = configuration.streamBufferBytes
+        self.budget = BodyBudget(limit: configuration.maxPendingBodyBytes)
         self.logger = logger
     }
 }

@@ -1,11 +1,13 @@
 import FanoutCore
+import MicroHTTPServer
 import Logging
 import TestSupport
 import Testing
 
 @testable import FanoutService
 
-/// Runs `body` against a started service on 127.0.0.1 with an ephemeral port, then drains it.
+/// Runs `body` against a started service on 127.0.0.1 with an ephemeral port (its server's tasks
+/// running beside it, as in ``FanoutService/run()``), then drains it.
 func withService<T>(
     _ configure: (inout FanoutConfiguration) -> Void = { _ in },
     _ body: (FanoutService, Int) async throws -> T
@@ -19,12 +21,15 @@ func withService<T>(
     let service = FanoutService(configuration: configuration, logger: Logger(label: "test"))
     try service.start()
     let port = try #require(service.port)
+    async let serving: Void = service.server.run()
     do {
         let result = try await body(service, port)
         await service.drain()
+        await serving
         return result
     } catch {
         await service.drain()
+        await serving
         throw error
     }
 }
