@@ -182,8 +182,10 @@ paths:
           description: |
             No new job is accepted now: the server is draining after SIGTERM (problem `draining`,
             `Retry-After: 5`; retry on another replica), or `limits.max_concurrent_jobs` jobs are
-            running (problem `saturated`, `Retry-After: 1`). The job was not started, so
-            retrying it is safe.
+            running (problem `saturated`, `Retry-After: 1`), or too many request bodies are being
+            read at once (`server.max_pending_body_bytes`; problem `body-budget`, `Retry-After: 1`,
+            with a `Content-Length`, answered before any of the body is read). The job was not
+            started, so retrying it is safe.
           headers:
             Retry-After:
               description: Seconds to wait before retrying.
@@ -204,6 +206,7 @@ paths:
                         enum:
                           - https://fanoutd.dev/problems/draining
                           - https://fanoutd.dev/problems/saturated
+                          - https://fanoutd.dev/problems/body-budget
   /livez:
     get:
       tags: [operations]
