@@ -38,6 +38,12 @@ public final class FanoutHandler: HTTPHandler {
         return jobs.submit(request)
     }
 
+    /// A small job (`server.inline_body_bytes`) is decoded on the server thread: cheaper than the
+    /// hop to a task and back, and its decode is short.
+    public func respondInline(to request: HTTPRequest) -> HTTPResponse? {
+        request.path == "/v1/jobs" ? jobs.submit(request) : nil
+    }
+
     public func bodyBudgetExceeded(_ request: HTTPRequest) -> HTTPResponse {
         jobs.reject(.bodyBudgetExceeded(retryAfter: 1), request, reason: "body_budget")
     }

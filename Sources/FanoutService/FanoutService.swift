@@ -82,6 +82,7 @@ public final class FanoutService: Service {
                 connectionMemoryBytes: server.connectionMemoryBytes,
                 maxBodyBytes: server.maxBodyBytes,
                 maxPendingBodyBytes: server.maxPendingBodyBytes,
+                inlineBodyBytes: server.inlineBodyBytes,
                 streamBufferBytes: configuration.limits.streamBufferBytes
             ),
             handler: handler,

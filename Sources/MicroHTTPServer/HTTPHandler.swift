@@ -22,6 +22,11 @@ public protocol HTTPHandler: Sendable {
     /// ``HeadDecision/readBody``. The connection waits, suspended, until it returns.
     func respond(to request: HTTPRequest) async -> HTTPResponse
 
+    /// A body of at most ``HTTPServerConfiguration/inlineBodyBytes``, answered at once on the
+    /// server thread, or nil to take ``respond(to:)`` in a task. For work that costs less than the
+    /// hop to a task and back (suspend, task, resume: see BENCHMARKS.md). The default is nil.
+    func respondInline(to request: HTTPRequest) -> HTTPResponse?
+
     /// The answer when the server's in-flight body budget
     /// (``HTTPServerConfiguration/maxPendingBodyBytes``) cannot hold this request's body: a 503.
     /// Called on a server thread. The default is a problem+json 503 with `Retry-After: 1`.
@@ -29,6 +34,8 @@ public protocol HTTPHandler: Sendable {
 }
 
 extension HTTPHandler {
+    public func respondInline(to request: HTTPRequest) -> HTTPResponse? { nil }
+
     public func bodyBudgetExceeded(_ request: HTTPRequest) -> HTTPResponse {
         ServerProblem.bodyBudgetExceeded
     }

@@ -19,6 +19,9 @@ public struct HTTPServerConfiguration: Sendable {
     /// not fit is answered 503 at once (``HTTPHandler/bodyBudgetExceeded(_:)``). Keep it at least
     /// ``maxBodyBytes``, or a body between the two can never be read.
     public var maxPendingBodyBytes: Int
+    /// Bodies up to this size are first offered to ``HTTPHandler/respondInline(to:)`` on the server
+    /// thread; larger ones (and all, at 0) are answered by ``HTTPHandler/respond(to:)`` in a task.
+    public var inlineBodyBytes: Int
     /// Bytes a response stream buffers before its writer waits for the client to read (backpressure).
     public var streamBufferBytes: Int
     /// How often suspended streams are checked for a vanished client, in milliseconds.
@@ -34,6 +37,7 @@ public struct HTTPServerConfiguration: Sendable {
         connectionMemoryBytes: Int = 8 * 1024,
         maxBodyBytes: Int = 16 * 1024 * 1024,
         maxPendingBodyBytes: Int = 64 * 1024 * 1024,
+        inlineBodyBytes: Int = 16 * 1024,
         streamBufferBytes: Int = 64 * 1024,
         watchdogIntervalMilliseconds: Int = 250,
         listenBacklog: Int = 4096
@@ -46,6 +50,7 @@ public struct HTTPServerConfiguration: Sendable {
         self.connectionMemoryBytes = connectionMemoryBytes
         self.maxBodyBytes = maxBodyBytes
         self.maxPendingBodyBytes = maxPendingBodyBytes
+        self.inlineBodyBytes = inlineBodyBytes
         self.streamBufferBytes = streamBufferBytes
         self.watchdogIntervalMilliseconds = watchdogIntervalMilliseconds
         self.listenBacklog = listenBacklog

@@ -10,9 +10,9 @@ import Logging
 ///    without a body waits for the final call, which keeps the connection alive. To read a body,
 ///    its `Content-Length` is reserved in the server's ``BodyBudget`` — or it is refused with 503.
 /// 2. **Upload** calls append to the body (``RequestContext/receive(_:limit:budget:)``).
-/// 3. **Final** call: queue the head's answer, or suspend the connection and hand the request to a
-///    task of ``HTTPServer/run()``; when ``HTTPHandler/respond(to:)`` returned, the connection is
-///    resumed and the next call queues its answer.
+/// 3. **Final** call: queue the head's answer (or ``HTTPHandler/respondInline(to:)``'s, for a small
+///    body), or suspend the connection and hand the request to a task of ``HTTPServer/run()``; when
+///    ``HTTPHandler/respond(to:)`` returned, the connection is resumed and the next call queues its answer.
 enum RequestFlow {
     static func head(_ context: RequestContext, on connection: OpaquePointer, server: ServerContext) -> MHD_Result {
         let length = context.headers["Content-Length"].flatMap(Int.init)
@@ -56,6 +56,9 @@ enum RequestFlow {
             return answer(server.handler.bodyBudgetExceeded(context.request()), context, on: connection, server: server)
         }
         let request = context.request()
+        if request.body.count <= server.inlineBodyBytes, let response = server.handler.respondInline(to: request) {
+            return answer(response, context, on: connection, server: server)
+        }
         // The task owns the body and its reservation from here.
         let reserved = context.reserved
         context.body = []

@@ -6,6 +6,7 @@ final class ServerContext: Sendable {
     let handler: any HTTPHandler
     let maxBodyBytes: Int
     let streamBufferBytes: Int
+    let inlineBodyBytes: Int
     let registry = StreamRegistry()
     /// Request bodies held at once, across connections.
     let budget: BodyBudget
@@ -17,6 +18,7 @@ final class ServerContext: Sendable {
         self.handler = handler
         self.maxBodyBytes = configuration.maxBodyBytes
         self.streamBufferBytes = configuration.streamBufferBytes
+        self.inlineBodyBytes = configuration.inlineBodyBytes
         self.budget = BodyBudget(limit: configuration.maxPendingBodyBytes)
         self.logger = logger
     }

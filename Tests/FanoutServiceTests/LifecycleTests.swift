@@ -160,6 +160,25 @@ struct HeadAndLifetimeTests {
         }
     }
 
+    @Test(arguments: [0, 16 * 1024])
+    func jobsDecodedInATaskStreamAsAnyOther(inlineBodyBytes: Int) async throws {
+        try await withService({ $0.server.inlineBodyBytes = inlineBodyBytes }) { service, port in
+            let connection = try await RawConnection.connect(port: port)
+            defer { connection.close() }
+            let big = String(repeating: "b", count: 20_000)
+            for (job, total) in [
+                (#"{"tasks":[{"kind":"echo","value":1},{"kind":"echo","value":2,"delay_ms":20}]}"#, 2),
+                (#"{"tasks":[{"kind":"echo","value":"\#(big)"},{"kind":"echo","value":3}]}"#, 2),
+                (#"{"tasks":[{"kind":"echo","value":4}]}"#, 1),
+            ] {
+                let stream = try await JobStream.run(job, port: port, on: connection)
+                #expect(stream.head.status == 200)
+                stream.checkInvariants(total: total)
+            }
+            #expect(service.server.pendingBodyBytes == 0)
+        }
+    }
+
     @Test func aStoppedServiceIsFreed() async throws {
         weak var weakService: FanoutService?
         weak var weakServer: HTTPServer?
