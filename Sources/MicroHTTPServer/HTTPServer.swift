@@ -54,6 +54,11 @@ public final class HTTPServer: Sendable {
             logger.warning("HTTPServer.run() called twice; the second call returns at once")
             return
         }
+        await serve()
+    }
+
+    /// The task group of ``run()``, for whoever claimed the work queue.
+    private func serve() async {
         await withDiscardingTaskGroup { group in
             while let work = await context.work.next() {
                 group.addTask { await work() }
@@ -149,6 +154,11 @@ public final class HTTPServer: Sendable {
             context.work.finish()
             return
         }
+        // Nobody ran run(): serve what is queued here, so that no connection is left suspended
+        // (with its work never run) when `MHD_stop_daemon` comes.
+        let orphaned = context.work.claim()
+        if orphaned { logger.warning("HTTPServer.shutdown() without run(): the server's tasks run now") }
+        async let served: Void = orphaned ? serve() : ()
         _ = await context.registry.waitForZero(upTo: gracePeriod)
         context.registry.cancelAll()
         _ = await context.registry.waitForZero(upTo: .seconds(2), honoursCancellation: false)
@@ -160,6 +170,7 @@ public final class HTTPServer: Sendable {
             }
         }
         context.work.finish()
+        await served
         logger.debug("libmicrohttpd daemon stopped")
     }
 }

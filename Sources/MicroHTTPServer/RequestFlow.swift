@@ -44,7 +44,11 @@ enum RequestFlow {
             return .YES
         case .awaiting(let deferred):
             guard let response = deferred.takeOrSuspend() else { return .YES }
-            return answer(response, context, on: connection, server: server)
+            let queued = answer(response, context, on: connection, server: server)
+            // Counted until queued (not merely computed), so shutdown never stops the daemon
+            // between the handler's return and its answer.
+            server.registry.deferredEnded()
+            return queued
         case .reading:
             break
         }
@@ -68,18 +72,15 @@ enum RequestFlow {
         _ = deferred.takeOrSuspend()
         let handler = server.handler
         let budget = server.budget
-        let registry = server.registry
-        registry.deferredBegan()
+        server.registry.deferredBegan()
         let accepted = server.work.enqueue {
             let response = await handler.respond(to: request)
             budget.release(reserved)
             deferred.complete(response)
-            registry.deferredEnded()
         }
         if !accepted {
             budget.release(reserved)
             deferred.complete(ServerProblem.stopping)
-            registry.deferredEnded()
         }
         return .YES
     }

@@ -1,12 +1,12 @@
 import Synchronization
 
 /// The connections the server must see through before `MHD_stop_daemon`: streams whose connection
-/// is open (for the disconnect watchdog and for shutdown) and deferred responses still being
-/// computed (their connections are suspended). Shutdown waits on it without polling.
+/// is open (for the disconnect watchdog and for shutdown) and deferred responses not yet queued
+/// (their connections are suspended, or resumed to queue them). Shutdown waits on it without polling.
 final class StreamRegistry: ZeroWaitable {
     private struct State {
         var streams: [ObjectIdentifier: ResponseStream] = [:]
-        /// ``HTTPHandler/respond(to:)`` calls running, each with its connection suspended.
+        /// ``HTTPHandler/respond(to:)`` answers not yet queued on their connection.
         var deferred = 0
         /// The server is stopping: streams are cancelled as they register.
         var draining = false

@@ -133,6 +133,26 @@ struct ServerLifecycleTests {
         }
     }
 
+    @Test func shutdownWithoutRunStillAnswersWhatWaitsAndStops() async throws {
+        let server = HTTPServer(
+            configuration: HTTPServerConfiguration(host: "127.0.0.1", port: 0, threads: 2),
+            handler: TestHandler(probe: StreamProbe()),
+            logger: Logger(label: "test")
+        )
+        try server.start()
+        let port = try #require(server.port)
+        let connection = try await RawConnection.connect(port: port)
+        defer { connection.close() }
+        try await connection.send(RawRequest.text(method: "POST", path: "/echo", body: "waiting"))
+        // Its connection is suspended, its work queued with nobody to run it: MHD_stop_daemon
+        // would abort the process if shutdown did not run it.
+        try await Task.sleep(for: .milliseconds(100))
+        await server.shutdown(gracePeriod: .seconds(2))
+        let head = try await connection.readHead()
+        #expect(head.status == 200)
+        #expect(String(decoding: try await connection.readBody(head), as: UTF8.self) == "waiting")
+    }
+
     @Test func aStartThatFailsLeavesNothingToCrashOn() async throws {
         try await withTestServer { _, port, _ in
             for host in ["not-an-address", "127.0.0.1"] {
