@@ -62,6 +62,8 @@ extension ConfigurationKey {
         int("server.request_timeout_s", 1...3_600, \.server.requestTimeoutSeconds),
         int("server.connection_memory_bytes", 8 * 1024...16 * 1024 * 1024, \.server.connectionMemoryBytes),
         int("server.max_body_bytes", 1024...1024 * 1024 * 1024, \.server.maxBodyBytes),
+        int("server.inline_body_bytes", 0...1024 * 1024, \.server.inlineBodyBytes),
+        int("server.max_pending_body_bytes", 1024...64 * 1024 * 1024 * 1024, \.server.maxPendingBodyBytes),
         int("limits.max_tasks", 1...10_000_000, \.limits.maxTasks),
         int("limits.max_concurrency", 1...10_000_000, \.limits.maxConcurrency),
         int("limits.max_concurrent_jobs", 1...1_000_000, \.limits.maxConcurrentJobs),

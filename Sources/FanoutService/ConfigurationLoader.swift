@@ -161,6 +161,9 @@ public struct ConfigurationLoader: Sendable {
         if let admin = config.server.adminPort, admin != 0, admin == config.server.port {
             throw ConfigurationError("server.admin_port (\(admin)) must differ from server.port")
         }
+        if config.server.maxPendingBodyBytes < config.server.maxBodyBytes {
+            throw ConfigurationError("server.max_pending_body_bytes (\(config.server.maxPendingBodyBytes)) is below server.max_body_bytes (\(config.server.maxBodyBytes)): a body between the two could never be read")
+        }
         if config.defaults.concurrency > config.limits.maxConcurrency {
             throw ConfigurationError("defaults.concurrency (\(config.defaults.concurrency)) is above limits.max_concurrency (\(config.limits.maxConcurrency))")
         }

@@ -18,6 +18,11 @@ public struct FanoutConfiguration: Sendable, Equatable {
         public var requestTimeoutSeconds = 10
         public var connectionMemoryBytes = 8 * 1024
         public var maxBodyBytes = 16 * 1024 * 1024
+        /// Request bodies held at once across connections; 64 MiB: four maximal bodies, 1/8 of a
+        /// 512 MiB pod, leaving the rest for decoding, streams and the runtime.
+        public var maxPendingBodyBytes = 64 * 1024 * 1024
+        /// Job bodies up to this size are decoded on the server thread, larger ones in a task.
+        public var inlineBodyBytes = 16 * 1024
     }
 
     public struct Limits: Sendable, Equatable {

@@ -113,6 +113,8 @@ public final class FanoutService: Service {
                 connectionTimeoutSeconds: server.connectionTimeoutSeconds,
                 connectionMemoryBytes: server.connectionMemoryBytes,
                 maxBodyBytes: server.maxBodyBytes,
+                maxPendingBodyBytes: server.maxPendingBodyBytes,
+                inlineBodyBytes: server.inlineBodyBytes,
                 streamBufferBytes: configuration.limits.streamBufferBytes,
                 requestTimeoutSeconds: server.requestTimeoutSeconds
             ),
@@ -122,8 +124,9 @@ public final class FanoutService: Service {
         self.admission = admission
         self.metrics = metrics
         self.httpRunner = httpRunner
+        // Weak: the server holds the handler, which holds the metrics (no cycle, the service is freed).
         let httpServer = self.server
-        metrics.openStreamCount.withLock { $0 = { httpServer.openStreams } }
+        metrics.openStreamCount.withLock { $0 = { [weak httpServer] in httpServer?.openStreams ?? 0 } }
     }
 
     /// The bound port once started.
@@ -154,13 +157,24 @@ public final class FanoutService: Service {
 
     /// Serves until graceful shutdown (SIGTERM/SIGINT through the `ServiceGroup`), then drains:
     /// `/readyz` and new jobs get 503 at once, running jobs go on for up to `shutdown.grace_s`,
-    /// then what still runs ends as `cancelled` lines plus the end line.
+    /// then what still runs ends as `cancelled` lines plus the end line. The server's tasks (every
+    /// stream and body decode) run in `server.run()`, a child of this task, beside the wait.
     public func run() async throws {
         try start()
         await withDiscardingTaskGroup { group in
-            group.addTask { await self.retainedJobs.run() }
+            group.addTask { await self.serve() }
             try? await gracefulShutdown()
             await drain()
+        }
+    }
+
+    /// Runs the tasks the service owns — every stream and deferred answer of the main and admin
+    /// listeners, and the retained jobs — until ``drain()`` has stopped them all.
+    public func serve() async {
+        await withDiscardingTaskGroup { group in
+            group.addTask { await self.server.run() }
+            if let adminServer { group.addTask { await adminServer.run() } }
+            group.addTask { await self.retainedJobs.run() }
         }
     }
 
@@ -183,11 +197,9 @@ public final class FanoutService: Service {
         logger.info("fanoutd stopped")
     }
 
+    /// Resumed when the last job ends, or at the deadline; a cancelled task does not wait (once).
     private func waitForJobs(upTo limit: Duration) async {
-        let deadline = ContinuousClock.now + limit
-        while admission.running > 0, ContinuousClock.now < deadline {
-            try? await Task.sleep(for: .milliseconds(20))
-        }
+        _ = await admission.waitForZero(upTo: limit)
     }
 }
 

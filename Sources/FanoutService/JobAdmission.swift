@@ -1,9 +1,10 @@
 import FanoutCore
+import MicroHTTPServer
 import Synchronization
 
 /// Which jobs run: at most `limit` at once, none once draining. Keeps each running job's
-/// ``JobControl`` so a drain can end them.
-final class JobAdmission: Sendable {
+/// ``JobControl`` so a drain can end them, and wakes the drain when the last one ends.
+final class JobAdmission: ZeroWaitable {
     enum Refusal: Error {
         case saturated
         case draining
@@ -13,6 +14,7 @@ final class JobAdmission: Sendable {
         var running: [UInt64: JobControl] = [:]
         var nextTicket: UInt64 = 0
         var draining = false
+        var waiters = ZeroWaiters()
     }
 
     let limit: Int
@@ -33,7 +35,19 @@ final class JobAdmission: Sendable {
     }
 
     func release(_ ticket: UInt64) {
-        _ = state.withLock { $0.running.removeValue(forKey: ticket) }
+        let waiters = state.withLock { state in
+            state.running.removeValue(forKey: ticket)
+            return state.running.isEmpty ? state.waiters.takeAll() : []
+        }
+        for waiter in waiters { waiter.resume(returning: true) }
+    }
+
+    func addZeroWaiter(_ waiter: CheckedContinuation<Bool, Never>) -> Int? {
+        state.withLock { $0.running.isEmpty ? nil : $0.waiters.add(waiter) }
+    }
+
+    func removeZeroWaiter(_ id: Int) -> CheckedContinuation<Bool, Never>? {
+        state.withLock { $0.waiters.remove(id) }
     }
 
     var running: Int { state.withLock { $0.running.count } }

@@ -17,30 +17,81 @@ struct JobEndpoint: Sendable {
     /// Retained jobs (SPEC v1.1): a POST asking for retention goes there once admitted and valid.
     var retained: RetainedJobRoutes?
 
-    func submit(_ request: HTTPRequest) -> HTTPResponse {
+    /// The refusals decided on the head, before the body is read (nil: read it): a body announced
+    /// over the cap, a media type other than JSON, a draining or saturated server. Admission is
+    /// only looked at here; the slot is taken in ``submit(_:)`` once the body is in.
+    func checkHead(_ request: HTTPRequest) -> HTTPResponse? {
         if request.bodyTooLarge { return reject(.bodyTooLarge(limit: maxBodyBytes), request, reason: "body_too_large") }
         guard Self.isJSON(request.headers["Content-Type"]) else {
             return reject(.unsupportedMediaType(request.headers["Content-Type"]), request, reason: "unsupported_media_type")
         }
+        if admission.isDraining { return reject(.draining(retryAfter: 5), request, reason: "draining") }
+        if !admission.isReady { return reject(.saturated(retryAfter: 1), request, reason: "saturated") }
+        return nil
+    }
+
+    /// What a read job body comes to: an answer now, or an admitted, valid job to retain (whose
+    /// answer needs the job store, so it is made in a task).
+    enum Submission {
+        case answer(HTTPResponse)
+        case retain(Job, ticket: UInt64, control: JobControl)
+    }
+
+    /// A job whose head passed ``checkHead(_:)`` and whose body has been read, in a task.
+    func submit(_ request: HTTPRequest) async -> HTTPResponse {
+        switch prepare(request) {
+        case .answer(let response):
+            return response
+        case .retain(let job, let ticket, let control):
+            guard let retained else { return reject(.notFound(request.path), request, reason: "not_found") }
+            return await retained.submit(request, job: job, ticket: ticket, control: control)
+        }
+    }
+
+    /// The same on the server thread, for a small body: nil when the job is (or may be) one to
+    /// retain, which is answered in a task instead. A body that names neither `detach` nor
+    /// `on_disconnect`, without `Prefer` or `Idempotency-Key`, cannot be one.
+    func submitInline(_ request: HTTPRequest) -> HTTPResponse? {
+        if retained != nil, Self.mayAskForRetention(request) { return nil }
+        switch prepare(request) {
+        case .answer(let response):
+            return response
+        case .retain(_, let ticket, _):
+            // Only through an escaped member name (`"\u0064etach"`): redo it in a task.
+            admission.release(ticket)
+            return nil
+        }
+    }
+
+    static func mayAskForRetention(_ request: HTTPRequest) -> Bool {
+        if request.headers["Prefer"] != nil || request.headers["Idempotency-Key"] != nil { return true }
+        return request.body.firstRange(of: Array("detach\"".utf8)) != nil
+            || request.body.firstRange(of: Array("on_disconnect\"".utf8)) != nil
+    }
+
+    /// Admits and decodes the job; plain v1 jobs get their stream here.
+    private func prepare(_ request: HTTPRequest) -> Submission {
+        // A chunked body can only be found too large while it is read.
+        if request.bodyTooLarge { return .answer(reject(.bodyTooLarge(limit: maxBodyBytes), request, reason: "body_too_large")) }
         let ticket: UInt64
         let control: JobControl
         switch admission.admit() {
         case .success(let admitted):
             (ticket, control) = admitted
         case .failure(.saturated):
-            return reject(.saturated(retryAfter: 1), request, reason: "saturated")
+            return .answer(reject(.saturated(retryAfter: 1), request, reason: "saturated"))
         case .failure(.draining):
-            return reject(.draining(retryAfter: 5), request, reason: "draining")
+            return .answer(reject(.draining(retryAfter: 5), request, reason: "draining"))
         }
         let job: Job
         do {
             job = try decoder.decode(request.body)
         } catch {
             admission.release(ticket)
-            return reject(.invalidJob(error), request, reason: error.kind == .tooManyTasks ? "too_many_tasks" : "invalid_job")
+            return .answer(reject(.invalidJob(error), request, reason: error.kind == .tooManyTasks ? "too_many_tasks" : "invalid_job"))
         }
-        if let retained, RetainedJobRoutes.wantsRetention(job, request) {
-            return awaitOnServerThread { await retained.submit(request, job: job, ticket: ticket, control: control) }
+        if retained != nil, RetainedJobRoutes.wantsRetention(job, request) {
+            return .retain(job, ticket: ticket, control: control)
         }
 
         let id = Self.makeJobID()
@@ -57,10 +108,10 @@ struct JobEndpoint: Sendable {
         if let (lines, summary) = Dispatcher.runImmediately(job, id: id, maxBytes: streamBufferBytes) {
             finished(id: id, client: client, ticket: ticket, summary: summary, duration: .milliseconds(summary.elapsedMilliseconds))
             reclaimer.noteRelease(bytes: bodyBytes)
-            return HTTPResponse(status: 200, headers: headers, body: .finishedStream(lines))
+            return .answer(HTTPResponse(status: 200, headers: headers, body: .finishedStream(lines)))
         }
         let endpoint = self
-        return HTTPResponse(
+        return .answer(HTTPResponse(
             status: 200,
             headers: headers,
             body: .stream { stream in
@@ -69,7 +120,7 @@ struct JobEndpoint: Sendable {
                 endpoint.finished(id: id, client: client, ticket: ticket, summary: summary, duration: .now - start)
                 endpoint.reclaimer.noteRelease(bytes: bodyBytes)
             }
-        )
+        ))
     }
 
     /// Frees the job's admission slot, records its metrics and logs its line.

@@ -31,6 +31,8 @@ extension FanoutConfiguration {
             "server.request_timeout_s": "\(server.requestTimeoutSeconds)",
             "server.connection_memory_bytes": "\(server.connectionMemoryBytes)",
             "server.max_body_bytes": "\(server.maxBodyBytes)",
+            "server.max_pending_body_bytes": "\(server.maxPendingBodyBytes)",
+            "server.inline_body_bytes": "\(server.inlineBodyBytes)",
             "limits.max_tasks": "\(limits.maxTasks)",
             "limits.max_concurrency": "\(limits.maxConcurrency)",
             "limits.max_concurrent_jobs": "\(limits.maxConcurrentJobs)",

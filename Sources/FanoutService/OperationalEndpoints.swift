@@ -45,7 +45,16 @@ final class AdminHandler: HTTPHandler {
         self.endpoints = endpoints
     }
 
-    func respond(to request: HTTPRequest) -> HTTPResponse {
+    /// Everything is answered on the head: no route here reads a body.
+    func head(_ request: HTTPRequest) -> HeadDecision {
+        .respond(answer(request))
+    }
+
+    func respond(to request: HTTPRequest) async -> HTTPResponse {
+        answer(request)
+    }
+
+    private func answer(_ request: HTTPRequest) -> HTTPResponse {
         endpoints.respond(to: request) { $0.response } ?? Problem.notFound(request.path).response
     }
 }

@@ -70,6 +70,14 @@ struct Problem: Sendable {
         }
     }
 
+    static func bodyBudgetExceeded(retryAfter: Int) -> Problem {
+        Problem(
+            status: 503, title: "Service Unavailable",
+            detail: "too many request bodies are being read at once (server.max_pending_body_bytes); retry later",
+            slug: "body-budget", headers: [("Retry-After", "\(retryAfter)")]
+        )
+    }
+
     static func saturated(retryAfter: Int) -> Problem {
         Problem(
             status: 503, title: "Service Unavailable",

@@ -1,6 +1,9 @@
 import Dispatch
 import Glibc
 
+/// `POLLRDHUP` (Linux, needs `_GNU_SOURCE`, so Glibc does not export it).
+let pollReadHangUp: Int16 = 0x2000
+
 /// Notices clients that hang up while their stream is suspended, when MHD itself cannot (it removes
 /// suspended sockets from its epoll set). Every tick it polls the sockets of suspended streams for
 /// `POLLRDHUP`/`POLLHUP`/`POLLERR` in one `poll(2)` call and cancels the streams whose peer is gone,
@@ -9,22 +12,21 @@ import Glibc
 /// A socket is only polled if its stream was suspended when sampled, and a hit acts only if the
 /// stream is still suspended afterwards: a suspended connection cannot close, so the descriptor
 /// cannot have been reused in between.
+///
+/// Made only once the daemon runs, and its timer is resumed in `init`: Dispatch traps when a
+/// source that was never resumed is released, so none may exist on a failed start.
 /// `@unchecked Sendable`: its only state is a Dispatch timer, which is thread-safe.
-/// `POLLRDHUP` (Linux, needs `_GNU_SOURCE`, so Glibc does not export it).
-let pollReadHangUp: Int16 = 0x2000
-
 final class DisconnectWatchdog: @unchecked Sendable {
     private let timer: any DispatchSourceTimer
-    private let queue = DispatchQueue(label: "fanoutd.watchdog")
 
     init(registry: StreamRegistry, intervalMilliseconds: Int) {
-        timer = DispatchSource.makeTimerSource(queue: queue)
+        timer = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "fanoutd.watchdog"))
         let interval = DispatchTimeInterval.milliseconds(max(intervalMilliseconds, 10))
         timer.schedule(deadline: .now() + interval, repeating: interval, leeway: .milliseconds(10))
         timer.setEventHandler { DisconnectWatchdog.sweep(registry) }
+        timer.resume()
     }
 
-    func start() { timer.resume() }
     func stop() { timer.cancel() }
 
     static func sweep(_ registry: StreamRegistry) {

@@ -1,4 +1,5 @@
-/// A request as the server read it: head and the whole body.
+/// A request as the server read it: the head (in ``HTTPHandler/head(_:)``, where `body` is empty),
+/// or the head and the whole body (in ``HTTPHandler/respond(to:)``).
 public struct HTTPRequest: Sendable {
     /// The method as sent, e.g. `GET`.
     public var method: String
@@ -12,7 +13,9 @@ public struct HTTPRequest: Sendable {
     public var query: HTTPHeaders
     /// The body, complete unless ``bodyTooLarge`` is set (then it is empty).
     public var body: [UInt8]
-    /// The body was over ``HTTPServerConfiguration/maxBodyBytes``: it was discarded, not read.
+    /// The body is over ``HTTPServerConfiguration/maxBodyBytes``: announced so by its
+    /// `Content-Length` (seen in ``HTTPHandler/head(_:)``), or found so while reading a chunked
+    /// body (seen in ``HTTPHandler/respond(to:)``). It was discarded, not kept.
     public var bodyTooLarge: Bool
     /// The peer's address, e.g. `127.0.0.1:53012`, when known.
     public var peer: String?

@@ -4,8 +4,8 @@ public struct HTTPResponse: Sendable {
         /// A complete body, sent with `Content-Length`.
         case bytes([UInt8])
         /// A body of unknown length (chunked on HTTP/1.1, close-delimited on HTTP/1.0).
-        /// The server runs the closure in a task of its own once the head is queued and ends the
-        /// body when it returns. The task is cancelled when the client goes away.
+        /// The server runs the closure in a task of ``HTTPServer/run()`` once the head is queued and
+        /// ends the body when it returns. The task is cancelled when the client goes away.
         case stream(@Sendable (ResponseStream) async -> Void)
         /// A streamed body (chunked, or close-delimited on HTTP/1.0) whose bytes are all known now:
         /// sent like ``stream(_:)`` but with no task and no suspension.
@@ -26,10 +26,4 @@ public struct HTTPResponse: Sendable {
     public init(status: Int, contentType: String, text: String, headers: [(name: String, value: String)] = []) {
         self.init(status: status, headers: [("Content-Type", contentType)] + headers, body: .bytes(Array(text.utf8)))
     }
-}
-
-/// Answers requests. Called on a server thread, which it must never block for long: any slow work
-/// goes into a ``HTTPResponse/Body/stream(_:)`` body.
-public protocol HTTPHandler: Sendable {
-    func respond(to request: HTTPRequest) -> HTTPResponse
 }

@@ -9,7 +9,9 @@ import Synchronization
 public final class HTTPServer: Sendable {
     private enum State {
         case idle
-        case running(daemon: OpaquePointerBox, port: Int)
+        /// `start()` is binding; a second `start()` fails instead of making a second daemon.
+        case starting
+        case running(daemon: OpaquePointerBox, port: Int, watchdog: DisconnectWatchdog)
         case stopped
     }
 
@@ -19,7 +21,6 @@ public final class HTTPServer: Sendable {
 
     public let configuration: HTTPServerConfiguration
     private let context: ServerContext
-    private let watchdog: DisconnectWatchdog
     private let state = Mutex(State.idle)
     private let logger: Logger
 
@@ -27,16 +28,12 @@ public final class HTTPServer: Sendable {
         self.configuration = configuration
         self.logger = logger
         self.context = ServerContext(handler: handler, configuration: configuration, logger: logger)
-        self.watchdog = DisconnectWatchdog(
-            registry: context.registry,
-            intervalMilliseconds: configuration.watchdogIntervalMilliseconds
-        )
     }
 
     /// The bound port once started (the real one when configured with port 0), else nil.
     public var port: Int? {
         state.withLock { state in
-            if case .running(_, let port) = state { return port }
+            if case .running(_, let port, _) = state { return port }
             return nil
         }
     }
@@ -50,9 +47,48 @@ public final class HTTPServer: Sendable {
     /// Streamed responses whose connection is still open.
     public var openStreams: Int { context.registry.count }
 
+    /// Request-body bytes reserved now against ``HTTPServerConfiguration/maxPendingBodyBytes``.
+    public var pendingBodyBytes: Int { context.budget.pending }
+
+    /// Runs every stream producer and every ``HTTPHandler/respond(to:)`` call in one discarding
+    /// task group, until ``shutdown(gracePeriod:)`` has stopped the daemon and they have all
+    /// returned. Requests with a body and streamed responses are only answered while this runs.
+    /// Cancelling its task cancels the producers but keeps it serving, since a suspended
+    /// connection left without its task would never be resumed. A second call returns at once.
+    public func run() async {
+        guard context.work.claim() else {
+            logger.warning("HTTPServer.run() called twice; the second call returns at once")
+            return
+        }
+        await serve()
+    }
+
+    /// The task group of ``run()``, for whoever claimed the work queue.
+    private func serve() async {
+        await withDiscardingTaskGroup { group in
+            while let work = await context.work.next() {
+                group.addTask { await work() }
+            }
+        }
+    }
+
     /// Binds and starts serving. Raises the open-file limit to fit the connection limit first.
-    /// - Throws: ``HTTPServerError`` when the address is invalid or cannot be bound.
+    /// - Throws: ``HTTPServerError`` when the address is invalid or cannot be bound, or when the
+    ///   server was started before (a server starts once).
     public func start() throws {
+        try state.withLock { state throws(HTTPServerError) in
+            guard case .idle = state else { throw HTTPServerError("the server was already started") }
+            state = .starting
+        }
+        do {
+            try bind()
+        } catch {
+            state.withLock { $0 = .idle }
+            throw error
+        }
+    }
+
+    private func bind() throws {
         let mhdLimit = configuration.connectionLimit + max(configuration.overLimitHeadroom, 0)
         FileLimits.raise(toFit: mhdLimit + configuration.maxLingeringSockets + 256, logger: logger)
         var address = try SocketAddress(host: configuration.host, port: configuration.port)
@@ -101,17 +137,19 @@ public final class HTTPServer: Sendable {
             throw HTTPServerError("cannot listen on \(configuration.host):\(configuration.port) (address in use, or not permitted)")
         }
         let port = Int(cmhd_bind_port(daemon))
-        state.withLock { $0 = .running(daemon: OpaquePointerBox(pointer: daemon), port: port) }
-        watchdog.start()
+        let watchdog = DisconnectWatchdog(registry: context.registry, intervalMilliseconds: configuration.watchdogIntervalMilliseconds)
+        state.withLock { $0 = .running(daemon: OpaquePointerBox(pointer: daemon), port: port, watchdog: watchdog) }
         context.connections.sweeper.start()
         logger.debug("libmicrohttpd daemon started", metadata: ["http.port": "\(port)", "http.threads": "\(configuration.threads)"])
     }
 
-    /// Stops in the order libmicrohttpd survives: give open streams up to `gracePeriod` to end on
-    /// their own, then end the rest with an error (which resumes every suspended one, and makes any
-    /// stream opened from now on end at once), wait for their connections to close, and only then
-    /// stop the daemon, off the cooperative pool. Calling `MHD_stop_daemon` with a suspended
-    /// connection would abort the process.
+    /// Stops in the order libmicrohttpd survives: give open streams (and running
+    /// ``HTTPHandler/respond(to:)`` calls) up to `gracePeriod` to end on their own, then end the rest
+    /// with an error (which resumes every suspended one, and makes any stream opened from now on
+    /// end at once), wait for their connections to close, and only then stop the daemon, off the
+    /// cooperative pool; finally let ``run()`` return. Calling `MHD_stop_daemon` with a suspended
+    /// connection would abort the process. The waits are not polls: the registry resumes them
+    /// when its count reaches zero. A cancelled task skips the grace period, never the last wait.
     ///
     /// - Note: `MHD_quiesce_daemon` is not used: in 0.9.75, with epoll and internal threads, it
     ///   races the worker that removes the listening socket from its epoll set, and the loser calls
@@ -119,15 +157,30 @@ public final class HTTPServer: Sendable {
     ///   service above refuses new jobs while draining, so the listening socket may stay open
     ///   until `MHD_stop_daemon` closes it.
     public func shutdown(gracePeriod: Duration = .seconds(5)) async {
-        let daemon = state.withLock { state -> OpaquePointerBox? in
-            guard case .running(let daemon, _) = state else { return nil }
-            state = .stopped
-            return daemon
+        let running = state.withLock { state -> (OpaquePointerBox, DisconnectWatchdog)? in
+            switch state {
+            case .running(let daemon, _, let watchdog):
+                state = .stopped
+                return (daemon, watchdog)
+            case .idle:
+                state = .stopped
+                return nil
+            case .starting, .stopped:
+                return nil
+            }
         }
-        guard let daemon else { return }
-        await waitForStreams(upTo: gracePeriod)
+        guard let (daemon, watchdog) = running else {
+            context.work.finish()
+            return
+        }
+        // Nobody ran run(): serve what is queued here, so that no connection is left suspended
+        // (with its work never run) when `MHD_stop_daemon` comes.
+        let orphaned = context.work.claim()
+        if orphaned { logger.warning("HTTPServer.shutdown() without run(): the server's tasks run now") }
+        async let served: Void = orphaned ? serve() : ()
+        _ = await context.registry.waitForZero(upTo: gracePeriod)
         context.registry.cancelAll()
-        await waitForStreams(upTo: .seconds(2))
+        _ = await context.registry.waitForZero(upTo: .seconds(2), honoursCancellation: false)
         watchdog.stop()
         context.connections.sweeper.stop()
         let lingering = context.connections.lingering
@@ -138,13 +191,8 @@ public final class HTTPServer: Sendable {
                 continuation.resume()
             }
         }
+        context.work.finish()
+        await served
         logger.debug("libmicrohttpd daemon stopped")
-    }
-
-    private func waitForStreams(upTo limit: Duration) async {
-        let deadline = ContinuousClock.now + limit
-        while context.registry.count > 0, ContinuousClock.now < deadline {
-            try? await Task.sleep(for: .milliseconds(10))
-        }
     }
 }

@@ -14,6 +14,14 @@ public struct HTTPServerConfiguration: Sendable {
     public var connectionMemoryBytes: Int
     /// Largest request body read; a longer one is discarded and the handler sees ``HTTPRequest/bodyTooLarge``.
     public var maxBodyBytes: Int
+    /// Request bodies held at once across all connections (a `Content-Length` is reserved on the
+    /// head, a chunked body as it arrives, given back once the handler returned). A body that does
+    /// not fit is answered 503 at once (``HTTPHandler/bodyBudgetExceeded(_:)``). Keep it at least
+    /// ``maxBodyBytes``, or a body between the two can never be read.
+    public var maxPendingBodyBytes: Int
+    /// Bodies up to this size are first offered to ``HTTPHandler/respondInline(to:)`` on the server
+    /// thread; larger ones (and all, at 0) are answered by ``HTTPHandler/respond(to:)`` in a task.
+    public var inlineBodyBytes: Int
     /// Bytes a response stream buffers before its writer waits for the client to read (backpressure).
     public var streamBufferBytes: Int
     /// How often suspended streams are checked for a vanished client, in milliseconds.
@@ -41,6 +49,7 @@ public struct HTTPServerConfiguration: Sendable {
     /// Prefix of the `type` URI of the problem+json answers the server gives on its own
     /// (malformed framing, over capacity); a stable slug is appended.
     public var problemTypeBase: String
+    public static let defaultProblemTypeBase = "https://fanoutd.dev/problems/"
 
     public init(
         host: String = "127.0.0.1",
@@ -50,6 +59,8 @@ public struct HTTPServerConfiguration: Sendable {
         connectionTimeoutSeconds: Int = 120,
         connectionMemoryBytes: Int = 8 * 1024,
         maxBodyBytes: Int = 16 * 1024 * 1024,
+        maxPendingBodyBytes: Int = 64 * 1024 * 1024,
+        inlineBodyBytes: Int = 16 * 1024,
         streamBufferBytes: Int = 64 * 1024,
         watchdogIntervalMilliseconds: Int = 250,
         listenBacklog: Int = 4096,
@@ -59,7 +70,7 @@ public struct HTTPServerConfiguration: Sendable {
         lingerBytes: Int = 4 * 1024 * 1024,
         maxLingeringSockets: Int = 256,
         deadConnectionSweepMilliseconds: Int = 250,
-        problemTypeBase: String = "https://fanoutd.dev/problems/"
+        problemTypeBase: String = HTTPServerConfiguration.defaultProblemTypeBase
     ) {
         self.host = host
         self.port = port
@@ -68,6 +79,8 @@ public struct HTTPServerConfiguration: Sendable {
         self.connectionTimeoutSeconds = connectionTimeoutSeconds
         self.connectionMemoryBytes = connectionMemoryBytes
         self.maxBodyBytes = maxBodyBytes
+        self.maxPendingBodyBytes = maxPendingBodyBytes
+        self.inlineBodyBytes = inlineBodyBytes
         self.streamBufferBytes = streamBufferBytes
         self.watchdogIntervalMilliseconds = watchdogIntervalMilliseconds
         self.listenBacklog = listenBacklog

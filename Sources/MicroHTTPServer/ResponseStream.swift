@@ -7,9 +7,10 @@ import Synchronization
 /// reader callback. When the buffer is empty the reader suspends the connection (never spins); a write
 /// resumes it. When more than ``HTTPServerConfiguration/streamBufferBytes`` are buffered, `write`
 /// waits until the client has read half of it: a slow reader slows the producer, nothing is dropped.
+/// The transitions are ``StreamBuffer``'s; this class performs the actions they return.
 ///
 /// `@unchecked Sendable`: all mutable state is in `state`, behind its lock; `connection` is only
-/// suspended under that lock on the owning MHD thread and resumed by whoever cleared `suspended`,
+/// suspended under that lock on the owning MHD thread and resumed by whoever left `.suspended`,
 /// while MHD cannot free a suspended connection.
 public final class ResponseStream: @unchecked Sendable {
     let connection: OpaquePointer
@@ -17,123 +18,104 @@ public final class ResponseStream: @unchecked Sendable {
     let socket: Int32
     let state: Mutex<StreamBuffer>
 
-    init(connection: OpaquePointer, socket: Int32, highWater: Int) {
+    init(connection: OpaquePointer, socket: Int32, buffer: StreamBuffer) {
         self.connection = connection
         self.socket = socket
-        self.state = Mutex(StreamBuffer(highWater: highWater))
+        self.state = Mutex(buffer)
     }
 
     /// Queues `bytes` for the client, then waits while the buffer is over its high-water mark.
     /// - Throws: ``ResponseStreamError/closed`` once the client is gone or the server is stopping.
     public func write(_ bytes: [UInt8]) async throws {
-        let (resume, wait) = try state.withLock { state throws -> (Bool, Bool) in
-            guard !state.closed, !state.cancelled else { throw ResponseStreamError.closed }
-            state.append(bytes)
-            return (state.takeSuspended(), state.buffered > state.highWater)
+        switch state.withLock({ $0.write(bytes) }) {
+        case .refused:
+            throw ResponseStreamError.closed
+        case .queued(let resume, let wait):
+            if resume { MHD_resume_connection(connection) }
+            if wait { try await waitForSpace() }
         }
-        if resume { MHD_resume_connection(connection) }
-        if wait { try await waitForSpace() }
     }
 
     /// Whether the client is gone (or the server is stopping): writes would throw.
     public var isClosed: Bool {
-        state.withLock { $0.closed || $0.cancelled }
+        state.withLock { !$0.isOpen }
     }
 
     private func waitForSpace() async throws {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-            let ready: Result<Void, any Error>? = state.withLock { state in
-                if state.closed || state.cancelled { return .failure(ResponseStreamError.closed) }
-                if state.buffered <= state.lowWater { return .success(()) }
-                state.writer = continuation
-                return nil
+            if let ready = state.withLock({ $0.awaitSpace(continuation) }) {
+                continuation.resume(with: ready.mapError { $0 as any Error })
             }
-            if let ready { continuation.resume(with: ready) }
         }
     }
 
     // MARK: Called by the server
 
-    /// Queues the whole body and marks it finished, before MHD first reads.
-    func prefill(_ bytes: [UInt8]) {
-        state.withLock { state in
-            state.append(bytes)
-            state.finished = true
+    /// Runs `producer` in a child task and ends the body when it returns; cancels it as soon as the
+    /// connection closes (the client left, or the server stopped). Runs in a task of ``HTTPServer/run()``.
+    func run(_ producer: @escaping @Sendable (ResponseStream) async -> Void) async {
+        await withDiscardingTaskGroup { group in
+            group.addTask {
+                await producer(self)
+                self.finish()
+            }
+            await withCheckedContinuation { (supervisor: CheckedContinuation<Void, Never>) in
+                if !state.withLock({ $0.awaitEnd(supervisor) }) { supervisor.resume() }
+            }
+            group.cancelAll()
         }
-    }
-
-    func attach(producer: Task<Void, Never>) {
-        let closed = state.withLock { state -> Bool in
-            if state.closed { return true }
-            state.producer = producer
-            return false
-        }
-        if closed { producer.cancel() }
     }
 
     /// The producer returned: end the body once the client has read what is buffered.
     func finish() {
-        let resume = state.withLock { state -> Bool in
-            state.finished = true
-            state.producer = nil
-            return state.takeSuspended()
-        }
-        if resume { MHD_resume_connection(connection) }
+        perform(state.withLock { $0.finish() })
     }
 
     /// End the body with an error at once (watchdog: client gone; server: stopping).
-    /// Returns false if the stream had already closed.
+    /// Returns false if nothing changed (already closed, or not suspended with `onlyIfSuspended`).
     @discardableResult
     func cancel(onlyIfSuspended: Bool = false) -> Bool {
-        let (resume, writer, acted) = state.withLock { state -> (Bool, CheckedContinuation<Void, any Error>?, Bool) in
-            if state.closed || (onlyIfSuspended && !state.suspended) { return (false, nil, false) }
-            state.cancelled = true
-            let writer = state.writer
-            state.writer = nil
-            return (state.takeSuspended(), writer, true)
-        }
-        if resume { MHD_resume_connection(connection) }
-        writer?.resume(throwing: ResponseStreamError.closed)
-        return acted
+        guard let wakeups = state.withLock({ $0.cancel(onlyIfSuspended: onlyIfSuspended) }) else { return false }
+        perform(wakeups)
+        return true
     }
 
     /// MHD completed the request (any reason): fail the writer and cancel the producer.
     func markClosed() {
-        let (writer, producer) = state.withLock { state in
-            state.closed = true
-            state.suspended = false
-            defer {
-                state.writer = nil
-                state.producer = nil
-            }
-            return (state.writer, state.producer)
-        }
-        writer?.resume(throwing: ResponseStreamError.closed)
-        producer?.cancel()
+        perform(state.withLock { $0.close() })
+    }
+
+    private func perform(_ wakeups: StreamBuffer.Wakeups) {
+        if wakeups.resume { MHD_resume_connection(connection) }
+        wakeups.writer?.resume(throwing: ResponseStreamError.closed)
+        wakeups.supervisor?.resume()
     }
 
     /// The socket to poll for a hang-up if the stream is suspended now, else nil.
     func suspendedSocket() -> Int32? {
-        state.withLock { $0.suspended && !$0.closed ? socket : nil }
+        state.withLock { $0.state == .suspended ? socket : nil }
     }
 
     /// MHD's content reader: runs on the connection's MHD thread with MHD's response lock held.
     /// Copies what is buffered; with nothing buffered, ends the body or suspends the connection.
     func read(into buffer: UnsafeMutableRawPointer, max: Int) -> Int {
-        let (result, writer) = state.withLock { state -> (Int, CheckedContinuation<Void, any Error>?) in
-            if state.cancelled { return (Int(MHD_CONTENT_READER_END_WITH_ERROR), nil) }
-            if !state.isEmpty {
-                let copied = state.drain(into: buffer, max: max)
-                return (copied, state.takeWriterIfDrained())
-            }
-            if state.finished { return (Int(MHD_CONTENT_READER_END_OF_STREAM), nil) }
-            // Suspend under the lock: a producer sees `suspended` only once MHD has recorded it.
-            state.suspended = true
-            MHD_suspend_connection(connection)
-            return (0, nil)
+        let action = state.withLock { state -> StreamBuffer.ReadAction in
+            let action = state.read(into: buffer, max: max)
+            // Suspend under the lock: a writer sees `.suspended` only once MHD has recorded it.
+            if case .suspend = action { MHD_suspend_connection(connection) }
+            return action
         }
-        writer?.resume()
-        return result
+        switch action {
+        case .copied(let count, let writer):
+            writer?.resume()
+            return count
+        case .suspend, .nothing:
+            return 0
+        case .endOfStream:
+            return Int(MHD_CONTENT_READER_END_OF_STREAM)
+        case .endWithError:
+            return Int(MHD_CONTENT_READER_END_WITH_ERROR)
+        }
     }
 }
 

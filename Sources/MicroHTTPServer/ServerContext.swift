@@ -6,7 +6,12 @@ final class ServerContext: Sendable {
     let handler: any HTTPHandler
     let maxBodyBytes: Int
     let streamBufferBytes: Int
+    let inlineBodyBytes: Int
     let registry = StreamRegistry()
+    /// Request bodies held at once, across connections.
+    let budget: BodyBudget
+    /// Stream producers and deferred responses, run by ``HTTPServer/run()``.
+    let work = WorkQueue()
     let logger: Logger
     let connections: ConnectionGuard
 
@@ -14,6 +19,8 @@ final class ServerContext: Sendable {
         self.handler = handler
         self.maxBodyBytes = configuration.maxBodyBytes
         self.streamBufferBytes = configuration.streamBufferBytes
+        self.inlineBodyBytes = configuration.inlineBodyBytes
+        self.budget = BodyBudget(limit: configuration.maxPendingBodyBytes)
         self.logger = logger
         self.connections = ConnectionGuard(configuration: configuration)
     }

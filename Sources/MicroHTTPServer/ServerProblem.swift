@@ -14,6 +14,30 @@ struct ServerProblem: Sendable, Equatable {
         ServerProblem(status: 400, title: "Bad Request", detail: detail, slug: "malformed-request")
     }
 
+    /// As a response for the ordinary handler path (queued by the request flow like any other).
+    func response(typeBase: String = HTTPServerConfiguration.defaultProblemTypeBase) -> HTTPResponse {
+        var headers: [(name: String, value: String)] = [("Content-Type", "application/problem+json"), ("Cache-Control", "no-store")]
+        if let retryAfterSeconds { headers.append(("Retry-After", "\(retryAfterSeconds)")) }
+        return HTTPResponse(status: status, headers: headers, body: .bytes(body(typeBase: typeBase)))
+    }
+
+    /// The handler's default when the in-flight body budget cannot hold a body.
+    static let bodyBudgetExceeded = ServerProblem(
+        status: 503, title: "Service Unavailable",
+        detail: "too many request bodies are being read at once; retry later", slug: "body-budget-exceeded",
+        retryAfterSeconds: 1
+    ).response()
+
+    /// The handler chose to read a body announced over the cap; the server refuses it unread.
+    static let bodyTooLarge = ServerProblem(
+        status: 413, title: "Content Too Large", detail: "the request body is over the server's limit", slug: "body-too-large"
+    ).response()
+
+    /// A request completed while the server stops: no task is left to answer it.
+    static let stopping = ServerProblem(
+        status: 503, title: "Service Unavailable", detail: "the server is stopping", slug: "draining", retryAfterSeconds: 5
+    ).response()
+
     func body(typeBase: String) -> [UInt8] {
         var json = "{\"type\":" + Self.quoted(typeBase + slug)
         json += ",\"title\":" + Self.quoted(title)

@@ -1,7 +1,52 @@
 /// The state one response stream shares between its producer task and the MHD thread that owns the
-/// connection. It lives behind one lock (``ResponseStream``) and only decides; the caller performs
-/// the actions it returns (resume the connection, wake the writer) after unlocking.
+/// connection: a state machine behind one lock (``ResponseStream``). Each transition only decides;
+/// it returns the actions (resume the connection, wake or fail the writer, end the supervisor's
+/// wait) for the caller to perform after unlocking — except ``ReadAction/suspend``, which the
+/// reader performs under the lock so that a writer sees `.suspended` only once MHD recorded it.
 struct StreamBuffer {
+    enum State: Equatable, Sendable {
+        /// Open, nothing queued, the reader not waiting.
+        case idle
+        /// Open, bytes queued for the reader.
+        case buffering
+        /// Open, nothing queued: the reader suspended the connection; the next transition that
+        /// leaves this state must resume it, exactly once.
+        case suspended
+        /// The producer is done: the rest is drained, then the body ends cleanly.
+        case finished
+        /// End the body with an error at the next read (client gone, or the server stopping).
+        case cancelled
+        /// MHD completed the request: never touch the connection again.
+        case closed
+    }
+
+    enum WriteAction: Equatable {
+        /// Stream over: the write fails.
+        case refused
+        /// Queued; `resume` the connection if the reader was suspended; `wait` for space when
+        /// over the high-water mark.
+        case queued(resume: Bool, wait: Bool)
+    }
+
+    enum ReadAction {
+        /// `count` bytes copied; `writer` may go on (the buffer drained to its low-water mark).
+        case copied(Int, writer: CheckedContinuation<Void, any Error>?)
+        /// Nothing to send: suspend the connection (under the lock).
+        case suspend
+        /// Nothing to send and already suspended (MHD called anyway): return 0, do nothing.
+        case nothing
+        case endOfStream
+        case endWithError
+    }
+
+    /// What the caller does after a cancel or close.
+    struct Wakeups {
+        var resume = false
+        var writer: CheckedContinuation<Void, any Error>?
+        var supervisor: CheckedContinuation<Void, Never>?
+    }
+
+    private(set) var state: State = .idle
     private var chunks: [[UInt8]] = []
     /// Index of the first chunk not completely handed to MHD.
     private var head = 0
@@ -9,19 +54,12 @@ struct StreamBuffer {
     private var offset = 0
     /// Bytes queued and not yet handed to MHD.
     private(set) var buffered = 0
-
-    /// The reader suspended the connection; whoever clears this must resume it, exactly once.
-    var suspended = false
-    /// The producer is done: once drained, the body ends cleanly.
-    var finished = false
-    /// End the body with an error at the next read (client gone, or the server stopping).
-    var cancelled = false
-    /// MHD completed the request: never touch the connection again.
-    var closed = false
+    /// The producer has returned.
+    private(set) var producerDone = false
     /// The producer waiting for the buffer to drain, if any.
-    var writer: CheckedContinuation<Void, any Error>?
-    /// The producer task, cancelled when the connection closes.
-    var producer: Task<Void, Never>?
+    private var writer: CheckedContinuation<Void, any Error>?
+    /// The task running the producer, waiting for it to return or the connection to close.
+    private var supervisor: CheckedContinuation<Void, Never>?
 
     let highWater: Int
     let lowWater: Int
@@ -31,17 +69,133 @@ struct StreamBuffer {
         self.lowWater = max(highWater / 2, 1)
     }
 
-    var isEmpty: Bool { buffered == 0 }
-    var acceptsWrites: Bool { !closed && !cancelled && !finished }
+    /// A body whose bytes are all known before MHD first reads: no producer.
+    init(highWater: Int, finishedWith bytes: [UInt8]) {
+        self.init(highWater: highWater)
+        enqueue(bytes)
+        state = .finished
+        producerDone = true
+    }
 
-    mutating func append(_ bytes: [UInt8]) {
+    var isEmpty: Bool { buffered == 0 }
+    var isOpen: Bool { state != .cancelled && state != .closed }
+
+    // MARK: Transitions
+
+    /// The producer writes `bytes`.
+    mutating func write(_ bytes: [UInt8]) -> WriteAction {
+        switch state {
+        case .finished, .cancelled, .closed:
+            return .refused
+        case .idle, .buffering, .suspended:
+            guard !bytes.isEmpty else { return .queued(resume: false, wait: buffered > highWater) }
+            let resume = state == .suspended
+            enqueue(bytes)
+            state = .buffering
+            return .queued(resume: resume, wait: buffered > highWater)
+        }
+    }
+
+    /// The producer waits for space: `.success` if it may go on now, `.failure` if the stream is
+    /// over, nil if `writer` was stored (resumed by a read, failed by a cancel or close).
+    mutating func awaitSpace(_ writer: CheckedContinuation<Void, any Error>) -> Result<Void, ResponseStreamError>? {
+        if !isOpen { return .failure(.closed) }
+        if buffered <= lowWater { return .success(()) }
+        self.writer = writer
+        return nil
+    }
+
+    /// MHD's content reader asks for up to `max` bytes.
+    mutating func read(into destination: UnsafeMutableRawPointer, max: Int) -> ReadAction {
+        switch state {
+        case .cancelled, .closed:
+            return .endWithError
+        case .suspended:
+            return .nothing
+        case .idle:
+            state = .suspended
+            return .suspend
+        case .buffering, .finished:
+            if isEmpty { return .endOfStream }  // only `.finished` can be empty here
+            let copied = drain(into: destination, max: max)
+            if isEmpty, state == .buffering { state = .idle }
+            var woken: CheckedContinuation<Void, any Error>?
+            if buffered <= lowWater, let waiting = writer {
+                writer = nil
+                woken = waiting
+            }
+            return .copied(copied, writer: woken)
+        }
+    }
+
+    /// The producer returned: end the body once the rest is read. Returns whether to resume the
+    /// connection, and the supervisor to wake.
+    mutating func finish() -> Wakeups {
+        producerDone = true
+        var wakeups = Wakeups()
+        wakeups.supervisor = takeSupervisor()
+        switch state {
+        case .idle, .buffering:
+            state = .finished
+        case .suspended:
+            state = .finished
+            wakeups.resume = true
+        case .finished, .cancelled, .closed:
+            break
+        }
+        return wakeups
+    }
+
+    /// End the body with an error at the next read; with `onlyIfSuspended`, only if the reader is
+    /// suspended now (the watchdog). nil if nothing changed.
+    mutating func cancel(onlyIfSuspended: Bool = false) -> Wakeups? {
+        if state == .closed || (onlyIfSuspended && state != .suspended) { return nil }
+        var wakeups = Wakeups()
+        wakeups.resume = state == .suspended
+        wakeups.writer = writer
+        writer = nil
+        state = .cancelled
+        return wakeups
+    }
+
+    /// MHD completed the request, for any reason: fail the writer, wake the supervisor (which
+    /// cancels the producer), drop what is queued.
+    mutating func close() -> Wakeups {
+        var wakeups = Wakeups()
+        wakeups.writer = writer
+        writer = nil
+        wakeups.supervisor = takeSupervisor()
+        state = .closed
+        chunks = []
+        head = 0
+        offset = 0
+        buffered = 0
+        return wakeups
+    }
+
+    /// The supervisor waits for the producer to return or the connection to close: false (and
+    /// nothing stored) if that has happened already.
+    mutating func awaitEnd(_ supervisor: CheckedContinuation<Void, Never>) -> Bool {
+        if producerDone || state == .closed { return false }
+        self.supervisor = supervisor
+        return true
+    }
+
+    // MARK: Queue
+
+    private mutating func takeSupervisor() -> CheckedContinuation<Void, Never>? {
+        defer { supervisor = nil }
+        return supervisor
+    }
+
+    private mutating func enqueue(_ bytes: [UInt8]) {
         guard !bytes.isEmpty else { return }
         chunks.append(bytes)
         buffered += bytes.count
     }
 
     /// Copies up to `max` queued bytes to `destination`; returns how many.
-    mutating func drain(into destination: UnsafeMutableRawPointer, max: Int) -> Int {
+    private mutating func drain(into destination: UnsafeMutableRawPointer, max: Int) -> Int {
         var copied = 0
         while copied < max, head < chunks.count {
             let count = chunks[head].withUnsafeBytes { source -> Int in
@@ -66,18 +220,5 @@ struct StreamBuffer {
             head = 0
         }
         return copied
-    }
-
-    /// Takes the waiting writer if the buffer has drained enough for it to go on.
-    mutating func takeWriterIfDrained() -> CheckedContinuation<Void, any Error>? {
-        guard buffered <= lowWater, let writer else { return nil }
-        self.writer = nil
-        return writer
-    }
-
-    /// Clears `suspended`; returns whether the caller must resume the connection.
-    mutating func takeSuspended() -> Bool {
-        defer { suspended = false }
-        return suspended
     }
 }

@@ -1,11 +1,22 @@
 import Synchronization
 
-/// The streams whose connections are open, for the disconnect watchdog and for shutdown.
-final class StreamRegistry: Sendable {
+/// The connections the server must see through before `MHD_stop_daemon`: streams whose connection
+/// is open (for the disconnect watchdog and for shutdown) and deferred responses not yet queued
+/// (their connections are suspended, or resumed to queue them). Shutdown waits on it without polling.
+final class StreamRegistry: ZeroWaitable {
     private struct State {
         var streams: [ObjectIdentifier: ResponseStream] = [:]
+        /// ``HTTPHandler/respond(to:)`` answers not yet queued on their connection.
+        var deferred = 0
         /// The server is stopping: streams are cancelled as they register.
         var draining = false
+        var waiters = ZeroWaiters()
+
+        var isIdle: Bool { streams.isEmpty && deferred == 0 }
+
+        mutating func wakeIfIdle() -> [CheckedContinuation<Bool, Never>] {
+            isIdle ? waiters.takeAll() : []
+        }
     }
 
     private let state = Mutex(State())
@@ -19,9 +30,26 @@ final class StreamRegistry: Sendable {
     }
 
     func remove(_ stream: ResponseStream) {
-        _ = state.withLock { $0.streams.removeValue(forKey: ObjectIdentifier(stream)) }
+        let waiters = state.withLock { state in
+            state.streams.removeValue(forKey: ObjectIdentifier(stream))
+            return state.wakeIfIdle()
+        }
+        for waiter in waiters { waiter.resume(returning: true) }
     }
 
+    func deferredBegan() {
+        state.withLock { $0.deferred += 1 }
+    }
+
+    func deferredEnded() {
+        let waiters = state.withLock { state in
+            state.deferred -= 1
+            return state.wakeIfIdle()
+        }
+        for waiter in waiters { waiter.resume(returning: true) }
+    }
+
+    /// Open streams.
     var count: Int { state.withLock { $0.streams.count } }
 
     func snapshot() -> [ResponseStream] {
@@ -35,5 +63,13 @@ final class StreamRegistry: Sendable {
             return Array(state.streams.values)
         }
         for stream in streams { stream.cancel() }
+    }
+
+    func addZeroWaiter(_ waiter: CheckedContinuation<Bool, Never>) -> Int? {
+        state.withLock { $0.isIdle ? nil : $0.waiters.add(waiter) }
+    }
+
+    func removeZeroWaiter(_ id: Int) -> CheckedContinuation<Bool, Never>? {
+        state.withLock { $0.waiters.remove(id) }
     }
 }

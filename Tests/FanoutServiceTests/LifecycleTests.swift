@@ -1,5 +1,6 @@
 import FanoutCore
 import Logging
+import MicroHTTPServer
 import TestSupport
 import Testing
 
@@ -44,6 +45,7 @@ struct LifecycleTests {
         let service = FanoutService(configuration: configuration, logger: .init(label: "test"))
         try service.start()
         let port = try #require(service.port)
+        async let serving: Void = service.serve()
 
         let short = try await RawConnection.connect(port: port)
         try await short.send(RawRequest.job(#"{"tasks":[{"kind":"echo","delay_ms":300,"value":1}]}"#))
@@ -72,6 +74,7 @@ struct LifecycleTests {
         #expect(longLines.map { $0["status"]?.stringValue ?? $0["event"]?.stringValue } == ["ok", "cancelled", "cancelled", "end"])
         #expect(longLines.last?["cancelled"] == .number(2))
         await drained.value
+        await serving
         short.close()
         long.close()
     }
@@ -106,5 +109,119 @@ struct OpenAPITests {
             #expect(exchange.head.header("Content-Type")?.contains("yaml") == true)
             #expect(exchange.body == file, "the served document is the file (embedded with .embedInCode)")
         }
+    }
+}
+
+@Suite("Refusals on the head, and the service's own lifetime")
+struct HeadAndLifetimeTests {
+    /// Sends a job head announcing a body, with `Expect: 100-continue`, and returns the first answer.
+    func firstAnswer(port: Int, path: String = "/v1/jobs", method: String = "POST", headers: [(String, String)]) async throws -> RawConnection.Head {
+        let connection = try await RawConnection.connect(port: port)
+        defer { connection.close() }
+        var text = "\(method) \(path) HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\nExpect: 100-continue\r\n"
+        for (name, value) in headers { text += "\(name): \(value)\r\n" }
+        try await connection.send(text + "\r\n")
+        return try await connection.readHead()
+    }
+
+    @Test func refusalsComeBeforeAnyBodyIsAskedFor() async throws {
+        try await withService({ $0.auth.tokens = ["s3cret"] }) { _, port in
+            let json = ("Content-Type", "application/json")
+            let bearer = ("Authorization", "Bearer s3cret")
+            let unauthorized = try await firstAnswer(port: port, headers: [json])
+            let unknown = try await firstAnswer(port: port, path: "/v1/nothing", headers: [json, bearer])
+            let wrongMethod = try await firstAnswer(port: port, method: "PUT", headers: [json, bearer])
+            let notJSON = try await firstAnswer(port: port, headers: [("Content-Type", "text/plain"), bearer])
+            let good = try await firstAnswer(port: port, headers: [json, bearer])
+            #expect(unauthorized.status == 401)
+            #expect(unknown.status == 404)
+            #expect(wrongMethod.status == 405)
+            #expect(notJSON.status == 415)
+            #expect(good.status == 100, "a good head is asked for its body")
+        }
+    }
+
+    @Test func bodiesOverTheBudgetGetAProblem503() async throws {
+        try await withService({
+            $0.server.maxBodyBytes = 64 * 1024
+            $0.server.maxPendingBodyBytes = 64 * 1024
+        }) { service, port in
+            let holder = try await RawConnection.connect(port: port)
+            defer { holder.close() }
+            try await holder.send("POST /v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 40000\r\nExpect: 100-continue\r\n\r\n")
+            #expect(try await holder.readHead().status == 100)
+            #expect(service.server.pendingBodyBytes == 40000)
+            let refused = try await HTTPExchange.send(
+                port: port, method: "POST", path: "/v1/jobs", headers: [("Content-Type", "application/json")],
+                body: #"{"tasks":[{"kind":"echo","value":"\#(String(repeating: "v", count: 30000))"}]}"#
+            )
+            #expect(refused.head.status == 503)
+            #expect(refused.head.header("Retry-After") == "1")
+            #expect(try problem(refused)["type"]?.stringValue?.hasSuffix("body-budget") == true)
+        }
+    }
+
+    @Test(arguments: [0, 16 * 1024])
+    func jobsDecodedInATaskStreamAsAnyOther(inlineBodyBytes: Int) async throws {
+        try await withService({ $0.server.inlineBodyBytes = inlineBodyBytes }) { service, port in
+            let connection = try await RawConnection.connect(port: port)
+            defer { connection.close() }
+            let big = String(repeating: "b", count: 20_000)
+            for (job, total) in [
+                (#"{"tasks":[{"kind":"echo","value":1},{"kind":"echo","value":2,"delay_ms":20}]}"#, 2),
+                (#"{"tasks":[{"kind":"echo","value":"\#(big)"},{"kind":"echo","value":3}]}"#, 2),
+                (#"{"tasks":[{"kind":"echo","value":4}]}"#, 1),
+            ] {
+                let stream = try await JobStream.run(job, port: port, on: connection)
+                #expect(stream.head.status == 200)
+                stream.checkInvariants(total: total)
+            }
+            #expect(service.server.pendingBodyBytes == 0)
+        }
+    }
+
+    @Test func aStoppedServiceIsFreed() async throws {
+        weak var weakService: FanoutService?
+        weak var weakServer: HTTPServer?
+        do {
+            var configuration = FanoutConfiguration()
+            configuration.server.port = 0
+            configuration.server.adminPort = 0
+            configuration.shutdown.graceSeconds = 1
+            let service = FanoutService(configuration: configuration, logger: Logger(label: "test"))
+            weakService = service
+            weakServer = service.server
+            try service.start()
+            let port = try #require(service.port)
+            async let serving: Void = service.serve()
+            let job = try await JobStream.run(#"{"tasks":[{"kind":"echo","value":1,"delay_ms":10}]}"#, port: port)
+            job.checkInvariants(total: 1)
+            #expect(try await HTTPExchange.send(port: port, method: "GET", path: "/metrics").head.status == 200)
+            await service.drain()
+            await serving
+        }
+        #expect(await eventually(within: .seconds(3)) { weakService == nil && weakServer == nil }, "no cycle keeps the service alive")
+    }
+
+    @Test func aCancelledDrainDoesNotWaitOutTheGrace() async throws {
+        var configuration = FanoutConfiguration()
+        configuration.server.port = 0
+        configuration.server.adminPort = 0
+        configuration.shutdown.graceSeconds = 60
+        let service = FanoutService(configuration: configuration, logger: Logger(label: "test"))
+        try service.start()
+        let port = try #require(service.port)
+        async let serving: Void = service.serve()
+        let connection = try await RawConnection.connect(port: port)
+        defer { connection.close() }
+        try await connection.send(RawRequest.job(#"{"tasks":[{"kind":"echo","delay_ms":60000}]}"#))
+        #expect(try await connection.readHead().status == 200)
+        let start = ContinuousClock.now
+        let drain = Task { await service.drain() }
+        drain.cancel()
+        await drain.value
+        // A drain honouring the 60 s grace (or spinning through it) would take a minute.
+        #expect(ContinuousClock.now - start < .seconds(30))
+        await serving
     }
 }

@@ -193,18 +193,19 @@ struct RetainedJobDrainTests {
     @Test func sigtermDrainEndsADetachedJobWithCancelledLinesAndTheEndLine() async throws {
         var configuration = FanoutConfiguration()
         configuration.server.port = 0
+        configuration.server.adminPort = 0
         configuration.shutdown.graceSeconds = 1
         let service = FanoutService(configuration: configuration, logger: .init(label: "test"))
         try service.start()
         let port = try #require(service.port)
-        let retained = Task { await service.retainedJobs.run() }
+        let serving = Task { await service.serve() }
 
         let (_, status) = try await detach(#"{"tasks":[{"kind":"echo","delay_ms":50},{"kind":"echo","delay_ms":30000}]}"#, port: port)
         let id = try #require(status["job"]?.stringValue)
         let reader = Task { try await readEvents(id, port: port).map(\.json) }
         try await Task.sleep(for: .milliseconds(200))
         await service.drain()
-        await retained.value
+        await serving.value
 
         let lines = try await reader.value
         checkContiguous(lines, from: 1)

@@ -81,7 +81,15 @@ struct CountingUpstream {
     final class Handler: HTTPHandler {
         let hits = Mutex<[String: Int]>([:])
 
-        func respond(to request: HTTPRequest) -> HTTPResponse {
+        func head(_ request: HTTPRequest) -> HeadDecision {
+            .respond(answer(request))
+        }
+
+        func respond(to request: HTTPRequest) async -> HTTPResponse {
+            answer(request)
+        }
+
+        private func answer(_ request: HTTPRequest) -> HTTPResponse {
             hits.withLock { $0[request.path, default: 0] += 1 }
             let delay = Int(request.path.split(separator: "/").last ?? "") ?? 0
             return HTTPResponse(status: 200, headers: [("Content-Type", "application/json")], body: .stream { stream in
@@ -100,6 +108,8 @@ struct CountingUpstream {
             handler: handler, logger: Logger(label: "upstream")
         )
         try server.start()
+        // Its streams run in `run()`, which returns once `shutdown()` has stopped the server.
+        Task { [server] in await server.run() }
     }
 
     var port: Int { server.port ?? 0 }

@@ -1,11 +1,13 @@
 import FanoutCore
+import MicroHTTPServer
 import Logging
 import TestSupport
 import Testing
 
 @testable import FanoutService
 
-/// Runs `body` against a started service on 127.0.0.1 with an ephemeral port, then drains it.
+/// Runs `body` against a started service on 127.0.0.1 with an ephemeral port (its server's tasks
+/// running beside it, as in ``FanoutService/run()``), then drains it.
 func withService<T>(
     _ configure: (inout FanoutConfiguration) -> Void = { _ in },
     _ body: (FanoutService, Int) async throws -> T
@@ -20,16 +22,16 @@ func withService<T>(
     let service = FanoutService(configuration: configuration, logger: Logger(label: "test"))
     try service.start()
     let port = try #require(service.port)
-    // Retained jobs run beside the server, as in FanoutService.run(); drain() ends it.
-    let retainedJobs = Task { await service.retainedJobs.run() }
+    // The service's tasks (server, admin listener, retained jobs), as in FanoutService.run(); drain() ends them.
+    async let serving: Void = service.serve()
     do {
         let result = try await body(service, port)
         await service.drain()
-        await retainedJobs.value
+        await serving
         return result
     } catch {
         await service.drain()
-        await retainedJobs.value
+        await serving
         throw error
     }
 }

@@ -65,7 +65,17 @@ struct UpstreamHandler: HTTPHandler {
     static let jsonBody = #"{"hello":"world","n":1}"#
     static let binaryBody: [UInt8] = [0xFF, 0xFE, 0x00, 0x41, 0xC3]
 
-    func respond(to request: HTTPRequest) -> HTTPResponse {
+    /// A request with a body is read whole (as a real upstream would); the others are answered on the head.
+    func head(_ request: HTTPRequest) -> HeadDecision {
+        let hasBody = request.headers["Content-Length"].map { $0 != "0" } ?? false || request.headers["Transfer-Encoding"] != nil
+        return hasBody ? .readBody : .respond(answer(request))
+    }
+
+    func respond(to request: HTTPRequest) async -> HTTPResponse {
+        answer(request)
+    }
+
+    func answer(_ request: HTTPRequest) -> HTTPResponse {
         let probe = self.probe
         probe.state.withLock { $0.hits[request.path, default: 0] += 1 }
         let parts = request.path.split(separator: "/").map(String.init)
@@ -185,12 +195,15 @@ func withUpstream<T>(host: String = "127.0.0.1", _ body: (TestUpstream) async th
     try server.start()
     guard let port = server.port else { throw TestFailure("the upstream did not report its port") }
     let upstream = TestUpstream(server: server, probe: probe, host: host, port: port)
+    async let serving: Void = server.run()
     do {
         let result = try await body(upstream)
         await server.shutdown(gracePeriod: .zero)
+        await serving
         return result
     } catch {
         await server.shutdown(gracePeriod: .zero)
+        await serving
         throw error
     }
 }

@@ -13,24 +13,76 @@ final class StreamProbe: Sendable {
         var cancelled = 0
         var bytesWritten = 0
         var writesFailed = 0
+        /// `/gate` requests waiting in `respond(to:)` for ``StreamProbe/openGate()``.
+        var gated: [CheckedContinuation<Void, Never>] = []
+        var gateOpen = false
+        /// Requests whose body reached `respond(to:)`.
+        var bodiesRead = 0
     }
 
     let state = Mutex(State())
-    var snapshot: State { state.withLock { $0 } }
+    var snapshot: (cancelled: Int, bytesWritten: Int, writesFailed: Int, gated: Int, bodiesRead: Int) {
+        state.withLock { ($0.cancelled, $0.bytesWritten, $0.writesFailed, $0.gated.count, $0.bodiesRead) }
+    }
+
+    /// Waits until the test opens the gate.
+    func passGate() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let open = state.withLock { state -> Bool in
+                if state.gateOpen { return true }
+                state.gated.append(continuation)
+                return false
+            }
+            if open { continuation.resume() }
+        }
+    }
+
+    func openGate() {
+        let waiting = state.withLock { state -> [CheckedContinuation<Void, Never>] in
+            state.gateOpen = true
+            defer { state.gated = [] }
+            return state.gated
+        }
+        for continuation in waiting { continuation.resume() }
+    }
 }
 
 /// A handler exercising every response shape the server offers.
 struct TestHandler: HTTPHandler {
     let probe: StreamProbe
 
-    func respond(to request: HTTPRequest) -> HTTPResponse {
+    /// `/echo` and `/gate` read their body; `/refuse` is answered on the head; the rest are GETs.
+    func head(_ request: HTTPRequest) -> HeadDecision {
+        switch request.path {
+        case "/echo", "/gate":
+            if request.bodyTooLarge { return .respond(HTTPResponse(status: 413, contentType: "text/plain", text: "too large")) }
+            return .readBody
+        case "/refuse":
+            return .respond(HTTPResponse(status: 403, contentType: "text/plain", text: "refused on the head"))
+        default:
+            return .respond(answer(request))
+        }
+    }
+
+    func respond(to request: HTTPRequest) async -> HTTPResponse {
+        if request.bodyTooLarge { return HTTPResponse(status: 413, contentType: "text/plain", text: "too large") }
+        probe.state.withLock { $0.bodiesRead += 1 }
+        switch request.path {
+        case "/echo":
+            return HTTPResponse(status: 200, headers: [("Content-Type", "application/octet-stream")], body: .bytes(request.body))
+        case "/gate":
+            await probe.passGate()
+            return HTTPResponse(status: 200, contentType: "text/plain", text: "\(request.body.count)")
+        default:
+            return HTTPResponse(status: 404, contentType: "text/plain", text: "no")
+        }
+    }
+
+    func answer(_ request: HTTPRequest) -> HTTPResponse {
         let probe = self.probe
         switch request.path {
         case "/hello":
             return HTTPResponse(status: 200, contentType: "text/plain", text: "hello")
-        case "/echo":
-            if request.bodyTooLarge { return HTTPResponse(status: 413, contentType: "text/plain", text: "too large") }
-            return HTTPResponse(status: 200, headers: [("Content-Type", "application/octet-stream")], body: .bytes(request.body))
         case "/headers":
             return HTTPResponse(status: 200, contentType: "text/plain", text: request.headers["X-Probe"] ?? "none")
         case "/stream":
@@ -68,8 +120,10 @@ struct TestHandler: HTTPHandler {
 }
 
 /// Runs `body` against a started server on 127.0.0.1 with an ephemeral port, then shuts it down.
+/// The server's tasks (``HTTPServer/run()``) run beside `body`.
 func withTestServer<T>(
     maxBodyBytes: Int = 1024,
+    maxPendingBodyBytes: Int = 64 * 1024 * 1024,
     streamBufferBytes: Int = 16 * 1024,
     _ body: (HTTPServer, Int, StreamProbe) async throws -> T
 ) async throws -> T {
@@ -77,19 +131,25 @@ func withTestServer<T>(
     let server = HTTPServer(
         configuration: HTTPServerConfiguration(
             host: "127.0.0.1", port: 0, threads: 2, connectionLimit: 256,
-            maxBodyBytes: maxBodyBytes, streamBufferBytes: streamBufferBytes, watchdogIntervalMilliseconds: 100
+            maxBodyBytes: maxBodyBytes, maxPendingBodyBytes: maxPendingBodyBytes,
+            streamBufferBytes: streamBufferBytes, watchdogIntervalMilliseconds: 100
         ),
         handler: TestHandler(probe: probe),
         logger: Logger(label: "test")
     )
     try server.start()
     let port = try #require(server.port)
+    async let serving: Void = server.run()
     do {
         let result = try await body(server, port, probe)
+        probe.openGate()
         await server.shutdown(gracePeriod: .seconds(1))
+        await serving
         return result
     } catch {
+        probe.openGate()
         await server.shutdown(gracePeriod: .seconds(1))
+        await serving
         throw error
     }
 }

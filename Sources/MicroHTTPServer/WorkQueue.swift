@@ -1,0 +1,74 @@
+import Synchronization
+
+/// Work the MHD threads hand to ``HTTPServer/run()``: stream producers and deferred responses.
+/// One consumer; unlike an `AsyncStream`, ``next()`` ignores task cancellation, so work handed over
+/// before ``finish()`` always runs (a suspended connection whose work were dropped would never be
+/// resumed, and `MHD_stop_daemon` aborts on a suspended connection).
+final class WorkQueue: Sendable {
+    typealias Work = @Sendable () async -> Void
+
+    private struct State {
+        var items: [Work] = []
+        var head = 0
+        var consumer: CheckedContinuation<Work?, Never>?
+        var finished = false
+        var claimed = false
+    }
+
+    private let state = Mutex(State())
+
+    /// Hands `work` to the consumer; false once ``finish()`` was called.
+    func enqueue(_ work: @escaping Work) -> Bool {
+        let (accepted, consumer) = state.withLock { state -> (Bool, CheckedContinuation<Work?, Never>?) in
+            if state.finished { return (false, nil) }
+            if let consumer = state.consumer {
+                state.consumer = nil
+                return (true, consumer)
+            }
+            state.items.append(work)
+            return (true, nil)
+        }
+        consumer?.resume(returning: work)
+        return accepted
+    }
+
+    /// Claims the single consumer role; false if it was claimed before.
+    func claim() -> Bool {
+        state.withLock { state in
+            if state.claimed { return false }
+            state.claimed = true
+            return true
+        }
+    }
+
+    /// The next work, waiting for it; nil once finished and empty.
+    func next() async -> Work? {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Work?, Never>) in
+            let ready = state.withLock { state -> Work?? in
+                if state.head < state.items.count {
+                    let work = state.items[state.head]
+                    state.head += 1
+                    if state.head == state.items.count {
+                        state.items.removeAll(keepingCapacity: state.items.capacity <= 64)
+                        state.head = 0
+                    }
+                    return .some(work)
+                }
+                if state.finished { return .some(nil) }
+                state.consumer = continuation
+                return nil
+            }
+            if let ready { continuation.resume(returning: ready) }
+        }
+    }
+
+    /// No more work is accepted; the consumer gets what is queued, then nil.
+    func finish() {
+        let consumer = state.withLock { state -> CheckedContinuation<Work?, Never>? in
+            state.finished = true
+            defer { state.consumer = nil }
+            return state.consumer
+        }
+        consumer?.resume(returning: nil)
+    }
+}
