@@ -16,12 +16,16 @@ private func withServer<T>(
     let server = HTTPServer(configuration: configuration, handler: TestHandler(probe: StreamProbe()), logger: Logger(label: "test"))
     try server.start()
     let port = try #require(server.port)
+    // The server's tasks (bodies answered off its threads, streams) run here until shutdown.
+    async let serving: Void = server.run()
     do {
         let result = try await body(server, port)
         await server.shutdown(gracePeriod: .seconds(1))
+        await serving
         return result
     } catch {
         await server.shutdown(gracePeriod: .seconds(1))
+        await serving
         throw error
     }
 }
