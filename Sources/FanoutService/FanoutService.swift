@@ -39,6 +39,7 @@ public final class FanoutService: Service {
             configuration: HTTPRunner.Configuration(
                 maxConnectionsPerHost: configuration.upstream.maxConnectionsPerHost,
                 connectTimeout: .milliseconds(configuration.upstream.connectTimeoutMilliseconds),
+                idleConnectionTimeout: .milliseconds(configuration.upstream.idleTimeoutMilliseconds),
                 maxResponseBytes: configuration.limits.maxResponseBytes,
                 egress: egress,
                 eventLoopThreads: configuration.upstream.eventLoopThreads,

@@ -619,7 +619,10 @@ components:
             Further attempts after a connection failure (TLS and protocol errors excepted) or a
             429, 502, 503 or 504 answer, with jittered exponential backoff (or the upstream's
             `Retry-After`), never past the subtask's deadline. 0 to 10; default 0. Only
-            idempotent methods (GET, HEAD, PUT, DELETE, OPTIONS) are retried.
+            idempotent methods (GET, HEAD, PUT, DELETE, OPTIONS) are retried. Apart from these,
+            an idempotent request that fails on a reused pooled connection before any answer
+            (the upstream closed the idle connection as the request went out) is sent once more
+            at once on a new connection; that is not a retry and not counted in `attempts`.
           minimum: 0
         hedge_after_ms:
           type: [integer, 'null']
@@ -733,7 +736,9 @@ components:
         attempts:
           type: integer
           minimum: 1
-          description: Requests sent for this subtask (retries and hedges included).
+          description: |
+            Requests sent for this subtask (retries and hedges included; a resend after a
+            reused pooled connection was lost before answering is part of its attempt).
     HeartbeatLine:
       type: object
       description: |

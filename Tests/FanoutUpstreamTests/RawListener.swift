@@ -5,16 +5,21 @@ import Synchronization
 /// It reads what each client sends first (a request, or a TLS ClientHello), then:
 /// - `.reset`: resets the connection (`SO_LINGER` 0: an RST, not a FIN);
 /// - `.silent`: never answers, and counts the connection as closed once the client closes it.
+/// - `.answerOnce`: answers the first request with a keep-alive `200` (`{}`), then closes the
+///   connection without reading the next request when it comes (an RST: it is left unread), as an
+///   upstream whose keep-alive timeout runs out just as a request is sent on the connection.
 final class RawListener: Sendable {
     enum Mode: Sendable {
         case reset
         case silent
+        case answerOnce
     }
 
     private struct State {
         var accepted = 0
         var firstBytes: [[UInt8]] = []
         var closedByClient = 0
+        var closedOnReuse = 0
     }
 
     let port: Int
@@ -55,6 +60,8 @@ final class RawListener: Sendable {
     var accepted: Int { state.withLock { $0.accepted } }
     var firstBytes: [[UInt8]] { state.withLock { $0.firstBytes } }
     var closedByClient: Int { state.withLock { $0.closedByClient } }
+    /// Connections closed (`.answerOnce`) when a second request came on them.
+    var closedOnReuse: Int { state.withLock { $0.closedOnReuse } }
 
     func stop() {
         shutdown(socket, Int32(SHUT_RDWR))
@@ -74,6 +81,17 @@ final class RawListener: Sendable {
         case .reset:
             var linger = Glibc.linger(l_onoff: 1, l_linger: 0)
             setsockopt(connection, SOL_SOCKET, SO_LINGER, &linger, socklen_t(MemoryLayout<Glibc.linger>.size))
+        case .answerOnce:
+            let answer = Array("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}".utf8)
+            guard count > 0, write(connection, answer, answer.count) == answer.count else { break }
+            var next = pollfd(fd: connection, events: Int16(POLLIN), revents: 0)
+            guard poll(&next, 1, 60_000) == 1 else { break }
+            var probe: UInt8 = 0
+            if recv(connection, &probe, 1, Int32(MSG_PEEK)) == 1 {
+                state.withLock { $0.closedOnReuse += 1 }
+                var linger = Glibc.linger(l_onoff: 1, l_linger: 0)
+                setsockopt(connection, SOL_SOCKET, SO_LINGER, &linger, socklen_t(MemoryLayout<Glibc.linger>.size))
+            }
         case .silent:
             // Wait (up to a minute) for the client to close: read returns 0 at its FIN, -1 at its RST.
             var wait = timeval(tv_sec: 60, tv_usec: 0)

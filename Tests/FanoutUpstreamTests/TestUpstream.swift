@@ -59,6 +59,7 @@ final class UpstreamProbe: Sendable {
 /// | `/endless/<token>` | an endless body; counts the close |
 /// | `/tail/<token>/<ms>` | first call answers after `<ms>` (counts a close), later ones at once |
 /// | `/concurrency/<token>/<ms>` | answers after `<ms>`, tracking requests in flight and connections |
+/// | `/keep-alive/<token>/<s>` | 200 JSON with `Keep-Alive: timeout=<s>`, tracking connections |
 struct UpstreamHandler: HTTPHandler {
     let probe: UpstreamProbe
 
@@ -158,6 +159,9 @@ struct UpstreamHandler: HTTPHandler {
                 probe.state.withLock { $0.inFlight[token, default: 0] -= 1 }
                 try? await stream.write(Array("done".utf8))
             })
+        case "keep-alive":
+            _ = probe.call(token, peer: request.peer)
+            return HTTPResponse(status: 200, contentType: "application/json", text: #"{"ok":true}"#, headers: [("Keep-Alive", "timeout=\(number(2))")])
         default:
             return HTTPResponse(status: 404, contentType: "text/plain", text: "no such endpoint")
         }
@@ -175,10 +179,17 @@ struct TestUpstream: Sendable {
 }
 
 /// Runs `body` against a fresh upstream on `host` (loopback) and an ephemeral port, then stops it.
-func withUpstream<T>(host: String = "127.0.0.1", _ body: (TestUpstream) async throws -> T) async throws -> T {
+/// `keepAliveSeconds`: how long the upstream keeps an idle connection open before closing it.
+func withUpstream<T>(
+    host: String = "127.0.0.1",
+    keepAliveSeconds: Int = 30,
+    _ body: (TestUpstream) async throws -> T
+) async throws -> T {
     let probe = UpstreamProbe()
     let server = HTTPServer(
-        configuration: HTTPServerConfiguration(host: host, port: 0, threads: 2, connectionTimeoutSeconds: 30, watchdogIntervalMilliseconds: 20),
+        configuration: HTTPServerConfiguration(
+            host: host, port: 0, threads: 2, connectionTimeoutSeconds: keepAliveSeconds, watchdogIntervalMilliseconds: 20
+        ),
         handler: UpstreamHandler(probe: probe),
         logger: Logger(label: "test-upstream")
     )
