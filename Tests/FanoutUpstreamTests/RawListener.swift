@@ -82,8 +82,9 @@ final class RawListener: Sendable {
             var linger = Glibc.linger(l_onoff: 1, l_linger: 0)
             setsockopt(connection, SOL_SOCKET, SO_LINGER, &linger, socklen_t(MemoryLayout<Glibc.linger>.size))
         case .answerOnce:
+            guard count > 0, readWholeRequest(connection, Array(buffer.prefix(count))) else { break }
             let answer = Array("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}".utf8)
-            guard count > 0, write(connection, answer, answer.count) == answer.count else { break }
+            guard write(connection, answer, answer.count) == answer.count else { break }
             var next = pollfd(fd: connection, events: Int16(POLLIN), revents: 0)
             guard poll(&next, 1, 60_000) == 1 else { break }
             var probe: UInt8 = 0
@@ -107,6 +108,34 @@ final class RawListener: Sendable {
         }
         close(connection)
     }
+}
+
+/// Reads the rest of a request whose first bytes are `start`: up to the end of the head, then
+/// `Content-Length` bytes of body. False if the connection ends first.
+private func readWholeRequest(_ connection: Int32, _ start: [UInt8]) -> Bool {
+    var received = start
+    var buffer = [UInt8](repeating: 0, count: 4096)
+    let separator = Array("\r\n\r\n".utf8)
+    func headEnd() -> Int? {
+        guard received.count >= 4 else { return nil }
+        return (0...(received.count - 4)).first { Array(received[$0..<$0 + 4]) == separator }.map { $0 + 4 }
+    }
+    while headEnd() == nil {
+        let count = read(connection, &buffer, buffer.count)
+        guard count > 0 else { return false }
+        received += buffer.prefix(count)
+    }
+    let end = headEnd()!
+    let head = String(decoding: received[..<end], as: UTF8.self).lowercased()
+    let length = head.split(separator: "\r\n")
+        .first { $0.hasPrefix("content-length:") }
+        .flatMap { Int(String($0.dropFirst("content-length:".count).filter { $0 != " " && $0 != "\t" })) } ?? 0
+    while received.count < end + length {
+        let count = read(connection, &buffer, buffer.count)
+        guard count > 0 else { return false }
+        received += buffer.prefix(count)
+    }
+    return true
 }
 
 /// A port on 127.0.0.1 with nothing listening: bound (not listening), read, then closed.

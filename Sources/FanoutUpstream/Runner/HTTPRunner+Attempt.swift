@@ -1,6 +1,7 @@
 import FanoutCore
 import AsyncHTTPClient
 import Glibc
+import Logging
 import NIOCore
 import NIOHTTP1
 import Synchronization
