@@ -26,10 +26,13 @@ let package = Package(
         ),
         // Fixed-arity wrappers for the variadic MHD entry points Swift cannot import.
         .target(name: "CMicroHTTPDShims", dependencies: ["CMicroHTTPD"]),
+        // One lock type (on pthread_mutex_t, which ThreadSanitizer understands) for every module.
+        .target(name: "FanoutSync"),
         // The HTTP server: the only importer of the C modules. Knows nothing about jobs.
         .target(
             name: "MicroHTTPServer",
             dependencies: [
+                "FanoutSync",
                 "CMicroHTTPD",
                 "CMicroHTTPDShims",
                 .product(name: "Logging", package: "swift-log"),
@@ -38,12 +41,13 @@ let package = Package(
         // Jobs: model, validation, dispatcher, NDJSON lines, the echo runner. No I/O of its own.
         .target(
             name: "FanoutCore",
-            dependencies: [.product(name: "Logging", package: "swift-log")]
+            dependencies: ["FanoutSync", .product(name: "Logging", package: "swift-log")]
         ),
         // The `http` subtask kind: AsyncHTTPClient behind the egress policy.
         .target(
             name: "FanoutUpstream",
             dependencies: [
+                "FanoutSync",
                 "FanoutCore",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
@@ -56,6 +60,7 @@ let package = Package(
         .target(
             name: "FanoutService",
             dependencies: [
+                "FanoutSync",
                 "MicroHTTPServer",
                 "FanoutCore",
                 "FanoutUpstream",
@@ -76,16 +81,16 @@ let package = Package(
             ]
         ),
         // Test helpers: a raw-socket HTTP/1.x client that sees every byte as it arrives.
-        .target(name: "TestSupport", path: "Tests/TestSupport"),
-        .testTarget(name: "MicroHTTPServerTests", dependencies: ["MicroHTTPServer", "TestSupport"]),
-        .testTarget(name: "FanoutCoreTests", dependencies: ["FanoutCore", "TestSupport"]),
+        .target(name: "TestSupport", dependencies: ["FanoutSync"], path: "Tests/TestSupport"),
+        .testTarget(name: "MicroHTTPServerTests", dependencies: ["MicroHTTPServer", "FanoutSync", "TestSupport"]),
+        .testTarget(name: "FanoutCoreTests", dependencies: ["FanoutCore", "FanoutSync", "TestSupport"]),
         .testTarget(
             name: "FanoutUpstreamTests",
-            dependencies: ["FanoutUpstream", "FanoutCore", "MicroHTTPServer", "TestSupport"]
+            dependencies: ["FanoutUpstream", "FanoutCore", "FanoutSync", "MicroHTTPServer", "TestSupport"]
         ),
         .testTarget(
             name: "FanoutServiceTests",
-            dependencies: ["FanoutService", "FanoutCore", "FanoutUpstream", "MicroHTTPServer", "TestSupport"]
+            dependencies: ["FanoutService", "FanoutCore", "FanoutSync", "FanoutUpstream", "MicroHTTPServer", "TestSupport"]
         ),
     ]
 )

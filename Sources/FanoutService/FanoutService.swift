@@ -4,7 +4,7 @@ public import Logging
 import MicroHTTPServer
 public import ServiceLifecycle
 import Glibc
-import Synchronization
+import FanoutSync
 
 /// fanoutd as a `Service`: the HTTP server, the job admission and the runners, with the graceful
 /// drain of SPEC "Lifecycle" on shutdown.

@@ -1,5 +1,5 @@
 import FanoutCore
-import Synchronization
+import FanoutSync
 
 /// Which jobs run: at most `limit` at once, none once draining. Keeps each running job's
 /// ``JobControl`` so a drain can end them.
@@ -16,7 +16,7 @@ final class JobAdmission: Sendable {
     }
 
     let limit: Int
-    private let state = Mutex(State())
+    private let state = Locked(State())
 
     init(limit: Int) { self.limit = limit }
 

@@ -2,7 +2,7 @@ internal import CMicroHTTPD
 internal import CMicroHTTPDShims
 import Glibc
 public import Logging
-import Synchronization
+import FanoutSync
 
 /// An HTTP/1.1 server on libmicrohttpd: an epoll thread pool, keep-alive, `100 Continue`, and streamed
 /// responses that suspend their connection while they have nothing to send.
@@ -20,7 +20,7 @@ public final class HTTPServer: Sendable {
     public let configuration: HTTPServerConfiguration
     private let context: ServerContext
     private let watchdog: DisconnectWatchdog
-    private let state = Mutex(State.idle)
+    private let state = Locked(State.idle)
     private let logger: Logger
 
     public init(configuration: HTTPServerConfiguration, handler: any HTTPHandler, logger: Logger) {

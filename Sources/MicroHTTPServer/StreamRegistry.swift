@@ -1,4 +1,4 @@
-import Synchronization
+import FanoutSync
 
 /// The streams whose connections are open, for the disconnect watchdog and for shutdown.
 final class StreamRegistry: Sendable {
@@ -8,7 +8,7 @@ final class StreamRegistry: Sendable {
         var draining = false
     }
 
-    private let state = Mutex(State())
+    private let state = Locked(State())
 
     func add(_ stream: ResponseStream) {
         let draining = state.withLock { state -> Bool in

@@ -1,5 +1,5 @@
 import TestSupport
-import Synchronization
+import FanoutSync
 import Testing
 
 @testable import FanoutCore

@@ -1,5 +1,5 @@
 import Glibc
-import Synchronization
+import FanoutSync
 
 /// A raw TCP listener on 127.0.0.1 for what the project's server cannot do on purpose.
 /// It reads what each client sends first (a request, or a TLS ClientHello), then:
@@ -24,7 +24,7 @@ final class RawListener: Sendable {
 
     let port: Int
     private let socket: Int32
-    private let state = Mutex(State())
+    private let state = Locked(State())
 
     init(_ mode: Mode) throws {
         let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)

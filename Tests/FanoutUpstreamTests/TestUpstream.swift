@@ -2,6 +2,7 @@ import TestSupport
 import FanoutCore
 import Logging
 import MicroHTTPServer
+import FanoutSync
 import Synchronization
 
 /// What the test upstream saw, per path or per token (the path segment that makes a test's
@@ -20,7 +21,7 @@ final class UpstreamProbe: Sendable {
         var peers: [String: Set<String>] = [:]
     }
 
-    let state = Mutex(State())
+    let state = Locked(State())
 
     var totalHits: Int { state.withLock { $0.hits.values.reduce(0, +) } }
     func hits(_ path: String) -> Int { state.withLock { $0.hits[path, default: 0] } }

@@ -2,7 +2,7 @@ import TestSupport
 import Testing
 import Logging
 import MicroHTTPServer
-import Synchronization
+import FanoutSync
 
 /// 8 KiB chunks written by `/flood`: 32 MiB, well over what loopback socket buffers hold.
 let floodChunks = 4096
@@ -15,7 +15,7 @@ final class StreamProbe: Sendable {
         var writesFailed = 0
     }
 
-    let state = Mutex(State())
+    let state = Locked(State())
     var snapshot: State { state.withLock { $0 } }
 }
 

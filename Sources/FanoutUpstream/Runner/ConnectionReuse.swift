@@ -1,5 +1,5 @@
 import Logging
-import Synchronization
+import FanoutSync
 
 /// Which pooled connections have carried a request already, so that a request that fails on a
 /// *reused* connection before any answer (the upstream closed it while idle: its keep-alive
@@ -18,7 +18,7 @@ final class ConnectionReuse: Sendable {
     }
 
     private let horizon: Duration
-    private let state = Mutex(State())
+    private let state = Locked(State())
 
     init(horizon: Duration) {
         self.horizon = horizon
@@ -52,11 +52,11 @@ final class ConnectionSpy: LogHandler, Sendable {
     }
 
     private let reuse: ConnectionReuse
-    private let state: Mutex<State>
+    private let state: Locked<State>
 
     init(wrapping inner: any LogHandler, reuse: ConnectionReuse) {
         self.reuse = reuse
-        self.state = Mutex(State(inner: inner))
+        self.state = Locked(State(inner: inner))
     }
 
     /// The request went on a connection that had carried a request before.

@@ -4,7 +4,7 @@ import Glibc
 import Logging
 import NIOCore
 import NIOHTTP1
-import Synchronization
+import FanoutSync
 
 /// How one request to the upstream ended.
 enum AttemptOutcome: Sendable {
@@ -28,7 +28,7 @@ enum AttemptOutcome: Sendable {
 
 /// Whether a round's hedge request was sent (its timer fired before the round was decided).
 private final class HedgeLaunch: Sendable {
-    private let state = Mutex(false)
+    private let state = Locked(false)
 
     /// Marks the hedge as sent, unless the calling (timer) task was cancelled already.
     func launchUnlessCancelled() -> Bool {

@@ -2,7 +2,7 @@ import AsyncHTTPClient
 import Logging
 import NIOCore
 import NIOPosix
-import Synchronization
+import FanoutSync
 
 /// The runner's HTTP clients, all on one event loop group of its own, created on first use.
 ///
@@ -76,9 +76,9 @@ final class UpstreamClients: Sendable {
 
     let settings: Settings
     private let logger: Logger
-    private let state = Mutex(State.idle)
+    private let state = Locked(State.idle)
     /// Shutdowns of retired pinned clients still running, by id; awaited by ``shutdown()``.
-    private let retiring = Mutex<(next: Int, tasks: [Int: Task<Void, Never>])>((0, [:]))
+    private let retiring = Locked<(next: Int, tasks: [Int: Task<Void, Never>])>((0, [:]))
     /// Which connections carried a request before (for all clients: connection ids are unique).
     let reuse: ConnectionReuse
 
