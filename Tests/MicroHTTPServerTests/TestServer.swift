@@ -36,7 +36,7 @@ struct TestHandler: HTTPHandler {
         case "/stream":
             return HTTPResponse(status: 200, headers: [("Content-Type", "application/x-ndjson")], body: .stream { stream in
                 try? await stream.write(Array("line1\n".utf8))
-                try? await Task.sleep(for: .milliseconds(400))
+                try? await Task.sleep(for: TestTime.scaled(.milliseconds(400)))
                 try? await stream.write(Array("line2\n".utf8))
             })
         case "/forever":
