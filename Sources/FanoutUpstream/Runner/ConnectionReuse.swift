@@ -84,6 +84,11 @@ final class ConnectionSpy: LogHandler, Sendable {
         set { state.withLock { $0.inner.metadata = newValue } }
     }
 
+    var metadataProvider: Logger.MetadataProvider? {
+        get { state.withLock { $0.inner.metadataProvider } }
+        set { state.withLock { $0.inner.metadataProvider = newValue } }
+    }
+
     var logLevel: Logger.Level {
         get { state.withLock { $0.inner.logLevel } }
         set { state.withLock { $0.inner.logLevel = newValue } }
