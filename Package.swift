@@ -28,10 +28,13 @@ let package = Package(
         .target(name: "CMicroHTTPDShims", dependencies: ["CMicroHTTPD"]),
         // glibc's malloc_trim / mallopt, which the Glibc module does not export.
         .target(name: "CAllocator"),
+        // One lock type (on pthread_mutex_t, which ThreadSanitizer understands) for every module.
+        .target(name: "FanoutSync"),
         // The HTTP server: the only importer of the C modules. Knows nothing about jobs.
         .target(
             name: "MicroHTTPServer",
             dependencies: [
+                "FanoutSync",
                 "CMicroHTTPD",
                 "CMicroHTTPDShims",
                 .product(name: "Logging", package: "swift-log"),
@@ -40,12 +43,13 @@ let package = Package(
         // Jobs: model, validation, dispatcher, NDJSON lines, the echo runner. No I/O of its own.
         .target(
             name: "FanoutCore",
-            dependencies: [.product(name: "Logging", package: "swift-log")]
+            dependencies: ["FanoutSync", .product(name: "Logging", package: "swift-log")]
         ),
         // The `http` subtask kind: AsyncHTTPClient behind the egress policy.
         .target(
             name: "FanoutUpstream",
             dependencies: [
+                "FanoutSync",
                 "FanoutCore",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
@@ -55,12 +59,13 @@ let package = Package(
             ]
         ),
         // Retained jobs (SPEC v1.1): the job store protocol, the in-memory store, the numbering sink.
-        .target(name: "FanoutJobs", dependencies: ["FanoutCore"]),
+        .target(name: "FanoutJobs", dependencies: ["FanoutCore", "FanoutSync"]),
         // The service: routes, problem+json, configuration, metrics, lifecycle.
         .target(
             name: "FanoutService",
             dependencies: [
                 "CAllocator",
+                "FanoutSync",
                 "MicroHTTPServer",
                 "FanoutCore",
                 "FanoutUpstream",
@@ -84,18 +89,18 @@ let package = Package(
             ]
         ),
         // Test helpers: a raw-socket HTTP/1.x client that sees every byte as it arrives.
-        .target(name: "TestSupport", path: "Tests/TestSupport"),
-        .testTarget(name: "MicroHTTPServerTests", dependencies: ["MicroHTTPServer", "TestSupport"]),
-        .testTarget(name: "FanoutCoreTests", dependencies: ["FanoutCore", "TestSupport"]),
+        .target(name: "TestSupport", dependencies: ["FanoutSync"], path: "Tests/TestSupport"),
+        .testTarget(name: "MicroHTTPServerTests", dependencies: ["MicroHTTPServer", "FanoutSync", "TestSupport"]),
+        .testTarget(name: "FanoutCoreTests", dependencies: ["FanoutCore", "FanoutSync", "TestSupport"]),
         .testTarget(
             name: "FanoutUpstreamTests",
-            dependencies: ["FanoutUpstream", "FanoutCore", "MicroHTTPServer", "TestSupport"]
+            dependencies: ["FanoutUpstream", "FanoutCore", "FanoutSync", "MicroHTTPServer", "TestSupport"]
         ),
         .testTarget(
             name: "FanoutServiceTests",
-            dependencies: ["FanoutService", "FanoutCore", "FanoutUpstream", "FanoutJobs", "MicroHTTPServer", "TestSupport"]
+            dependencies: ["FanoutService", "FanoutCore", "FanoutSync", "FanoutUpstream", "FanoutJobs", "MicroHTTPServer", "TestSupport"]
         ),
-        .testTarget(name: "FanoutJobsTests", dependencies: ["FanoutJobs", "FanoutCore", "TestSupport"]),
+        .testTarget(name: "FanoutJobsTests", dependencies: ["FanoutJobs", "FanoutCore", "FanoutSync", "TestSupport"]),
     ]
 )
 

@@ -1,5 +1,5 @@
 import Glibc
-import Synchronization
+import FanoutSync
 
 /// A process-wide timer for very many short waits: one thread and a min-heap of deadlines.
 ///
@@ -31,7 +31,7 @@ public final class DeadlineTimer: Sendable {
         var cancelledEntries = 0
     }
 
-    private let state = Mutex(State())
+    private let state = Locked(State())
     private let wakeUp = ConditionSignal()
 
     private init() {}
@@ -162,7 +162,7 @@ private final class Sleeper: Sendable {
         var cancelled = false
     }
 
-    private let state = Mutex(State())
+    private let state = Locked(State())
 
     func start(_ continuation: UnsafeContinuation<Void, any Error>, timer: DeadlineTimer, deadline: ContinuousClock.Instant) {
         let cancelled = state.withLock { state -> Bool in

@@ -1,4 +1,4 @@
-import Synchronization
+import FanoutSync
 
 /// Lets the service end a running job early (graceful shutdown): what has not finished ends as
 /// `cancelled` lines, then the end line, as for `fail_fast`.
@@ -8,7 +8,7 @@ public final class JobControl: Sendable {
         var stopReason: String?
     }
 
-    private let state = Mutex(State())
+    private let state = Locked(State())
 
     public init() {}
 

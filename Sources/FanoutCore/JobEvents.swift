@@ -1,4 +1,4 @@
-import Synchronization
+import FanoutSync
 
 /// What wakes the dispatcher's loop.
 enum DispatchEvent: Sendable {
@@ -17,7 +17,7 @@ final class JobEvents: Sendable {
         var cancelled = false
     }
 
-    private let state = Mutex(State())
+    private let state = Locked(State())
 
     func post(_ event: DispatchEvent) {
         let waiter = state.withLock { state in

@@ -1,4 +1,4 @@
-import Synchronization
+import FanoutSync
 
 /// The embedded store (`jobs.store: "memory"`): one state machine behind one lock, lost on restart.
 ///
@@ -12,7 +12,7 @@ public final class MemoryJobStore: JobStore {
     /// Seconds a job's lines are kept after its end line.
     public let retentionSeconds: Double
     private let clock: @Sendable () -> Double
-    private let state = Mutex(State())
+    private let state = Locked(State())
 
     public init(maxBytes: Int, retentionSeconds: Double, clock: @escaping @Sendable () -> Double = { WallClock.now }) {
         self.maxBytes = maxBytes

@@ -1,5 +1,5 @@
 public import FanoutCore
-import Synchronization
+import FanoutSync
 
 /// The dispatcher's sink for a retained job: splits what it sends into lines, puts `"seq":N` first
 /// in each (1, 2, 3 …, heartbeats included) and appends them to the store, waiting while the store
@@ -9,7 +9,7 @@ public final class SequencedSink: LineSink {
     private let store: any JobStore
     /// The next line's number. The dispatcher sends one batch at a time; the lock only makes that
     /// visible to the compiler.
-    private let next = Mutex(1)
+    private let next = Locked(1)
 
     public init(id: String, store: any JobStore) {
         self.id = id

@@ -78,6 +78,7 @@ extension ConfigurationKey {
         int("defaults.heartbeat_ms", 0...86_400_000, \.defaults.heartbeatMilliseconds),
         int("upstream.max_connections_per_host", 1...100_000, \.upstream.maxConnectionsPerHost),
         int("upstream.connect_timeout_ms", 1...600_000, \.upstream.connectTimeoutMilliseconds),
+        int("upstream.idle_timeout_ms", 1...3_600_000, \.upstream.idleTimeoutMilliseconds),
         int("upstream.event_loop_threads", 0...256, \.upstream.eventLoopThreads),
         .init(name: "egress.allow", kind: .list) { config, value in config.egress.allow = value.list },
         .init(name: "egress.allow_public", kind: .boolean) { config, value in config.egress.allowPublic = value.bool },

@@ -47,6 +47,8 @@ public struct FanoutConfiguration: Sendable, Equatable {
         /// Most connections (and so requests in flight) to one host:port.
         public var maxConnectionsPerHost = 64
         public var connectTimeoutMilliseconds = 2_000
+        /// Idle pooled upstream connections are closed after this; below upstreams' keep-alive timeouts.
+        public var idleTimeoutMilliseconds = 4_000
         /// Event loop threads of the outbound HTTP client; 0 means one per core.
         public var eventLoopThreads = 0
     }

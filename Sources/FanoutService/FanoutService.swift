@@ -5,7 +5,7 @@ public import Logging
 import MicroHTTPServer
 public import ServiceLifecycle
 import Glibc
-import Synchronization
+import FanoutSync
 
 /// fanoutd as a `Service`: the HTTP server, the job admission and the runners, with the graceful
 /// drain of SPEC "Lifecycle" on shutdown.
@@ -44,6 +44,7 @@ public final class FanoutService: Service {
             configuration: HTTPRunner.Configuration(
                 maxConnectionsPerHost: configuration.upstream.maxConnectionsPerHost,
                 connectTimeout: .milliseconds(configuration.upstream.connectTimeoutMilliseconds),
+                idleConnectionTimeout: .milliseconds(configuration.upstream.idleTimeoutMilliseconds),
                 maxResponseBytes: configuration.limits.maxResponseBytes,
                 egress: egress,
                 eventLoopThreads: configuration.upstream.eventLoopThreads,

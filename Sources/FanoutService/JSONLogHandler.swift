@@ -1,14 +1,14 @@
 import FanoutCore
 import Glibc
 public import Logging
-import Synchronization
+import FanoutSync
 
 /// One JSON object per line on stderr: `{"ts":…,"level":…,"label":…,"msg":…, metadata…}`, for containers.
 public struct JSONLogHandler: LogHandler {
     public var logLevel: Logger.Level = .info
     public var metadata: Logger.Metadata = [:]
     private let label: String
-    private static let lock = Mutex(())
+    private static let lock = Locked(())
 
     public init(label: String) { self.label = label }
 

@@ -1,6 +1,6 @@
 import FanoutCore
 import MicroHTTPServer
-import Synchronization
+import FanoutSync
 
 /// Which jobs run: at most `limit` at once, none once draining. Keeps each running job's
 /// ``JobControl`` so a drain can end them, and wakes the drain when the last one ends.
@@ -18,7 +18,7 @@ final class JobAdmission: ZeroWaitable {
     }
 
     let limit: Int
-    private let state = Mutex(State())
+    private let state = Locked(State())
 
     init(limit: Int) { self.limit = limit }
 

@@ -45,6 +45,7 @@ extension FanoutConfiguration {
             "defaults.heartbeat_ms": "\(defaults.heartbeatMilliseconds)",
             "upstream.max_connections_per_host": "\(upstream.maxConnectionsPerHost)",
             "upstream.connect_timeout_ms": "\(upstream.connectTimeoutMilliseconds)",
+            "upstream.idle_timeout_ms": "\(upstream.idleTimeoutMilliseconds)",
             "upstream.event_loop_threads": "\(upstream.eventLoopThreads)",
             "egress.allow": "\(egress.allow.joined(separator: ","))",
             "egress.allow_public": "\(egress.allowPublic)",

@@ -1,6 +1,6 @@
 internal import CAllocator
 import Dispatch
-import Synchronization
+import FanoutSync
 
 /// Gives memory back to the system after large frees (big request bodies, big jobs).
 ///
@@ -20,7 +20,7 @@ final class MemoryReclaimer: Sendable {
 
     let threshold: Int
     let minimumInterval: Duration
-    private let state = Mutex(State())
+    private let state = Locked(State())
     private let queue = DispatchQueue(label: "fanoutd.memory-reclaimer", qos: .utility)
 
     init(threshold: Int = 8 * 1024 * 1024, minimumInterval: Duration = .seconds(1)) {

@@ -2,7 +2,7 @@ import CoreMetrics
 import FanoutJobs
 import Metrics
 import Prometheus
-import Synchronization
+import FanoutSync
 
 /// Metrics of retained jobs: what the store holds (read at scrape time), readers, resumes, replays.
 final class RetainedJobMetrics: Sendable {
@@ -14,7 +14,7 @@ final class RetainedJobMetrics: Sendable {
     private let resumes: CoreMetrics.Counter
     private let replays: CoreMetrics.Counter
     /// Reads the store's usage at scrape time.
-    let usage: Mutex<(@Sendable () -> JobStoreUsage)?> = Mutex(nil)
+    let usage: Locked<(@Sendable () -> JobStoreUsage)?> = Locked(nil)
 
     init(factory: PrometheusMetricsFactory) {
         jobs = Metrics.Gauge(label: "fanout_retained_jobs", factory: factory)

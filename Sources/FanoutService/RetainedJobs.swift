@@ -1,7 +1,7 @@
 import FanoutCore
 import FanoutJobs
 import Logging
-import Synchronization
+import FanoutSync
 
 /// Runs retained jobs in tasks tied to no connection: ``run()`` owns a discarding task group fed
 /// with the jobs to start, and sweeps expired jobs from the store once a second. Each job holds its

@@ -2,7 +2,7 @@ import CoreMetrics
 import FanoutCore
 import Metrics
 import Prometheus
-import Synchronization
+import FanoutSync
 
 /// The service's metrics (swift-metrics API, Prometheus registry), exposed at `GET /metrics`.
 /// Each service instance has its own registry, so tests never share global state.
@@ -17,12 +17,12 @@ final class ServiceMetrics: DispatchObserver {
     private let bytesStreamed: CoreMetrics.Counter
     private let jobDuration: Metrics.Timer
     private let jobsByOutcome: [String: CoreMetrics.Counter]
-    private let subtaskCounters: Mutex<[String: CoreMetrics.Counter]>
-    private let subtaskDurations: Mutex<[String: Metrics.Timer]>
-    private let rejections: Mutex<[String: CoreMetrics.Counter]>
-    private let upstream: Mutex<[String: CoreMetrics.Counter]>
+    private let subtaskCounters: Locked<[String: CoreMetrics.Counter]>
+    private let subtaskDurations: Locked<[String: Metrics.Timer]>
+    private let rejections: Locked<[String: CoreMetrics.Counter]>
+    private let upstream: Locked<[String: CoreMetrics.Counter]>
     /// Reads the server's open stream count at scrape time.
-    let openStreamCount: Mutex<(@Sendable () -> Int)?> = Mutex(nil)
+    let openStreamCount: Locked<(@Sendable () -> Int)?> = Locked(nil)
     let retained: RetainedJobMetrics
 
     init() {
@@ -44,10 +44,10 @@ final class ServiceMetrics: DispatchObserver {
             outcomes[outcome] = CoreMetrics.Counter(label: "fanout_jobs_total", dimensions: [("outcome", outcome)], factory: factory)
         }
         jobsByOutcome = outcomes
-        subtaskCounters = Mutex([:])
-        subtaskDurations = Mutex([:])
-        rejections = Mutex([:])
-        upstream = Mutex([:])
+        subtaskCounters = Locked([:])
+        subtaskDurations = Locked([:])
+        rejections = Locked([:])
+        upstream = Locked([:])
         jobsInFlight.set(0)
         subtasksInFlight.set(0)
     }
@@ -108,7 +108,7 @@ final class ServiceMetrics: DispatchObserver {
     }
 
     /// The metric stored under `key`, made on first use (labels are few: kinds, statuses, reasons).
-    private static func cached<Metric>(_ cache: borrowing Mutex<[String: Metric]>, _ key: String, make: () -> Metric) -> Metric {
+    private static func cached<Metric>(_ cache: borrowing Locked<[String: Metric]>, _ key: String, make: () -> Metric) -> Metric {
         cache.withLock { metrics in
             if let metric = metrics[key] { return metric }
             let metric = make()

@@ -1,4 +1,4 @@
-import Synchronization
+import FanoutSync
 
 /// The bytes of request bodies the server holds at once, across all connections
 /// (``HTTPServerConfiguration/maxPendingBodyBytes``). A body announced with `Content-Length`
@@ -6,7 +6,7 @@ import Synchronization
 /// back once the handler's ``HTTPHandler/respond(to:)`` returned, or when the request ends.
 final class BodyBudget: Sendable {
     let limit: Int
-    private let used = Mutex(0)
+    private let used = Locked(0)
 
     init(limit: Int) { self.limit = max(limit, 0) }
 

@@ -1,6 +1,7 @@
 internal import CMicroHTTPD
 internal import CMicroHTTPDShims
 import Glibc
+import FanoutSync
 import Synchronization
 
 /// What the connection hooks share across MHD's threads: the limits they enforce, how many sockets

@@ -1,5 +1,6 @@
 import Dispatch
 import Glibc
+import FanoutSync
 import Synchronization
 
 /// Frees the slots of clients that went away while their request was being read, which MHD 0.9.75
@@ -29,9 +30,12 @@ final class DeadConnectionSweeper: Sendable {
         init(fd: Int32) { self.fd = fd }
     }
 
-    private let entries = Mutex<[Int32: Entry]>([:])
+    private let entries = Locked<[Int32: Entry]>([:])
+    /// Dispatch sources are thread-safe but not marked `Sendable`; this one is only made, resumed and
+    /// cancelled under `timer`'s lock.
+    private struct TimerBox: @unchecked Sendable { var source: (any DispatchSourceTimer)? }
     /// Made in `start`, so that a server that never started frees no suspended Dispatch source (a trap).
-    private let timer = Mutex<(any DispatchSourceTimer)?>(nil)
+    private let timer = Locked(TimerBox(source: nil))
     private let queue = DispatchQueue(label: "fanoutd.dead-connections")
     private let intervalMilliseconds: Int
     private let freed = Atomic<Int>(0)
@@ -42,18 +46,18 @@ final class DeadConnectionSweeper: Sendable {
 
     func start() {
         timer.withLock { timer in
-            guard timer == nil else { return }
+            guard timer.source == nil else { return }
             let source = DispatchSource.makeTimerSource(queue: queue)
             let interval = DispatchTimeInterval.milliseconds(intervalMilliseconds)
             source.schedule(deadline: .now() + interval, repeating: interval, leeway: .milliseconds(20))
             source.setEventHandler { [weak self] in self?.sweep() }
             source.resume()
-            timer = source
+            timer.source = source
         }
     }
 
     func stop() {
-        timer.withLock { $0?.cancel() }
+        timer.withLock { $0.source?.cancel() }
     }
 
     /// Dead connections shut down so far.

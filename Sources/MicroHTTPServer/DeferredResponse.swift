@@ -1,5 +1,5 @@
 internal import CMicroHTTPD
-import Synchronization
+import FanoutSync
 
 /// A response that ``HTTPHandler/respond(to:)`` computes in a task while its connection waits,
 /// suspended. The MHD thread suspends under the lock when there is no response yet; the task stores
@@ -15,7 +15,7 @@ final class DeferredResponse: @unchecked Sendable {
     }
 
     private let connection: OpaquePointer
-    private let state = Mutex(State())
+    private let state = Locked(State())
 
     init(connection: OpaquePointer) { self.connection = connection }
 

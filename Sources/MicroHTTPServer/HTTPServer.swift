@@ -2,6 +2,7 @@ internal import CMicroHTTPD
 internal import CMicroHTTPDShims
 import Glibc
 public import Logging
+import FanoutSync
 import Synchronization
 
 /// An HTTP/1.1 server on libmicrohttpd: an epoll thread pool, keep-alive, `100 Continue`, and streamed
@@ -21,7 +22,7 @@ public final class HTTPServer: Sendable {
 
     public let configuration: HTTPServerConfiguration
     private let context: ServerContext
-    private let state = Mutex(State.idle)
+    private let state = Locked(State.idle)
     private let logger: Logger
 
     public init(configuration: HTTPServerConfiguration, handler: any HTTPHandler, logger: Logger) {

@@ -1,4 +1,5 @@
 import Glibc
+import FanoutSync
 import Synchronization
 
 /// Closes sockets lingeringly (RFC 9112 §9.6) after an early final answer (a 400 or 413 queued before
@@ -15,7 +16,7 @@ final class LingeringClose: Sendable {
         var budget: Int
     }
 
-    private let handedOver = Mutex<[Entry]>([])
+    private let handedOver = Locked<[Entry]>([])
     private let lingering = Atomic<Int>(0)
     private let running = Atomic<Bool>(false)
     private let stopped = Atomic<Bool>(false)

@@ -1,5 +1,5 @@
 internal import CMicroHTTPD
-import Synchronization
+import FanoutSync
 
 /// The writing end of a streamed response body.
 ///
@@ -16,12 +16,12 @@ public final class ResponseStream: @unchecked Sendable {
     let connection: OpaquePointer
     /// The connection's socket, polled by the watchdog while the stream is suspended.
     let socket: Int32
-    let state: Mutex<StreamBuffer>
+    let state: Locked<StreamBuffer>
 
     init(connection: OpaquePointer, socket: Int32, buffer: StreamBuffer) {
         self.connection = connection
         self.socket = socket
-        self.state = Mutex(buffer)
+        self.state = Locked(buffer)
     }
 
     /// Queues `bytes` for the client, then waits while the buffer is over its high-water mark.

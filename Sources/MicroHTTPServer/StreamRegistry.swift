@@ -1,4 +1,4 @@
-import Synchronization
+import FanoutSync
 
 /// The connections the server must see through before `MHD_stop_daemon`: streams whose connection
 /// is open (for the disconnect watchdog and for shutdown) and deferred responses not yet queued
@@ -19,7 +19,7 @@ final class StreamRegistry: ZeroWaitable {
         }
     }
 
-    private let state = Mutex(State())
+    private let state = Locked(State())
 
     func add(_ stream: ResponseStream) {
         let draining = state.withLock { state -> Bool in

@@ -1,4 +1,4 @@
-import Synchronization
+import FanoutSync
 
 /// Work the MHD threads hand to ``HTTPServer/run()``: stream producers and deferred responses.
 /// One consumer; unlike an `AsyncStream`, ``next()`` ignores task cancellation, so work handed over
@@ -15,7 +15,7 @@ final class WorkQueue: Sendable {
         var claimed = false
     }
 
-    private let state = Mutex(State())
+    private let state = Locked(State())
 
     /// Hands `work` to the consumer; false once ``finish()`` was called.
     func enqueue(_ work: @escaping Work) -> Bool {

@@ -1,5 +1,5 @@
 import Dispatch
-import Synchronization
+import FanoutSync
 
 /// Tasks waiting for a count (open streams, running jobs) to reach zero, kept inside the owner's
 /// locked state so that the count and its waiters change together. The owner resumes what
@@ -63,7 +63,7 @@ extension ZeroWaitable {
 
 /// Which waiter a cancellation handler must take back, and whether it ran before the waiter existed.
 private final class WaitTicket: Sendable {
-    private let state = Mutex<(id: Int?, cancelled: Bool)>((nil, false))
+    private let state = Locked<(id: Int?, cancelled: Bool)>((nil, false))
 
     /// Records the waiter's id; returns whether the task was cancelled already.
     func set(_ id: Int) -> Bool {

@@ -1,4 +1,4 @@
-import Synchronization
+import FanoutSync
 import Testing
 
 @testable import FanoutCore
@@ -15,7 +15,7 @@ final class CollectingSink: LineSink {
     }
 
     let start = ContinuousClock.now
-    let state = Mutex(State())
+    let state = Locked(State())
 
     init(held: Bool = false, failAfter: Int? = nil) {
         state.withLock {
@@ -75,7 +75,7 @@ final class Probe: Sendable {
         var cancelled = 0
     }
 
-    let counts = Mutex(Counts())
+    let counts = Locked(Counts())
 
     func task(_ id: String, _ index: Int, delay: Int, error: String? = nil, value: JSONValue = .null, timeout: Int? = nil) -> Subtask {
         Subtask(id: id, index: index, kind: "echo", timeoutMilliseconds: timeout) { [self] context in
@@ -101,7 +101,7 @@ final class Probe: Sendable {
 
 /// Counts subtasks started and ended, as the service's metrics would.
 final class CountingObserver: DispatchObserver {
-    let counts = Mutex((started: 0, ended: 0))
+    let counts = Locked((started: 0, ended: 0))
     func subtaskStarted(kind: String) { counts.withLock { $0.started += 1 } }
     func subtaskEnded(kind: String, duration: Duration) { counts.withLock { $0.ended += 1 } }
     var started: Int { counts.withLock { $0.started } }

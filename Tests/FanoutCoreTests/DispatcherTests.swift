@@ -1,5 +1,5 @@
 import TestSupport
-import Synchronization
+import FanoutSync
 import Testing
 
 @testable import FanoutCore
@@ -26,9 +26,9 @@ struct DispatcherTests {
     @Test func streamsInCompletionOrder() async throws {
         let sink = CollectingSink()
         let job = Job.make([
-            probe.task("a", 0, delay: 600, value: .object([("x", .number(1))])),
-            probe.task("b", 1, delay: 10, error: "boom"),
-            probe.task("c", 2, delay: 100, value: .string("c")),
+            probe.task("a", 0, delay: TestTime.ms(600), value: .object([("x", .number(1))])),
+            probe.task("b", 1, delay: TestTime.ms(10), error: "boom"),
+            probe.task("c", 2, delay: TestTime.ms(100), value: .string("c")),
         ])
         let summary = await Dispatcher.run(job, id: "j1", sink: sink)
         let results = sink.results
@@ -40,10 +40,10 @@ struct DispatcherTests {
         #expect(results[2]["value"] == .object([("x", .number(1))]))
         // Each line leaves when its subtask finishes, not when the job does: b and c before a finished.
         let times = sink.timedLines.filter { $0.json["event"] == .string("result") }.map(\.at)
-        #expect(times[0] < .milliseconds(600))
-        #expect(times[1] >= .milliseconds(100) && times[1] < .milliseconds(600))
-        #expect(times[2] >= .milliseconds(600))
-        #expect((results[2]["elapsed_ms"]?.numberValue ?? 0) >= 600)
+        #expect(times[0] < TestTime.scaled(.milliseconds(600)))
+        #expect(times[1] >= TestTime.scaled(.milliseconds(100)) && times[1] < TestTime.scaled(.milliseconds(600)))
+        #expect(times[2] >= TestTime.scaled(.milliseconds(600)))
+        #expect((results[2]["elapsed_ms"]?.numberValue ?? 0) >= Double(TestTime.ms(600)))
         checkInvariants(sink.lines, total: 3)
         #expect(sink.lines.last?["job"] == .string("j1"))
         #expect(summary.ok == 2 && summary.error == 1 && !summary.clientGone)
@@ -90,13 +90,18 @@ struct DispatcherTests {
         let observer = CountingObserver()
         let sink = CollectingSink()
         let job = Job.make(
-            [timed("a", 0, 300), timed("b", 1, 10, .error(code: "task_error", message: "x")), timed("c", 2, 100), timed("d", 3, 5_000, timeout: 150)]
+            [
+                timed("a", 0, TestTime.ms(300)),
+                timed("b", 1, TestTime.ms(10), .error(code: "task_error", message: "x")),
+                timed("c", 2, TestTime.ms(100)),
+                timed("d", 3, TestTime.ms(5_000), timeout: TestTime.ms(150)),
+            ]
         )
         let summary = await Dispatcher.run(job, id: "j", observer: observer, sink: sink)
         #expect(sink.results.map { $0["id"]?.stringValue } == ["b", "c", "d", "a"])
         #expect(sink.results[2]["status"] == .string("timeout"))
         let times = sink.timedLines.filter { $0.json["event"] == .string("result") }.map(\.at)
-        #expect(times[0] < .milliseconds(300) && times[3] >= .milliseconds(300))
+        #expect(times[0] < TestTime.scaled(.milliseconds(300)) && times[3] >= TestTime.scaled(.milliseconds(300)))
         #expect(summary.ok == 2 && summary.error == 1 && summary.timeout == 1)
         #expect(observer.balance == 0 && observer.started == 4)
         checkInvariants(sink.lines, total: 4)
@@ -149,17 +154,21 @@ struct DispatcherTests {
     @Test func jobDeadlineEndsStragglersAsTimeoutAndCancelsThem() async {
         let sink = CollectingSink()
         let job = Job.make(
-            [probe.task("fast", 0, delay: 20), probe.task("slow", 1, delay: 5_000), probe.task("later", 2, delay: 5_000)],
-            concurrency: 2, timeout: 200
+            [
+                probe.task("fast", 0, delay: TestTime.ms(20)),
+                probe.task("slow", 1, delay: TestTime.ms(5_000)),
+                probe.task("later", 2, delay: TestTime.ms(5_000)),
+            ],
+            concurrency: 2, timeout: TestTime.ms(200)
         )
         let started = ContinuousClock.now
         let summary = await Dispatcher.run(job, id: "j", sink: sink)
-        #expect(ContinuousClock.now - started < .seconds(2))
+        #expect(ContinuousClock.now - started < TestTime.scaled(.seconds(2)))
         #expect(summary.ok == 1 && summary.timeout == 2)
         let timedOut = sink.results.filter { $0["status"] == .string("timeout") }
         #expect(timedOut.count == 2)
         #expect(timedOut.allSatisfy { $0["error"]?["code"] == .string("timeout") })
-        #expect(timedOut.allSatisfy { ($0["elapsed_ms"]?.numberValue ?? 0) >= 195 })
+        #expect(timedOut.allSatisfy { ($0["elapsed_ms"]?.numberValue ?? 0) >= Double(TestTime.ms(200) - 5) })
         #expect(probe.snapshot.current == 0, "nothing keeps running after the job ended")
         checkInvariants(sink.lines, total: 3)
     }
@@ -187,12 +196,16 @@ struct DispatcherTests {
     @Test func failFastCancelsTheRest() async {
         let sink = CollectingSink()
         let job = Job.make(
-            [probe.task("a", 0, delay: 1_000), probe.task("b", 1, delay: 10, error: "bad"), probe.task("c", 2, delay: 1_000)],
+            [
+                probe.task("a", 0, delay: TestTime.ms(1_000)),
+                probe.task("b", 1, delay: TestTime.ms(10), error: "bad"),
+                probe.task("c", 2, delay: TestTime.ms(1_000)),
+            ],
             failFast: true
         )
         let started = ContinuousClock.now
         let summary = await Dispatcher.run(job, id: "j", sink: sink)
-        #expect(ContinuousClock.now - started < .milliseconds(500))
+        #expect(ContinuousClock.now - started < TestTime.scaled(.milliseconds(500)))
         #expect(sink.results.map { $0["status"]?.stringValue } == ["error", "cancelled", "cancelled"])
         #expect(sink.results[1]["error"]?["code"] == .string("cancelled"))
         #expect(summary.cancelled == 2)
@@ -240,10 +253,10 @@ struct DispatcherTests {
 
     @Test func aVanishedClientStopsTheJob() async {
         let sink = CollectingSink(failAfter: 0)
-        let tasks = [probe.task("a", 0, delay: 5)] + (1..<6).map { probe.task("t\($0)", $0, delay: 10_000) }
+        let tasks = [probe.task("a", 0, delay: TestTime.ms(5))] + (1..<6).map { probe.task("t\($0)", $0, delay: TestTime.ms(10_000)) }
         let started = ContinuousClock.now
         let summary = await Dispatcher.run(.make(tasks), id: "j", sink: sink)
-        #expect(ContinuousClock.now - started < .seconds(2))
+        #expect(ContinuousClock.now - started < TestTime.scaled(.seconds(2)))
         #expect(summary.clientGone)
         #expect(sink.results.isEmpty)
         #expect(probe.snapshot.current == 0, "the subtasks still running were cancelled")
@@ -252,7 +265,7 @@ struct DispatcherTests {
 
     @Test func heartbeatsWhileIdle() async {
         let sink = CollectingSink()
-        _ = await Dispatcher.run(.make([probe.task("a", 0, delay: 400)], heartbeat: 50), id: "j", sink: sink)
+        _ = await Dispatcher.run(.make([probe.task("a", 0, delay: TestTime.ms(400))], heartbeat: TestTime.ms(50)), id: "j", sink: sink)
         let events = sink.lines.map { $0["event"]?.stringValue ?? "" }
         #expect(events.filter { $0 == "heartbeat" }.count >= 3)
         #expect(Array(events.suffix(2)) == ["result", "end"])
@@ -277,7 +290,7 @@ struct DispatcherTests {
         let sink = CollectingSink(held: true)
         let tasks = (0..<100).map { probe.task("t\($0)", $0, delay: 0) }
         let run = Task { await Dispatcher.run(.make(tasks, concurrency: 5), id: "j", sink: sink) }
-        try await Task.sleep(for: .milliseconds(150))
+        try await Task.sleep(for: TestTime.scaled(.milliseconds(150)))
         #expect(probe.snapshot.started == 5, "no subtask starts while the client is not reading")
         #expect(sink.results.count <= 5, "only what finished before the first send went out")
         sink.release()

@@ -1,3 +1,4 @@
+import FanoutSync
 import Synchronization
 import Testing
 
@@ -8,7 +9,7 @@ struct SharedTimerTests {
     /// Actions run on the timer thread in deadline order, never early.
     @Test func firesInDeadlineOrder() async throws {
         final class Log: Sendable {
-            let fired = Mutex<[Int]>([])
+            let fired = Locked<[Int]>([])
         }
         let log = Log()
         let start = ContinuousClock.now

@@ -1,12 +1,12 @@
 import FanoutCore
-import Synchronization
+import FanoutSync
 import Testing
 
 @testable import FanoutJobs
 
 /// A clock the test moves by hand.
 final class ManualClock: Sendable {
-    let seconds = Mutex(1_000_000.0)
+    let seconds = Locked(1_000_000.0)
     func advance(_ by: Double) { seconds.withLock { $0 += by } }
     var now: Double { seconds.withLock { $0 } }
 }
@@ -186,7 +186,7 @@ struct MemoryJobStoreTests {
     }
 
     @Test func deleteRefusesARunningJobAndCancelCallsTheRunner() async throws {
-        final class Calls: Sendable { let count = Mutex(0) }
+        final class Calls: Sendable { let count = Locked(0) }
         let calls = Calls()
         let store = makeStore()
         await create(store, "j") { calls.count.withLock { $0 += 1 } }

@@ -9,7 +9,7 @@ struct JobStreamingTests {
     @Test func streamsResultsInCompletionOrderAsTheyFinish() async throws {
         try await withService { _, port in
             let stream = try await JobStream.run(
-                #"{"tasks":[{"id":"a","kind":"echo","delay_ms":600,"value":{"x":1}},{"id":"b","kind":"echo","delay_ms":10,"error":"boom"},{"id":"c","kind":"echo","delay_ms":120,"value":"c"}]}"#,
+                #"{"tasks":[{"id":"a","kind":"echo","delay_ms":\#(TestTime.ms(600)),"value":{"x":1}},{"id":"b","kind":"echo","delay_ms":\#(TestTime.ms(10)),"error":"boom"},{"id":"c","kind":"echo","delay_ms":\#(TestTime.ms(120)),"value":"c"}]}"#,
                 port: port
             )
             #expect(stream.head.status == 200)
@@ -23,9 +23,12 @@ struct JobStreamingTests {
             #expect(stream.results[2]["value"] == .object([("x", .number(1))]))
             let arrivals = stream.lines.map(\.at)
             // Each line leaves when its subtask finishes: b's and c's before a has even finished.
-            #expect(arrivals[0] < .milliseconds(600), "b's line does not wait for a")
-            #expect(arrivals[1] >= .milliseconds(120) && arrivals[1] < .milliseconds(600), "c's line does not wait for a")
-            #expect(arrivals[2] >= .milliseconds(600))
+            #expect(arrivals[0] < TestTime.scaled(.milliseconds(600)), "b's line does not wait for a")
+            #expect(
+                arrivals[1] >= TestTime.scaled(.milliseconds(120)) && arrivals[1] < TestTime.scaled(.milliseconds(600)),
+                "c's line does not wait for a"
+            )
+            #expect(arrivals[2] >= TestTime.scaled(.milliseconds(600)))
             #expect(stream.end?["job"] == .string(jobID))
             stream.checkInvariants(total: 3)
         }

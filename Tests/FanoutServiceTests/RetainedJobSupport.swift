@@ -1,7 +1,7 @@
 import FanoutCore
 import Logging
 import MicroHTTPServer
-import Synchronization
+import FanoutSync
 import TestSupport
 import Testing
 
@@ -79,7 +79,7 @@ func checkContiguous(_ lines: [JSONValue], from first: Int, sourceLocation: Sour
 /// milliseconds its last path segment names.
 struct CountingUpstream {
     final class Handler: HTTPHandler {
-        let hits = Mutex<[String: Int]>([:])
+        let hits = Locked<[String: Int]>([:])
 
         func head(_ request: HTTPRequest) -> HeadDecision {
             .respond(answer(request))

@@ -1,5 +1,6 @@
 import TestSupport
 import FanoutCore
+import FanoutSync
 import FanoutUpstream
 import Testing
 
@@ -230,7 +231,7 @@ extension UpstreamEndToEnd {
             try await withUpstream { upstream in
                 let classes = Locked<[String]>([])
                 var configuration = try testConfiguration()
-                configuration.onAttempt = { statusClass in classes.update { $0.append(statusClass) } }
+                configuration.onAttempt = { statusClass in classes.withLock { $0.append(statusClass) } }
                 let port = try closedPort()
                 try await withRunner(configuration) { runner in
                     _ = try await runner.run(httpTask(upstream.url("/json")))
@@ -239,7 +240,7 @@ extension UpstreamEndToEnd {
                     _ = try await runner.run(httpTask(upstream.url("/status/503")))
                     _ = try await runner.run(httpTask("http://127.0.0.1:\(port)/"))
                 }
-                #expect(classes.value == ["2xx", "3xx", "4xx", "5xx", "error"])
+                #expect(classes.withLock { $0 } == ["2xx", "3xx", "4xx", "5xx", "error"])
             }
         }
 

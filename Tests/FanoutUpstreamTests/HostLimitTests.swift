@@ -1,5 +1,6 @@
 import TestSupport
 import FanoutCore
+import FanoutSync
 import Testing
 
 @testable import FanoutUpstream
@@ -18,7 +19,7 @@ extension UpstreamEndToEnd {
             for index in 0..<5 {
                 waiters.append(Task {
                     try await limiter.acquire("h:80")
-                    order.update { $0.append(index) }
+                    order.withLock { $0.append(index) }
                 })
                 // Queue them one at a time, so arrival order is known.
                 #expect(await eventually(within: .seconds(1)) { limiter.load("h:80").waiting == index + 1 })
@@ -26,10 +27,10 @@ extension UpstreamEndToEnd {
             #expect(limiter.load("other:80") == (inUse: 0, waiting: 0), "hosts are limited separately")
             for released in 1...5 {
                 limiter.release("h:80")
-                #expect(await eventually(within: .seconds(1)) { order.value.count == released })
+                #expect(await eventually(within: .seconds(1)) { order.withLock { $0.count } == released })
             }
             for waiter in waiters { try await waiter.value }
-            #expect(order.value == [0, 1, 2, 3, 4])
+            #expect(order.withLock { $0 } == [0, 1, 2, 3, 4])
             #expect(limiter.load("h:80") == (inUse: 2, waiting: 0))
             limiter.release("h:80")
             limiter.release("h:80")

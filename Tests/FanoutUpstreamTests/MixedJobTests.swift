@@ -1,5 +1,6 @@
 import TestSupport
 import FanoutCore
+import FanoutSync
 import FanoutUpstream
 import Testing
 
@@ -7,12 +8,12 @@ import Testing
 final class CollectingSink: LineSink {
     private let lines = Locked<[JSONValue]>([])
 
-    var results: [JSONValue] { lines.value.filter { $0["event"] == .string("result") } }
-    var end: JSONValue? { lines.value.last }
+    var results: [JSONValue] { lines.withLock { $0 }.filter { $0["event"] == .string("result") } }
+    var end: JSONValue? { lines.withLock { $0.last } }
 
     func send(_ bytes: [UInt8]) async throws {
         let parsed = try bytes.split(separator: UInt8(ascii: "\n")).map { try JSONParser.parse(Array($0)) }
-        lines.update { $0.append(contentsOf: parsed) }
+        lines.withLock { $0.append(contentsOf: parsed) }
     }
 }
 

@@ -1,13 +1,13 @@
 import FanoutCore
 import FanoutUpstream
-import Synchronization
+import FanoutSync
 import Testing
 
 /// A resolver answering from a table and never touching the network; unknown names fail.
 /// Counts lookups, so tests can check that a subtask resolves its host once.
 final class StubResolver: HostResolver {
     let table: [String: [IPAddress]]
-    private let lookups = Mutex<[String]>([])
+    private let lookups = Locked<[String]>([])
 
     init(_ table: [String: [String]]) {
         self.table = table.mapValues { $0.compactMap { IPAddress($0) } }
@@ -81,19 +81,6 @@ extension SubtaskOutcome {
     var answer: JSONValue? { value ?? response }
     var attempts: Int? { answer?["attempts"]?.numberValue.map(Int.init) }
     var upstreamStatus: Int? { answer?["status"]?.numberValue.map(Int.init) }
-}
-
-/// A value shared with escaping closures (a `Mutex` itself cannot be captured by them).
-final class Locked<Value: Sendable>: Sendable {
-    private let mutex: Mutex<Value>
-
-    init(_ value: Value) { mutex = Mutex(value) }
-
-    var value: Value { mutex.withLock { $0 } }
-
-    func update(_ body: (inout Value) -> Void) {
-        mutex.withLock { body(&$0) }
-    }
 }
 
 /// The suites that run real upstreams, sockets and timers: one test at a time. They wait on

@@ -2,6 +2,7 @@ import TestSupport
 import FanoutCore
 import Logging
 import MicroHTTPServer
+import FanoutSync
 import Synchronization
 
 /// What the test upstream saw, per path or per token (the path segment that makes a test's
@@ -20,7 +21,7 @@ final class UpstreamProbe: Sendable {
         var peers: [String: Set<String>] = [:]
     }
 
-    let state = Mutex(State())
+    let state = Locked(State())
 
     var totalHits: Int { state.withLock { $0.hits.values.reduce(0, +) } }
     func hits(_ path: String) -> Int { state.withLock { $0.hits[path, default: 0] } }
@@ -59,6 +60,7 @@ final class UpstreamProbe: Sendable {
 /// | `/endless/<token>` | an endless body; counts the close |
 /// | `/tail/<token>/<ms>` | first call answers after `<ms>` (counts a close), later ones at once |
 /// | `/concurrency/<token>/<ms>` | answers after `<ms>`, tracking requests in flight and connections |
+/// | `/keep-alive/<token>/<s>` | 200 JSON with `Keep-Alive: timeout=<s>`, tracking connections |
 struct UpstreamHandler: HTTPHandler {
     let probe: UpstreamProbe
 
@@ -168,6 +170,9 @@ struct UpstreamHandler: HTTPHandler {
                 probe.state.withLock { $0.inFlight[token, default: 0] -= 1 }
                 try? await stream.write(Array("done".utf8))
             })
+        case "keep-alive":
+            _ = probe.call(token, peer: request.peer)
+            return HTTPResponse(status: 200, contentType: "application/json", text: #"{"ok":true}"#, headers: [("Keep-Alive", "timeout=\(number(2))")])
         default:
             return HTTPResponse(status: 404, contentType: "text/plain", text: "no such endpoint")
         }
@@ -185,10 +190,17 @@ struct TestUpstream: Sendable {
 }
 
 /// Runs `body` against a fresh upstream on `host` (loopback) and an ephemeral port, then stops it.
-func withUpstream<T>(host: String = "127.0.0.1", _ body: (TestUpstream) async throws -> T) async throws -> T {
+/// `keepAliveSeconds`: how long the upstream keeps an idle connection open before closing it.
+func withUpstream<T>(
+    host: String = "127.0.0.1",
+    keepAliveSeconds: Int = 30,
+    _ body: (TestUpstream) async throws -> T
+) async throws -> T {
     let probe = UpstreamProbe()
     let server = HTTPServer(
-        configuration: HTTPServerConfiguration(host: host, port: 0, threads: 2, connectionTimeoutSeconds: 30, watchdogIntervalMilliseconds: 20),
+        configuration: HTTPServerConfiguration(
+            host: host, port: 0, threads: 2, connectionTimeoutSeconds: keepAliveSeconds, watchdogIntervalMilliseconds: 20
+        ),
         handler: UpstreamHandler(probe: probe),
         logger: Logger(label: "test-upstream")
     )

@@ -27,9 +27,9 @@ struct HTTPServerTests {
             let head = try await connection.readHead()
             #expect(head.header("Transfer-Encoding") == "chunked")
             #expect(try await connection.readLine(head) == "line1")
-            #expect(ContinuousClock.now - start < .milliseconds(400), "the first line arrives before the second is written")
+            #expect(ContinuousClock.now - start < TestTime.scaled(.milliseconds(400)), "the first line arrives before the second is written")
             #expect(try await connection.readLine(head) == "line2")
-            #expect(ContinuousClock.now - start >= .milliseconds(400))
+            #expect(ContinuousClock.now - start >= TestTime.scaled(.milliseconds(400)))
             #expect(try await connection.readLine(head) == nil)
             // Still usable afterwards.
             try await connection.send(RawRequest.text(method: "GET", path: "/hello"))
@@ -107,9 +107,9 @@ struct HTTPServerTests {
             let connection = try await RawConnection.connect(port: port, receiveBuffer: 4096)
             defer { connection.close() }
             try await connection.send(RawRequest.text(method: "GET", path: "/flood"))
-            try await Task.sleep(for: .milliseconds(400))
+            try await Task.sleep(for: TestTime.scaled(.milliseconds(400)))
             let stalled = probe.snapshot.bytesWritten
-            try await Task.sleep(for: .milliseconds(200))
+            try await Task.sleep(for: TestTime.scaled(.milliseconds(200)))
             #expect(probe.snapshot.bytesWritten == stalled, "the writer waits while the client does not read")
             #expect(stalled < 12 * 1024 * 1024, "only the stream buffer and the socket queues fill, not the 32 MiB body")
             let head = try await connection.readHead()

@@ -2,7 +2,7 @@ import TestSupport
 import Testing
 import Logging
 import MicroHTTPServer
-import Synchronization
+import FanoutSync
 
 /// 8 KiB chunks written by `/flood`: 32 MiB, well over what loopback socket buffers hold.
 let floodChunks = 4096
@@ -20,7 +20,7 @@ final class StreamProbe: Sendable {
         var bodiesRead = 0
     }
 
-    let state = Mutex(State())
+    let state = Locked(State())
     var snapshot: (cancelled: Int, bytesWritten: Int, writesFailed: Int, gated: Int, bodiesRead: Int) {
         state.withLock { ($0.cancelled, $0.bytesWritten, $0.writesFailed, $0.gated.count, $0.bodiesRead) }
     }
@@ -88,7 +88,7 @@ struct TestHandler: HTTPHandler {
         case "/stream":
             return HTTPResponse(status: 200, headers: [("Content-Type", "application/x-ndjson")], body: .stream { stream in
                 try? await stream.write(Array("line1\n".utf8))
-                try? await Task.sleep(for: .milliseconds(400))
+                try? await Task.sleep(for: TestTime.scaled(.milliseconds(400)))
                 try? await stream.write(Array("line2\n".utf8))
             })
         case "/forever":

@@ -1,9 +1,10 @@
 import FanoutCore
 import AsyncHTTPClient
 import Glibc
+import Logging
 import NIOCore
 import NIOHTTP1
-import Synchronization
+import FanoutSync
 
 /// How one request to the upstream ended.
 enum AttemptOutcome: Sendable {
@@ -27,7 +28,7 @@ enum AttemptOutcome: Sendable {
 
 /// Whether a round's hedge request was sent (its timer fired before the round was decided).
 private final class HedgeLaunch: Sendable {
-    private let state = Mutex(false)
+    private let state = Locked(false)
 
     /// Marks the hedge as sent, unless the calling (timer) task was cancelled already.
     func launchUnlessCancelled() -> Bool {
@@ -104,6 +105,12 @@ extension HTTPRunner {
     }
 
     /// One request: a host slot, a client, the request to `address`, the body up to the limit.
+    ///
+    /// An idempotent request that fails on a reused pooled connection before any of the answer
+    /// arrived (the upstream closed the connection as it sat idle: "Connection reset by peer",
+    /// "I/O on closed channel") is sent once more at once, on a fresh connection, as Go's net/http
+    /// does. That resend is part of this attempt: it counts neither against `retries` nor in
+    /// `attempts`, and only the attempt's final outcome is reported to `onAttempt`.
     func attempt(
         _ task: HTTPSubtask,
         address: IPAddress,
@@ -122,9 +129,37 @@ extension HTTPRunner {
             return AttemptReport(outcome: .cancelled, started: false)
         }
         defer { limiter.release(key) }
-        guard let lease = clients.lease(task.url, address: address) else {
-            return AttemptReport(outcome: .cancelled, started: false)
+
+        var exchange = await send(task, address: address, number: number, deadline: deadline, progress: progress, fresh: false)
+        if exchange.lostReusedConnection, task.isIdempotent, !Task.isCancelled {
+            configuration.logger.debug(
+                "resending on a fresh connection: a pooled one was closed before answering",
+                metadata: ["upstream": "\(address.urlHost):\(task.url.port)", "method": "\(task.method)"]
+            )
+            exchange = await send(task, address: address, number: number, deadline: deadline, progress: progress, fresh: true)
         }
+        guard let outcome = exchange.outcome else { return AttemptReport(outcome: .cancelled, started: false) }
+        if case .failed = outcome { configuration.onAttempt?("error") }
+        return AttemptReport(outcome: outcome, started: true)
+    }
+
+    /// How one request on one connection went.
+    private struct Exchange {
+        /// nil when no client was leased (the runner was shut down).
+        var outcome: AttemptOutcome?
+        /// It failed before any answer, on a connection that had carried a request before.
+        var lostReusedConnection = false
+    }
+
+    private func send(
+        _ task: HTTPSubtask,
+        address: IPAddress,
+        number: Int,
+        deadline: ContinuousClock.Instant,
+        progress: SubtaskProgress,
+        fresh: Bool
+    ) async -> Exchange {
+        guard let lease = clients.lease(task.url, address: address, fresh: fresh) else { return Exchange() }
         defer { clients.giveBack(lease) }
 
         var request = HTTPClientRequest(url: lease.url)
@@ -135,23 +170,49 @@ extension HTTPRunner {
 
         progress.set("waiting for the response from \(address.urlHost):\(task.url.port) (attempt \(number))")
         let remaining = max(deadline - .now, .zero) + Self.clientDeadlineSlack
-        let outcome: AttemptOutcome
+        let spy = ConnectionSpy(wrapping: configuration.logger.handler, reuse: clients.reuse)
+        var logger = configuration.logger
+        logger.handler = spy
+        let response: HTTPClientResponse
         do {
-            let response = try await lease.client.execute(
+            response = try await lease.client.execute(
                 request,
                 deadline: .now() + .nanoseconds(remaining.wholeNanoseconds),
-                logger: configuration.logger
+                logger: logger
             )
-            let status = Int(response.status.code)
-            configuration.onAttempt?((200...599).contains(status) ? "\(status / 100)xx" : "error")
-            progress.set("reading the response body from \(task.url.hostAndPort) (attempt \(number))")
-            outcome = try await readBody(response, status: status)
         } catch {
-            let failure = Task.isCancelled ? .cancelled : Self.classify(error, address: address, port: task.url.port)
-            if case .failed = failure { configuration.onAttempt?("error") }
-            outcome = failure
+            if Task.isCancelled { return Exchange(outcome: .cancelled) }
+            let outcome = Self.classify(error, address: address, port: task.url.port)
+            // Handed to a pooled connection that had carried a request before; or found the pooled
+            // connection closed before it was written to it at all.
+            let lost = Self.isConnectionLoss(error)
+                && (spy.reusedConnection || (!spy.reachedConnection && Self.isClosedChannel(error)))
+            return Exchange(outcome: outcome, lostReusedConnection: lost && !fresh)
         }
-        return AttemptReport(outcome: outcome, started: true)
+        let status = Int(response.status.code)
+        configuration.onAttempt?((200...599).contains(status) ? "\(status / 100)xx" : "error")
+        progress.set("reading the response body from \(task.url.hostAndPort) (attempt \(number))")
+        do {
+            return Exchange(outcome: try await readBody(response, status: status))
+        } catch {
+            if Task.isCancelled { return Exchange(outcome: .cancelled) }
+            return Exchange(outcome: Self.classify(error, address: address, port: task.url.port))
+        }
+    }
+
+    /// The connection went away under the request (closed or reset by the peer, or found closed).
+    static func isConnectionLoss(_ error: any Error) -> Bool {
+        if let error = error as? HTTPClientError { return error == .remoteConnectionClosed }
+        if let error = error as? IOError { return [ECONNRESET, EPIPE].contains(error.errnoCode) }
+        return isClosedChannel(error)
+    }
+
+    private static func isClosedChannel(_ error: any Error) -> Bool {
+        guard let error = error as? ChannelError else { return false }
+        switch error {
+        case .ioOnClosedChannel, .alreadyClosed, .eof, .outputClosed: return true
+        default: return false
+        }
     }
 
     /// Reads the body, stopping as soon as it is over the limit: returning drops the body stream,

@@ -41,7 +41,8 @@ public final class HTTPRunner: SubtaskRunner {
             settings: .init(
                 perHostLimit: max(configuration.maxConnectionsPerHost, 1),
                 connectTimeout: configuration.connectTimeout,
-                eventLoopThreads: configuration.eventLoopThreads > 0 ? configuration.eventLoopThreads : System.coreCount
+                eventLoopThreads: configuration.eventLoopThreads > 0 ? configuration.eventLoopThreads : System.coreCount,
+                connectionIdleTimeout: configuration.idleConnectionTimeout
             ),
             logger: configuration.logger
         )

@@ -9,6 +9,9 @@ extension HTTPRunner {
         public var maxConnectionsPerHost: Int
         /// Longest a TCP connect (per attempt) may take before it fails as `connect`.
         public var connectTimeout: Duration
+        /// How long a pooled upstream connection may stay idle before it is closed; keep it below
+        /// the upstreams' keep-alive timeouts (Node's default is 5 s).
+        public var idleConnectionTimeout: Duration
         /// Largest response body accepted; a longer one ends the subtask as `too_large`.
         public var maxResponseBytes: Int
         public var egress: EgressPolicy
@@ -25,6 +28,7 @@ extension HTTPRunner {
         public init(
             maxConnectionsPerHost: Int = 64,
             connectTimeout: Duration = .seconds(2),
+            idleConnectionTimeout: Duration = .seconds(4),
             maxResponseBytes: Int = 1024 * 1024,
             egress: EgressPolicy = EgressPolicy(),
             resolver: any HostResolver = SystemResolver(),
@@ -35,6 +39,7 @@ extension HTTPRunner {
         ) {
             self.maxConnectionsPerHost = maxConnectionsPerHost
             self.connectTimeout = connectTimeout
+            self.idleConnectionTimeout = idleConnectionTimeout
             self.maxResponseBytes = maxResponseBytes
             self.egress = egress
             self.resolver = resolver

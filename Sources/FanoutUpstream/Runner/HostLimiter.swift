@@ -1,4 +1,4 @@
-import Synchronization
+import FanoutSync
 
 /// At most `limit` requests in flight per key (`host:port`), the rest waiting in FIFO order: the
 /// first subtask to queue for a host is the first to get a slot. A cancelled waiter leaves the queue
@@ -44,7 +44,7 @@ final class HostLimiter: Sendable {
     }
 
     let limit: Int
-    private let state = Mutex(State())
+    private let state = Locked(State())
 
     init(limit: Int) {
         precondition(limit > 0, "the per-host limit must be at least 1")

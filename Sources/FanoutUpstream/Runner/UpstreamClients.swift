@@ -2,7 +2,7 @@ import AsyncHTTPClient
 import Logging
 import NIOCore
 import NIOPosix
-import Synchronization
+import FanoutSync
 
 /// The runner's HTTP clients, all on one event loop group of its own, created on first use.
 ///
@@ -16,6 +16,14 @@ import Synchronization
 ///   the name as SNI and verifies the certificate against it, and the connection goes to the
 ///   checked address. These share the event loop group; idle ones are retired after
 ///   `idleTimeout`, and at most `maxPinnedClients` idle ones are kept.
+/// - **fresh clients** (one beside the shared client, and one per pin when needed) use each
+///   connection for one request only; a request that failed on a reused pooled connection before
+///   any answer is sent once more through one of them (see ``HTTPRunner/attempt``).
+///
+/// Pooled connections are closed after `connectionIdleTimeout` unused (4 s by default), below the
+/// keep-alive timeouts common upstreams close idle connections at (Node 5 s, nginx 75 s, Go 90 s),
+/// so that the pool rarely sends on a connection the upstream is closing; sooner when the upstream
+/// announces its timeout (`Keep-Alive: timeout=N`, see ``KeepAliveTimeoutHandler``).
 ///
 /// Redirects are never followed, responses are never decompressed, and a failed connection fails
 /// its request at once (`retryConnectionEstablishment` off) so the runner's own retry policy decides.
@@ -24,8 +32,11 @@ final class UpstreamClients: Sendable {
         var perHostLimit: Int
         var connectTimeout: Duration
         var eventLoopThreads: Int
+        /// How long an idle pinned client is kept.
         var idleTimeout: Duration = .seconds(60)
         var maxPinnedClients = 256
+        /// How long a pooled connection may stay idle before the pool closes it.
+        var connectionIdleTimeout: Duration = .seconds(4)
     }
 
     /// A client to send one request with, the URL to give it, and the `Host` header to set.
@@ -39,6 +50,8 @@ final class UpstreamClients: Sendable {
     fileprivate struct PinKey: Hashable, Sendable {
         let host: String
         let address: IPAddress
+        /// A client whose connections carry one request each.
+        let fresh: Bool
     }
 
     private struct Pinned {
@@ -50,6 +63,8 @@ final class UpstreamClients: Sendable {
     private struct Running {
         let group: MultiThreadedEventLoopGroup
         let shared: HTTPClient
+        /// Like `shared`, one request per connection.
+        let fresh: HTTPClient
         var pinned: [PinKey: Pinned] = [:]
     }
 
@@ -61,18 +76,23 @@ final class UpstreamClients: Sendable {
 
     let settings: Settings
     private let logger: Logger
-    private let state = Mutex(State.idle)
+    private let state = Locked(State.idle)
     /// Shutdowns of retired pinned clients still running, by id; awaited by ``shutdown()``.
-    private let retiring = Mutex<(next: Int, tasks: [Int: Task<Void, Never>])>((0, [:]))
+    private let retiring = Locked<(next: Int, tasks: [Int: Task<Void, Never>])>((0, [:]))
+    /// Which connections carried a request before (for all clients: connection ids are unique).
+    let reuse: ConnectionReuse
 
     init(settings: Settings, logger: Logger) {
         self.settings = settings
         self.logger = logger
+        // Kept well past the idle timeout: a connection busy with one long request keeps its entry.
+        self.reuse = ConnectionReuse(horizon: max(settings.connectionIdleTimeout * 2, .seconds(300)))
     }
 
     /// A client for a request to `url` over a connection to `address` (checked by the gate); nil
-    /// once shut down. Pair with ``giveBack(_:)``.
-    func lease(_ url: UpstreamURL, address: IPAddress) -> Lease? {
+    /// once shut down. `fresh`: one whose connections carry a single request, so the request goes
+    /// on a new connection. Pair with ``giveBack(_:)``.
+    func lease(_ url: UpstreamURL, address: IPAddress, fresh: Bool = false) -> Lease? {
         let (lease, retired) = state.withLock { state -> (Lease?, [HTTPClient]) in
             var running: Running
             switch state {
@@ -80,17 +100,21 @@ final class UpstreamClients: Sendable {
                 return (nil, [])
             case .idle:
                 let group = MultiThreadedEventLoopGroup(numberOfThreads: settings.eventLoopThreads)
-                running = Running(group: group, shared: makeClient(group: group, dnsOverride: [:]))
+                running = Running(
+                    group: group,
+                    shared: makeClient(group: group, dnsOverride: [:], fresh: false),
+                    fresh: makeClient(group: group, dnsOverride: [:], fresh: true)
+                )
             case .running(let current):
                 running = current
             }
             defer { state = .running(running) }
 
             guard url.scheme == .https, case .name(let name) = url.host else {
-                let lease = Lease(client: running.shared, url: url.replacingHost(with: address), hostHeader: url.authority, pin: nil)
+                let lease = Lease(client: fresh ? running.fresh : running.shared, url: url.replacingHost(with: address), hostHeader: url.authority, pin: nil)
                 return (lease, [])
             }
-            let key = PinKey(host: name, address: address)
+            let key = PinKey(host: name, address: address, fresh: fresh)
             let now = ContinuousClock.now
             if var entry = running.pinned[key] {
                 entry.users += 1
@@ -98,7 +122,7 @@ final class UpstreamClients: Sendable {
                 running.pinned[key] = entry
                 return (Lease(client: entry.client, url: url.description, hostHeader: nil, pin: key), [])
             }
-            let client = makeClient(group: running.group, dnsOverride: [name: address.description])
+            let client = makeClient(group: running.group, dnsOverride: [name: address.description], fresh: fresh)
             running.pinned[key] = Pinned(client: client, users: 1, lastUsed: now)
             let retired = retireIdle(in: &running, now: now)
             return (Lease(client: client, url: url.description, hostHeader: nil, pin: key), retired)
@@ -139,7 +163,7 @@ final class UpstreamClients: Sendable {
         }
         var firstError: (any Error)?
         if let running {
-            for client in [running.shared] + running.pinned.values.map(\.client) {
+            for client in [running.shared, running.fresh] + running.pinned.values.map(\.client) {
                 do { try await client.shutdown() } catch { firstError = firstError ?? error }
             }
         }
@@ -183,14 +207,25 @@ final class UpstreamClients: Sendable {
         }
     }
 
-    private func makeClient(group: MultiThreadedEventLoopGroup, dnsOverride: [String: String]) -> HTTPClient {
+    private func makeClient(group: MultiThreadedEventLoopGroup, dnsOverride: [String: String], fresh: Bool) -> HTTPClient {
         var configuration = HTTPClient.Configuration(
             redirectConfiguration: .disallow,
             timeout: .init(connect: .nanoseconds(settings.connectTimeout.wholeNanoseconds)),
-            connectionPool: .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: settings.perHostLimit),
+            connectionPool: .init(
+                idleTimeout: .nanoseconds(settings.connectionIdleTimeout.wholeNanoseconds),
+                concurrentHTTP1ConnectionsPerHostSoftLimit: settings.perHostLimit
+            ),
             decompression: .disabled
         )
         configuration.connectionPool.retryConnectionEstablishment = false
+        if fresh {
+            configuration.maximumUsesPerConnection = 1
+        } else {
+            let poolIdleTimeout = TimeAmount.nanoseconds(settings.connectionIdleTimeout.wholeNanoseconds)
+            configuration.http1_1ConnectionDebugInitializer = { channel in
+                KeepAliveTimeoutHandler.install(on: channel, poolIdleTimeout: poolIdleTimeout)
+            }
+        }
         configuration.dnsOverride = dnsOverride
         return HTTPClient(eventLoopGroup: group, configuration: configuration, backgroundActivityLogger: logger)
     }

@@ -1,4 +1,4 @@
-import Synchronization
+import FanoutSync
 
 /// A continuation resumed at most once, by whichever comes first: the result or a cancellation.
 final class OneShot<Value: Sendable>: Sendable {
@@ -8,7 +8,7 @@ final class OneShot<Value: Sendable>: Sendable {
         case done
     }
 
-    private let state = Mutex(State.idle)
+    private let state = Locked(State.idle)
 
     /// Stores the continuation; if the outcome came first (cancelled before we got here), resumes it
     /// with `CancellationError` and returns false.
