@@ -103,6 +103,24 @@ struct JobDecoderTests {
         #expect(delay == .milliseconds(1))
     }
 
+    /// Duplicate names, lone surrogates and invalid UTF-8 are malformed JSON, named in the detail.
+    @Test(arguments: [
+        (Array(#"{"tasks":[{"kind":"echo"}],"tasks":[]}"#.utf8), "duplicate member name \"tasks\""),
+        (Array(#"{"tasks":[{"kind":"echo","value":1,"value":2}]}"#.utf8), "duplicate member name \"value\""),
+        (Array(#"{"tasks":[{"kind":"echo","value":"\udc00"}]}"#.utf8), "lone surrogate \\udc00"),
+        (Array(#"{"tasks":[{"kind":"echo","id":""#.utf8) + [0xFE] + Array(#""}]}"#.utf8), "invalid UTF-8"),
+    ])
+    func refusesAmbiguousJSON(body: [UInt8], problem: String) {
+        do {
+            _ = try Self.decoder.decode(body)
+            Issue.record("accepted \(String(decoding: body, as: UTF8.self))")
+        } catch {
+            #expect(error.kind == .malformedJSON)
+            #expect(error.field == nil)
+            #expect(error.detail.contains(problem), "\(error.detail)")
+        }
+    }
+
     @Test func defaultIdsCollideWithNamedOnes() {
         #expect(failure(#"{"tasks":[{"kind":"echo"},{"id":"0","kind":"echo"}]}"#)?.field == "tasks[1].id")
         #expect(failure(#"{"tasks":[{"id":"1","kind":"echo"},{"kind":"echo"}]}"#)?.field == "tasks[1].id")

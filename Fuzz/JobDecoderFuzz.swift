@@ -1,0 +1,64 @@
+// libFuzzer target for the JSON parser and the job decoder, built from the FanoutCore sources
+// alone (one module, no package): see scripts/fuzz.sh.
+//
+// Per input: parse it; a parsed document must survive a write/parse round trip unchanged. Then
+// decode it as a job (echo and a stand-in `http` kind); a job whose lines are all known at once
+// must produce lines that each parse as JSON. Any crash, trap or sanitizer report is a finding.
+
+/// Stands in for FanoutUpstream's `http` kind (which needs AsyncHTTPClient): the same fields,
+/// a required string `url`, and an outcome known at once.
+struct FuzzHTTPRunner: SubtaskRunner {
+    let kind = "http"
+    let fields: Set<String> = ["method", "url", "headers", "body", "retries", "hedge_after_ms"]
+
+    func decode(_ task: JSONValue, path: String) throws(JobValidationError) -> String {
+        guard let url = try task.string("url", path: path) else {
+            throw JobValidationError(field: "\(path).url", detail: "is required")
+        }
+        return url
+    }
+
+    func plannedOutcome(_ payload: String) -> PlannedOutcome? {
+        PlannedOutcome(.error(code: "connect", message: "not in the fuzzer: \(payload)"), after: .zero)
+    }
+
+    func run(_ payload: String, context: SubtaskContext) async -> SubtaskOutcome {
+        .error(code: "connect", message: "not in the fuzzer")
+    }
+}
+
+let fuzzDecoder: JobDecoder = {
+    var runners = RunnerRegistry()
+    runners.register(EchoRunner())
+    runners.register(FuzzHTTPRunner())
+    return JobDecoder(policy: JobPolicy(maxTasks: 1_000, maxConcurrency: 1_000), runners: runners)
+}()
+
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzzOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
+    let bytes = size > 0 && data != nil ? Array(UnsafeBufferPointer(start: data, count: size)) : []
+
+    if let value = try? JSONParser.parse(bytes) {
+        let text = Array(value.jsonText.utf8)
+        guard let again = try? JSONParser.parse(text) else {
+            fatalError("the writer's output does not parse: \(value.jsonText)")
+        }
+        guard again == value else { fatalError("round trip changed the value: \(value.jsonText)") }
+    }
+
+    do {
+        let job = try fuzzDecoder.decode(bytes)
+        precondition(!job.tasks.isEmpty && job.tasks.count <= 1_000)
+        if let (lines, summary) = Dispatcher.runImmediately(job, id: "fuzz", maxBytes: 1 << 20) {
+            for line in lines.split(separator: 10) {
+                guard (try? JSONParser.parse(Array(line))) != nil else {
+                    fatalError("a line is not JSON: \(String(decoding: line, as: UTF8.self))")
+                }
+            }
+            precondition(summary.done == summary.total, "every subtask has its line")
+        }
+    } catch {
+        precondition(!error.detail.isEmpty, "a refusal names its problem")
+    }
+    return 0
+}
