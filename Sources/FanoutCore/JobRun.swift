@@ -12,7 +12,10 @@ final class JobRun {
     /// Input order: encoded lines not yet sent, by index, and the next index to send.
     private var waiting: [Int: [UInt8]] = [:]
     private var nextToSend = 0
-    /// Lines ready to send on the next flush.
+    /// Input order: bytes of the lines held for an earlier one; they count against the stream's
+    /// buffer, so the loop starts nothing new while they fill it.
+    private(set) var waitingBytes = 0
+    /// Lines ready to hand to the sink.
     private var outgoing = JSONWriter(capacity: 512)
     private var lastSend: ContinuousClock.Instant
     private(set) var stopped = false
@@ -75,8 +78,15 @@ final class JobRun {
                 id: task.id, index: index, outcome: outcome, elapsedMilliseconds: elapsed,
                 done: index + 1, total: summary.total, into: &line
             )
-            waiting[index] = line.bytes
+            if index == nextToSend {
+                outgoing.bytes.append(contentsOf: line.bytes)
+                nextToSend += 1
+            } else {
+                waiting[index] = line.bytes
+                waitingBytes += line.bytes.count
+            }
             while let ready = waiting.removeValue(forKey: nextToSend) {
+                waitingBytes -= ready.count
                 outgoing.bytes.append(contentsOf: ready)
                 nextToSend += 1
             }
@@ -130,16 +140,8 @@ final class JobRun {
         max(lastSend + interval, ContinuousClock.now + .milliseconds(1))
     }
 
-    /// Sends what is ready; false when the client is gone.
-    func flush(to sink: some LineSink) async -> Bool {
-        guard !outgoing.bytes.isEmpty else { return true }
-        let bytes = takeOutgoing()
-        do {
-            try await sink.send(bytes)
-        } catch {
-            return false
-        }
+    /// The client took the last lines sent.
+    func sent() {
         lastSend = .now
-        return true
     }
 }
