@@ -9,7 +9,8 @@ struct JobEndpoint: Sendable {
     let admission: JobAdmission
     let metrics: ServiceMetrics
     let maxBodyBytes: Int
-    /// Jobs whose lines are all known at once and fit in this are answered without a task.
+    /// Jobs whose lines are all known at once and fit in this are answered without a task; in input
+    /// order, lines waiting for an earlier one may take this much before no new subtask starts.
     let streamBufferBytes: Int
     let logger: Logger
 
@@ -56,7 +57,10 @@ struct JobEndpoint: Sendable {
             headers: headers,
             body: .stream { stream in
                 let start = ContinuousClock.now
-                let summary = await Dispatcher.run(job, id: id, control: control, observer: endpoint.metrics, sink: StreamSink(stream: stream))
+                let summary = await Dispatcher.run(
+                    job, id: id, control: control, observer: endpoint.metrics, bufferBytes: endpoint.streamBufferBytes,
+                    sink: StreamSink(stream: stream)
+                )
                 endpoint.finished(id: id, client: client, ticket: ticket, summary: summary, duration: .now - start)
             }
         )
