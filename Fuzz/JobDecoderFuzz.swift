@@ -2,8 +2,10 @@
 // alone (one module, no package): see scripts/fuzz.sh.
 //
 // Per input: parse it; a parsed document must survive a write/parse round trip unchanged. Then
-// decode it as a job (echo and a stand-in `http` kind); a job whose lines are all known at once
-// must produce lines that each parse as JSON. Any crash, trap or sanitizer report is a finding.
+// decode it as a job (echo and a stand-in `http` kind): the decoder (which parses in a pass of its
+// own) must call it malformed exactly when the parser refused it, and a job whose lines are all
+// known at once must produce lines that each parse as JSON. Any crash, trap or sanitizer report is
+// a finding.
 
 /// Stands in for FanoutUpstream's `http` kind (which needs AsyncHTTPClient): the same fields,
 /// a required string `url`, and an outcome known at once.
@@ -38,7 +40,8 @@ let fuzzDecoder: JobDecoder = {
 public func fuzzOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
     let bytes = size > 0 && data != nil ? Array(UnsafeBufferPointer(start: data, count: size)) : []
 
-    if let value = try? JSONParser.parse(bytes) {
+    let parsed = try? JSONParser.parse(bytes)
+    if let value = parsed {
         let text = Array(value.jsonText.utf8)
         guard let again = try? JSONParser.parse(text) else {
             fatalError("the writer's output does not parse: \(value.jsonText)")
@@ -57,8 +60,11 @@ public func fuzzOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
             }
             precondition(summary.done == summary.total, "every subtask has its line")
         }
+        precondition(parsed != nil, "a job was decoded from a body that is not JSON")
     } catch {
         precondition(!error.detail.isEmpty, "a refusal names its problem")
+        // The decoder parses in one pass of its own: it must agree with the parser on what is JSON.
+        precondition((error.kind == .malformedJSON) == (parsed == nil), "decoder and parser disagree: \(error)")
     }
     return 0
 }

@@ -111,32 +111,33 @@ final class DispatchLoop {
     private func launch(spawn: Spawn) {
         var launched = 0
         while mayLaunch, launched < Dispatcher.launchBatch {
-            let task = job.tasks[next]
+            let index = next
+            let work = job.tasks.work(at: index)
             next += 1
             launched += 1
-            if case .immediate(let outcome) = task.work {
+            if case .immediate(let outcome) = work {
                 // What finished before now goes first, so lines stay in finish order.
                 for event in Self.finishOrder(events.take()) { handle(event) }
-                if !jobRun.stopped { jobRun.record(index: task.index, outcome: outcome, at: .now) }
+                if !jobRun.stopped { jobRun.record(index: index, outcome: outcome, at: .now) }
                 continue
             }
             inFlight += 1
-            jobRun.started(index: task.index)
+            jobRun.started(index: index)
             // A subtask's own timeout counts from when it starts, within the job's deadline.
             let now = ContinuousClock.now
             let deadline: ContinuousClock.Instant
-            if let timeout = task.timeoutMilliseconds, now + .milliseconds(timeout) < jobDeadline {
+            if let timeout = job.tasks.timeoutMilliseconds(at: index), now + .milliseconds(timeout) < jobDeadline {
                 deadline = now + .milliseconds(timeout)
             } else {
                 deadline = jobDeadline
             }
-            switch task.work {
+            switch work {
             case .immediate:
                 break
             case .run(let work):
-                spawn(work, SubtaskContext(deadline: deadline, deadlineIsJobDeadline: deadline == jobDeadline), task.index, events)
+                spawn(work, SubtaskContext(deadline: deadline, deadlineIsJobDeadline: deadline == jobDeadline), index, events)
             case .delayed(let outcome, let delay):
-                schedule(index: task.index, outcome: outcome, due: now + delay, deadline: deadline)
+                schedule(index: index, outcome: outcome, due: now + delay, deadline: deadline)
             }
         }
     }

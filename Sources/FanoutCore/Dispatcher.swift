@@ -21,15 +21,11 @@ public enum Dispatcher {
     /// on the calling thread, with no task: returns all its lines, or nil if some subtask must run
     /// or the lines would take more than `maxBytes` (a big job streams, so a slow reader holds it back).
     public static func runImmediately(_ job: Job, id: String, maxBytes: Int) -> (lines: [UInt8], summary: JobSummary)? {
-        var outcomes: [SubtaskOutcome] = []
-        outcomes.reserveCapacity(job.tasks.count)
-        for task in job.tasks {
-            guard case .immediate(let outcome) = task.work else { return nil }
-            outcomes.append(outcome)
-        }
+        guard job.tasks.allImmediate else { return nil }
         let start = ContinuousClock.now
         let run = JobRun(job: job, id: id, start: start)
-        for (index, outcome) in outcomes.enumerated() where !run.stopped {
+        for index in job.tasks.indices where !run.stopped {
+            guard case .immediate(let outcome) = job.tasks.work(at: index) else { return nil }
             run.record(index: index, outcome: outcome, at: start)
             if run.outgoingCount > maxBytes { return nil }
         }

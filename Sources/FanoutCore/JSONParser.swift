@@ -24,12 +24,11 @@ public struct JSONParser {
         var parser = JSONParser(bytes: bytes, maxDepth: maxDepth)
         parser.skipWhitespace()
         let value = try parser.parseValue()
-        parser.skipWhitespace()
-        guard parser.index == bytes.count else { throw parser.error("unexpected data after the document") }
+        try parser.finish()
         return value
     }
 
-    private init(bytes: [UInt8], maxDepth: Int) {
+    init(bytes: [UInt8], maxDepth: Int = 64) {
         self.bytes = bytes
         self.maxDepth = maxDepth
     }
@@ -45,7 +44,7 @@ public struct JSONParser {
         }
     }
 
-    private mutating func parseValue() throws(Error) -> JSONValue {
+    mutating func parseValue() throws(Error) -> JSONValue {
         guard index < bytes.count else { throw error("unexpected end of input") }
         switch bytes[index] {
         case UInt8(ascii: "{"): return try parseObject()
@@ -74,29 +73,40 @@ public struct JSONParser {
     }
 
     private mutating func parseObject() throws(Error) -> JSONValue {
+        var members: [(String, JSONValue)] = []
+        try forEachMember { (parser, key) throws(Error) in members.append((key, try parser.parseValue())) }
+        return .object(members)
+    }
+
+    private mutating func parseArray() throws(Error) -> JSONValue {
+        var elements: [JSONValue] = []
+        try forEachElement { (parser) throws(Error) in elements.append(try parser.parseValue()) }
+        return .array(elements)
+    }
+
+    /// Parses the object that starts here member by member: `member` gets each name with the parser
+    /// at its value, and must parse the value. A repeated name is refused.
+    mutating func forEachMember(_ member: (inout JSONParser, String) throws(Error) -> Void) throws(Error) {
         try enter()
         defer { depth -= 1 }
         index += 1
-        var members: [(String, JSONValue)] = []
-        var keyIndex: Set<String>?
+        var names = MemberNames()
         skipWhitespace()
         if index < bytes.count, bytes[index] == UInt8(ascii: "}") {
             index += 1
-            return .object(members)
+            return
         }
         while true {
             skipWhitespace()
             guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else { throw error("expected a member name") }
             let keyOffset = index
             let key = try parseString()
-            if Self.contains(key, in: members, index: &keyIndex) {
-                throw Error(offset: keyOffset, reason: "duplicate member name \"\(key)\"")
-            }
+            guard names.insert(key) else { throw Error(offset: keyOffset, reason: "duplicate member name \"\(key)\"") }
             skipWhitespace()
             guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { throw error("expected ':'") }
             index += 1
             skipWhitespace()
-            members.append((key, try parseValue()))
+            try member(&self, key)
             skipWhitespace()
             guard index < bytes.count else { throw error("unexpected end of input") }
             if bytes[index] == UInt8(ascii: ",") {
@@ -105,33 +115,24 @@ public struct JSONParser {
             }
             guard bytes[index] == UInt8(ascii: "}") else { throw error("expected ',' or '}'") }
             index += 1
-            return .object(members)
+            return
         }
     }
 
-    /// Whether `key` names an earlier member; records it. A short object is scanned; a long one
-    /// keeps a set, so a hostile object of many members costs linear time, not quadratic.
-    private static func contains(_ key: String, in members: [(String, JSONValue)], index: inout Set<String>?) -> Bool {
-        if index == nil {
-            if members.count < 16 { return members.contains { $0.0 == key } }
-            index = Set(members.map(\.0))
-        }
-        return !index!.insert(key).inserted
-    }
-
-    private mutating func parseArray() throws(Error) -> JSONValue {
+    /// Parses the array that starts here element by element: `element` gets the parser at each
+    /// element, and must parse it.
+    mutating func forEachElement(_ element: (inout JSONParser) throws(Error) -> Void) throws(Error) {
         try enter()
         defer { depth -= 1 }
         index += 1
-        var elements: [JSONValue] = []
         skipWhitespace()
         if index < bytes.count, bytes[index] == UInt8(ascii: "]") {
             index += 1
-            return .array(elements)
+            return
         }
         while true {
             skipWhitespace()
-            elements.append(try parseValue())
+            try element(&self)
             skipWhitespace()
             guard index < bytes.count else { throw error("unexpected end of input") }
             if bytes[index] == UInt8(ascii: ",") {
@@ -140,8 +141,20 @@ public struct JSONParser {
             }
             guard bytes[index] == UInt8(ascii: "]") else { throw error("expected ',' or ']'") }
             index += 1
-            return .array(elements)
+            return
         }
+    }
+
+    /// The byte at the parser's position (after whitespace), if any.
+    mutating func peek() -> UInt8? {
+        skipWhitespace()
+        return index < bytes.count ? bytes[index] : nil
+    }
+
+    /// Only whitespace is left.
+    mutating func finish() throws(Error) {
+        skipWhitespace()
+        guard index == bytes.count else { throw error("unexpected data after the document") }
     }
 
     private mutating func parseNumber() throws(Error) -> Double {
@@ -292,5 +305,24 @@ public struct JSONParser {
             index += 1
         }
         return value
+    }
+}
+
+/// The names an object has had so far: a short list is scanned, a long one hashed, so a hostile
+/// object of many members costs linear time, not quadratic.
+private struct MemberNames {
+    private var list: [String] = []
+    private var set: Set<String>?
+
+    /// Records `name`; false if it was there already.
+    mutating func insert(_ name: String) -> Bool {
+        if set != nil { return set!.insert(name).inserted }
+        if list.contains(name) { return false }
+        list.append(name)
+        if list.count == 16 {
+            set = Set(list)
+            list = []
+        }
+        return true
     }
 }

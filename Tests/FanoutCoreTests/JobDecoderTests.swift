@@ -121,6 +121,43 @@ struct JobDecoderTests {
         }
     }
 
+    @Test func keepsEachTasksFieldsInItsCompactForm() throws {
+        let job = try decode(
+            #"{"tasks":[{"kind":"echo"},{"id":"x","kind":"echo","timeout_ms":7},{"id":"2","kind":"echo","delay_ms":1.5}],"task_timeout_ms":50}"#
+        )
+        #expect(job.tasks.count == 3)
+        #expect(job.tasks.map(\.id) == ["0", "x", "2"])
+        #expect(job.tasks.map(\.index) == [0, 1, 2])
+        #expect(job.tasks.map(\.kind) == ["echo", "echo", "echo"])
+        #expect(job.tasks.map(\.timeoutMilliseconds) == [50, 7, 50], "the job's task_timeout_ms, which came after the tasks")
+        guard case .delayed(_, let delay) = job.tasks[2].work else {
+            Issue.record("a delayed echo stays a timer")
+            return
+        }
+        #expect(delay == .microseconds(1_500))
+    }
+
+    @Test func estimatesWhatAJobHolds() throws {
+        let bare = try decode(#"{"tasks":[{"kind":"echo"}]}"#).estimatedBytes
+        let carrying = try decode(#"{"tasks":[{"kind":"echo","value":"\#(String(repeating: "v", count: 10_000))"}]}"#).estimatedBytes
+        #expect(bare > 0)
+        #expect(carrying - bare >= 10_000, "the value it echoes is counted")
+    }
+
+    /// The body is decoded in one pass, yet problems are reported as if it had been parsed first:
+    /// malformed JSON anywhere, then the job's own fields, then the first bad subtask.
+    @Test func reportsProblemsInTheSameOrderAsAWholeDocumentPass() {
+        #expect(failure(#"{"tasks":[{"kind":"teleport"}],"x":}"#)?.kind == .malformedJSON)
+        #expect(failure(#"{"tasks":[{"kind":"teleport"}],"concurrency":0}"#)?.field == "concurrency")
+        #expect(failure(#"{"tasks":[{"kind":"teleport"}],"colour":1}"#)?.field == "colour")
+        #expect(failure(#"{"tasks":[{"kind":"echo"},{"kind":"teleport"},{"kind":7}]}"#)?.field == "tasks[1].kind")
+        let seven = "{\"tasks\":[" + Array(repeating: #"{"kind":"echo"}"#, count: 7).joined(separator: ",") + "]}"
+        #expect(failure(seven)?.detail == "holds 7 tasks; the limit is 5")
+        #expect(failure(#"{"tasks":[{"kind":"echo"}],"tasks":[]}"#)?.kind == .malformedJSON)
+        #expect(failure(#"{"tasks":[{"kind":"echo"}]} {}"#)?.kind == .malformedJSON)
+        #expect(failure(#"  "tasks"  "#)?.detail == "the job must be a JSON object, got a string")
+    }
+
     @Test func defaultIdsCollideWithNamedOnes() {
         #expect(failure(#"{"tasks":[{"kind":"echo"},{"id":"0","kind":"echo"}]}"#)?.field == "tasks[1].id")
         #expect(failure(#"{"tasks":[{"id":"1","kind":"echo"},{"kind":"echo"}]}"#)?.field == "tasks[1].id")
