@@ -63,7 +63,9 @@ extension Job {
     /// Estimated heap the job holds while it runs: its subtasks, what they carry, and the
     /// dispatcher's bookkeeping per subtask. What admission charges against
     /// `limits.max_job_memory_bytes` (scripts/job-memory.sh compares it with what is measured).
-    public var estimatedBytes: Int {
+    public var estimatedBytes: Int { Self.estimatedBytes(of: tasks) }
+
+    static func estimatedBytes(of tasks: SubtaskList) -> Int {
         tasks.estimatedBytes + tasks.count * JobRun.bytesPerSubtask + 4096
     }
 }

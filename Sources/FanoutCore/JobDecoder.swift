@@ -48,9 +48,11 @@ public struct JobDecoder: Sendable {
     /// Decodes and validates a job. The body is parsed in one pass and each subtask is bound to
     /// its runner as soon as it is parsed, so the parse tree of one subtask is held at a time, never
     /// the whole document's. Errors are reported as a whole-document pass would: malformed JSON
-    /// anywhere first, then the job's fields, then the first bad subtask.
-    public func decode(_ body: [UInt8]) throws(JobValidationError) -> Job {
-        var scan = Scan(decoder: self)
+    /// anywhere first, then the job's fields, then the first bad subtask, then memory.
+    /// - Parameter maxBytes: Most the job may take (``Job/estimatedBytes``): past it, subtasks are
+    ///   no longer kept (the rest of the body is only checked) and the answer is `.overMemory`.
+    public func decode(_ body: [UInt8], maxBytes: Int = .max) throws(JobValidationError) -> Job {
+        var scan = Scan(decoder: self, maxBytes: maxBytes)
         var parser = JSONParser(bytes: body)
         var nonObject: JSONValue?
         do {
@@ -111,6 +113,9 @@ public struct JobDecoder: Sendable {
             throw JobValidationError(field: "heartbeat_ms", detail: "must be 0 (off) or at least \(Self.minimumHeartbeatMilliseconds)")
         }
         if let error = scan.firstError { throw error }
+        if scan.overMemory {
+            throw JobValidationError(.overMemory, field: nil, detail: "the job would take more than \(maxBytes) bytes of memory")
+        }
 
         scan.tasks.defaultTimeoutMilliseconds = taskTimeout
         scan.tasks.shrinkToFit()
@@ -129,26 +134,36 @@ public struct JobDecoder: Sendable {
     /// as they are parsed, up to the first bad one (the rest are only parsed, for syntax).
     private struct Scan {
         let decoder: JobDecoder
+        let maxBytes: Int
         var members: [(String, JSONValue)] = []
         var sawTasks = false
         var tasks = SubtaskList()
         var count = 0
         var firstError: JobValidationError?
+        /// The subtasks kept so far passed `maxBytes`.
+        var overMemory = false
         /// Ids must be unique. Defaults (the index) are unique among themselves, so a set is only
         /// kept once some task names its own id.
         private var seen: Set<String>?
         private var defaulted: [Int] = []
 
-        init(decoder: JobDecoder) { self.decoder = decoder }
+        init(decoder: JobDecoder, maxBytes: Int) {
+            self.decoder = decoder
+            self.maxBytes = maxBytes
+        }
 
         mutating func add(_ task: JSONValue) {
             let index = count
             count += 1
-            guard firstError == nil, count <= decoder.policy.maxTasks else { return }
+            guard firstError == nil, !overMemory, count <= decoder.policy.maxTasks else { return }
             do {
                 try bind(task, index: index)
             } catch {
                 firstError = error
+            }
+            if Job.estimatedBytes(of: tasks) > maxBytes {
+                overMemory = true
+                tasks = SubtaskList()
             }
         }
 

@@ -19,22 +19,31 @@ struct JobEndpoint: Sendable {
         guard Self.isJSON(request.headers["Content-Type"]) else {
             return reject(.unsupportedMediaType(request.headers["Content-Type"]), request, reason: "unsupported_media_type")
         }
-        let ticket: UInt64
-        let control: JobControl
-        switch admission.admit() {
-        case .success(let admitted):
-            (ticket, control) = admitted
-        case .failure(.saturated):
-            return reject(.saturated(retryAfter: 1), request, reason: "saturated")
-        case .failure(.draining):
-            return reject(.draining(retryAfter: 5), request, reason: "draining")
+        // Memory: the worst that decoding this body can take, or what is free; the job itself then
+        // (its estimate, and its stream's buffers: the response stream's and, in input order, the
+        // lines waiting for an earlier one).
+        let buffers = 2 * streamBufferBytes
+        let admitted: JobAdmission.Admitted
+        switch admission.admit(wanting: JobAdmission.decodingCost(bodyBytes: request.body.count) + buffers, minimum: buffers + 8192) {
+        case .success(let granted):
+            admitted = granted
+        case .failure(let refusal):
+            return reject(refusal, request)
         }
+        let (ticket, control) = (admitted.ticket, admitted.control)
         let job: Job
         do {
-            job = try decoder.decode(request.body)
+            job = try decoder.decode(request.body, maxBytes: admitted.grantedBytes - buffers)
         } catch {
             admission.release(ticket)
+            if error.kind == .overMemory {
+                return reject(admitted.limitedByOthers ? .overBudget : .tooLarge(cost: admitted.grantedBytes), request)
+            }
             return reject(.invalidJob(error), request, reason: error.kind == .tooManyTasks ? "too_many_tasks" : "invalid_job")
+        }
+        if case .failure(let refusal) = admission.settle(ticket, cost: job.estimatedBytes + buffers) {
+            admission.release(ticket)
+            return reject(refusal, request)
         }
 
         let id = Self.makeJobID()
@@ -85,6 +94,15 @@ struct JobEndpoint: Sendable {
                 "job.bytes": "\(summary.bytes)",
             ]
         )
+    }
+
+    func reject(_ refusal: JobAdmission.Refusal, _ request: HTTPRequest) -> HTTPResponse {
+        switch refusal {
+        case .saturated: reject(.saturated(retryAfter: 1), request, reason: "saturated")
+        case .draining: reject(.draining(retryAfter: 5), request, reason: "draining")
+        case .overBudget: reject(.memoryBudget(retryAfter: 1), request, reason: "memory_budget")
+        case .tooLarge(let cost): reject(.jobTooLarge(cost: cost, budget: admission.memoryBudget), request, reason: "job_too_large")
+        }
     }
 
     func reject(_ problem: Problem, _ request: HTTPRequest, reason: String) -> HTTPResponse {

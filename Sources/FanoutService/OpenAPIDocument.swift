@@ -150,7 +150,8 @@ paths:
             The body is over `server.max_body_bytes` (default 16777216; problem `body-too-large`;
             a `Content-Length` over the limit is answered before the body is read), or `tasks`
             holds more than `limits.max_tasks` subtasks (default 100000; problem
-            `too-many-tasks`, `field` is `tasks`).
+            `too-many-tasks`, `field` is `tasks`), or the job alone would take more memory than
+            `limits.max_job_memory_bytes` (problem `job-too-large`).
           headers:
             Cache-Control:
               $ref: '#/components/headers/NoStore'
@@ -165,6 +166,7 @@ paths:
                         enum:
                           - https://fanoutd.dev/problems/body-too-large
                           - https://fanoutd.dev/problems/too-many-tasks
+                          - https://fanoutd.dev/problems/job-too-large
         '415':
           description: The `Content-Type` is missing or is not JSON (problem `unsupported-media-type`).
           headers:
@@ -182,8 +184,9 @@ paths:
           description: |
             No new job is accepted now: the server is draining after SIGTERM (problem `draining`,
             `Retry-After: 5`; retry on another replica), or `limits.max_concurrent_jobs` jobs are
-            running (problem `saturated`, `Retry-After: 1`). The job was not started, so
-            retrying it is safe.
+            running (problem `saturated`, `Retry-After: 1`), or the running jobs hold too much of
+            `limits.max_job_memory_bytes` for this one (problem `memory-budget`, `Retry-After: 1`).
+            The job was not started, so retrying it is safe.
           headers:
             Retry-After:
               description: Seconds to wait before retrying.
@@ -204,6 +207,7 @@ paths:
                         enum:
                           - https://fanoutd.dev/problems/draining
                           - https://fanoutd.dev/problems/saturated
+                          - https://fanoutd.dev/problems/memory-budget
   /livez:
     get:
       tags: [operations]

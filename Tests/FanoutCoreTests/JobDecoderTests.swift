@@ -144,6 +144,24 @@ struct JobDecoderTests {
         #expect(carrying - bare >= 10_000, "the value it echoes is counted")
     }
 
+    @Test func stopsKeepingSubtasksPastItsMemoryAllowance() throws {
+        let value = String(repeating: "v", count: 1_000)
+        let body = Array(#"{"tasks":[{"kind":"echo","value":"\#(value)"},{"kind":"echo","value":"\#(value)"}]}"#.utf8)
+        let job = try Self.decoder.decode(body)
+        #expect(try Self.decoder.decode(body, maxBytes: job.estimatedBytes).tasks.count == 2)
+        do {
+            _ = try Self.decoder.decode(body, maxBytes: job.estimatedBytes - 500)
+            Issue.record("decoded past its allowance")
+        } catch {
+            #expect(error.kind == .overMemory)
+            #expect(error.detail.contains("\(job.estimatedBytes - 500) bytes"))
+        }
+        // A bad field is still named first: that answer does not change when memory frees up.
+        #expect(throws: JobValidationError(field: "concurrency", detail: "must be between 1 and 50, got 0")) {
+            try Self.decoder.decode(Array(#"{"tasks":[{"kind":"echo","value":"\#(value)"}],"concurrency":0}"#.utf8), maxBytes: 10)
+        }
+    }
+
     /// The body is decoded in one pass, yet problems are reported as if it had been parsed first:
     /// malformed JSON anywhere, then the job's own fields, then the first bad subtask.
     @Test func reportsProblemsInTheSameOrderAsAWholeDocumentPass() {
