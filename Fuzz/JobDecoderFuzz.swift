@@ -4,8 +4,8 @@
 // Per input: parse it; a parsed document must survive a write/parse round trip unchanged. Then
 // decode it as a job (echo and a stand-in `http` kind): the decoder (which parses in a pass of its
 // own) must call it malformed exactly when the parser refused it, and a job whose lines are all
-// known at once must produce lines that each parse as JSON. Any crash, trap or sanitizer report is
-// a finding.
+// known at once must produce lines that each parse as JSON; allowed half the memory the job takes,
+// decoding must stop with `.overMemory`. Any crash, trap or sanitizer report is a finding.
 
 /// Stands in for FanoutUpstream's `http` kind (which needs AsyncHTTPClient): the same fields,
 /// a required string `url`, and an outcome known at once.
@@ -61,6 +61,14 @@ public func fuzzOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
             precondition(summary.done == summary.total, "every subtask has its line")
         }
         precondition(parsed != nil, "a job was decoded from a body that is not JSON")
+        // Allowed half of what it takes, the decoder stops and says so (its arrays were never
+        // smaller while it decoded than they are now).
+        do {
+            _ = try fuzzDecoder.decode(bytes, maxBytes: job.estimatedBytes / 2)
+            fatalError("decoded within half of its estimate")
+        } catch {
+            precondition(error.kind == .overMemory, "past its allowance: \(error)")
+        }
     } catch {
         precondition(!error.detail.isEmpty, "a refusal names its problem")
         // The decoder parses in one pass of its own: it must agree with the parser on what is JSON.
