@@ -57,12 +57,22 @@ func measure(_ name: String, tasks: Int, task: (Int) -> String) {
     let kept = heapInUse() - base
     let decodePeak = peakRSS() - rssBefore
     let perTask = Double(kept) / Double(tasks)
+    // The dispatcher's bookkeeping for the job while it runs (with an observer, as the service has).
+    let beforeRun = heapInUse()
+    let run = JobRun(job: job, id: "job", start: .now, observer: NullObserver())
+    let runBytes = heapInUse() - beforeRun
     let ratio = Double((kept * 10 / body.count)) / 10
     var line = "\(name): body \(body.count) B (\(body.count / tasks) B/task); "
     line += "job keeps \(kept) B (\(Int(perTask)) B/task, \(ratio)x body); "
+    line += "running +\(runBytes / tasks) B/task; "
     line += "RSS peak while decoding +\(decodePeak) B; whole parse tree \(treeBytes) B; estimate \(job.estimatedBytes) B"
     print(line)
-    withExtendedLifetime(job) {}
+    withExtendedLifetime((job, run)) {}
+}
+
+struct NullObserver: DispatchObserver {
+    func subtaskStarted(kind: String) {}
+    func subtaskEnded(kind: String, duration: Duration) {}
 }
 
 @main
@@ -73,5 +83,7 @@ struct JobMemory {
         measure("echo+delay", tasks: tasks) { _ in #"{"kind":"echo","delay_ms":1000}"# }
         measure("echo+value", tasks: tasks) { i in #"{"kind":"echo","delay_ms":5,"value":{"n":\#(i),"s":"some text here"}}"# }
         measure("echo+id", tasks: tasks) { i in #"{"id":"task-\#(i)","kind":"echo","delay_ms":5,"value":\#(i)}"# }
+        // The worst case per body byte: an echo value of one-digit numbers (2 bytes of JSON each).
+        measure("digits", tasks: tasks / 100) { _ in #"{"kind":"echo","value":["# + Array(repeating: "0", count: 500).joined(separator: ",") + "]}" }
     }
 }
