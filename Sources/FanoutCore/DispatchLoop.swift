@@ -1,5 +1,9 @@
 /// One job's pass through the dispatcher: starts subtasks as slots free up, takes what has happened
 /// from its inbox in batches, turns it into lines and sends them, until every subtask has its line.
+///
+/// A send runs beside the loop (``Send``) and reports back through the inbox, so while a slow client
+/// holds it the loop still handles the job's deadline and stops: in-flight subtasks are cancelled
+/// on time, and their lines wait for the client. While a send is out, no new subtask starts.
 final class DispatchLoop {
     let job: Job
     let jobRun: JobRun
@@ -8,19 +12,25 @@ final class DispatchLoop {
     let start: ContinuousClock.Instant
     let jobDeadline: ContinuousClock.Instant
     let heartbeat: Duration
+    /// Input order: most bytes of lines held for an earlier one before no new subtask starts.
+    let bufferBytes: Int
     private var next = 0
     private var inFlight = 0
+    /// Lines are with the sink and it has not said it is done with them.
+    private var sending = false
+    private var clientGone = false
     /// Timers of subtasks with a planned outcome, by index, until they fire or are cancelled.
     private var planned: [Int: DeadlineTimer.Token] = [:]
     private var deadlineTimer: DeadlineTimer.Token?
     private var heartbeatTimer: DeadlineTimer.Token?
 
-    init(job: Job, id: String, observer: (any DispatchObserver)?, timer: DeadlineTimer) {
+    init(job: Job, id: String, observer: (any DispatchObserver)?, timer: DeadlineTimer, bufferBytes: Int) {
         self.job = job
         self.timer = timer
         self.start = ContinuousClock.now
         self.jobDeadline = start + .milliseconds(job.timeoutMilliseconds)
         self.heartbeat = .milliseconds(job.heartbeatMilliseconds)
+        self.bufferBytes = bufferBytes
         self.jobRun = JobRun(job: job, id: id, start: start, observer: observer)
     }
 
@@ -31,7 +41,17 @@ final class DispatchLoop {
         _ events: JobEvents
     ) -> Void
 
-    func run(sink: some LineSink, spawn: Spawn, cancelTasks: () -> Void) async {
+    /// Hands bytes to the sink in a task of its own, which posts ``DispatchEvent/sent(_:)`` when done.
+    typealias Send = (_ bytes: [UInt8], _ events: JobEvents) -> Void
+
+    /// A subtask may start: a slot is free, one is left, the client has taken the last lines and
+    /// lines held for an earlier one do not fill the buffer.
+    private var mayLaunch: Bool {
+        !sending && inFlight < job.concurrency && next < job.tasks.count && !jobRun.stopped
+            && jobRun.waitingBytes < bufferBytes
+    }
+
+    func run(spawn: Spawn, send: Send, cancelTasks: () -> Void) async {
         let events = self.events
         deadlineTimer = timer.schedule(at: jobDeadline) { events.post(.deadline) }
         if job.heartbeatMilliseconds > 0 {
@@ -40,12 +60,11 @@ final class DispatchLoop {
         defer { cancelTimers() }
         while true {
             launch(spawn: spawn)
-            let moreToLaunch = inFlight < job.concurrency && next < job.tasks.count && !jobRun.stopped
             var batch = events.take()
-            if batch.isEmpty, jobRun.hasOutgoing {
+            if batch.isEmpty, !sending, jobRun.hasOutgoing {
                 // Immediate outcomes are ready: send them before waiting for more.
             } else if batch.isEmpty {
-                if moreToLaunch {
+                if mayLaunch {
                     await Task.yield()
                     continue
                 }
@@ -55,13 +74,19 @@ final class DispatchLoop {
             if Task.isCancelled { break }
             if batch.count > 1 { batch = Self.finishOrder(batch) }
             for event in batch { handle(event) }
+            if clientGone { break }
             if jobRun.stopped {
                 cancelPlanned()
                 cancelTasks()
             }
-            // Only once the lines are with the client may new subtasks start.
-            if await !jobRun.flush(to: sink) { break }
-            if jobRun.finished { return }
+            guard !sending else { continue }
+            if jobRun.hasOutgoing {
+                // Only once these lines are with the client may new subtasks start.
+                sending = true
+                send(jobRun.takeOutgoing(), events)
+            } else if jobRun.finished {
+                return
+            }
         }
         // The client is gone (the task was cancelled, or a send failed): stop everything.
         jobRun.summary.clientGone = true
@@ -82,36 +107,37 @@ final class DispatchLoop {
         return finished.enumerated().sorted { ($0.element.at, $0.offset) < ($1.element.at, $1.offset) }.map(\.element.event) + others
     }
 
-    /// Starts subtasks while slots are free, up to ``Dispatcher/launchBatch`` per pass.
+    /// Starts subtasks while they may start, up to ``Dispatcher/launchBatch`` per pass.
     private func launch(spawn: Spawn) {
         var launched = 0
-        while inFlight < job.concurrency, next < job.tasks.count, !jobRun.stopped, launched < Dispatcher.launchBatch {
-            let task = job.tasks[next]
+        while mayLaunch, launched < Dispatcher.launchBatch {
+            let index = next
+            let work = job.tasks.work(at: index)
             next += 1
             launched += 1
-            if case .immediate(let outcome) = task.work {
+            if case .immediate(let outcome) = work {
                 // What finished before now goes first, so lines stay in finish order.
                 for event in Self.finishOrder(events.take()) { handle(event) }
-                if !jobRun.stopped { jobRun.record(index: task.index, outcome: outcome, at: .now) }
+                if !jobRun.stopped { jobRun.record(index: index, outcome: outcome, at: .now) }
                 continue
             }
             inFlight += 1
-            jobRun.started(index: task.index)
+            jobRun.started(index: index)
             // A subtask's own timeout counts from when it starts, within the job's deadline.
             let now = ContinuousClock.now
             let deadline: ContinuousClock.Instant
-            if let timeout = task.timeoutMilliseconds, now + .milliseconds(timeout) < jobDeadline {
+            if let timeout = job.tasks.timeoutMilliseconds(at: index), now + .milliseconds(timeout) < jobDeadline {
                 deadline = now + .milliseconds(timeout)
             } else {
                 deadline = jobDeadline
             }
-            switch task.work {
+            switch work {
             case .immediate:
                 break
             case .run(let work):
-                spawn(work, SubtaskContext(deadline: deadline, deadlineIsJobDeadline: deadline == jobDeadline), task.index, events)
+                spawn(work, SubtaskContext(deadline: deadline, deadlineIsJobDeadline: deadline == jobDeadline), index, events)
             case .delayed(let outcome, let delay):
-                schedule(index: task.index, outcome: outcome, due: now + delay, deadline: deadline)
+                schedule(index: index, outcome: outcome, due: now + delay, deadline: deadline)
             }
         }
     }
@@ -137,11 +163,16 @@ final class DispatchLoop {
         case .deadline:
             jobRun.stop(with: .timeout("the job's deadline (\(job.timeoutMilliseconds) ms) passed"))
         case .heartbeatTick:
-            jobRun.heartbeatIfIdle(every: heartbeat)
             let events = self.events
-            heartbeatTimer = timer.schedule(at: jobRun.nextHeartbeat(every: heartbeat)) { events.post(.heartbeatTick) }
+            // A client that is not taking lines gets no heartbeats either: check again in a while.
+            if !sending { jobRun.heartbeatIfIdle(every: heartbeat) }
+            let due = sending ? ContinuousClock.now + heartbeat : jobRun.nextHeartbeat(every: heartbeat)
+            heartbeatTimer = timer.schedule(at: due) { events.post(.heartbeatTick) }
         case .stop(let reason):
             jobRun.stop(with: .cancelled(reason))
+        case .sent(let delivered):
+            sending = false
+            if delivered { jobRun.sent() } else { clientGone = true }
         }
     }
 

@@ -5,7 +5,9 @@
 /// (``JobEvents``); subtasks whose outcome is known in advance (`echo`) are entries on the shared
 /// ``DeadlineTimer``, as are the job's deadline and heartbeat. The loop (``DispatchLoop``) takes
 /// what has arrived in batches and turns it into lines (``JobRun``). While the sink waits for a slow
-/// client, the loop waits, so no new subtask starts: backpressure, not buffering.
+/// client no new subtask starts: backpressure, not buffering. The send is a task of its own,
+/// so the loop meanwhile still ends the job at its deadline. In input order, lines held for an
+/// earlier one count against `bufferBytes`: while they fill it, no new subtask starts either.
 ///
 /// Every subtask gets exactly one result line, then the end line comes last. When the job's
 /// deadline passes, or `fail_fast`/`first`/``JobControl`` stop it, what has not finished is
@@ -19,15 +21,11 @@ public enum Dispatcher {
     /// on the calling thread, with no task: returns all its lines, or nil if some subtask must run
     /// or the lines would take more than `maxBytes` (a big job streams, so a slow reader holds it back).
     public static func runImmediately(_ job: Job, id: String, maxBytes: Int) -> (lines: [UInt8], summary: JobSummary)? {
-        var outcomes: [SubtaskOutcome] = []
-        outcomes.reserveCapacity(job.tasks.count)
-        for task in job.tasks {
-            guard case .immediate(let outcome) = task.work else { return nil }
-            outcomes.append(outcome)
-        }
+        guard job.tasks.allImmediate else { return nil }
         let start = ContinuousClock.now
         let run = JobRun(job: job, id: id, start: start)
-        for (index, outcome) in outcomes.enumerated() where !run.stopped {
+        for index in job.tasks.indices where !run.stopped {
+            guard case .immediate(let outcome) = job.tasks.work(at: index) else { return nil }
             run.record(index: index, outcome: outcome, at: start)
             if run.outgoingCount > maxBytes { return nil }
         }
@@ -35,34 +33,48 @@ public enum Dispatcher {
         return (lines, run.summary)
     }
 
+    /// Runs `job`, sending its lines to `sink`; returns when the end line is with the sink, or the
+    /// client is gone (the sink threw, or the calling task was cancelled).
+    /// - Parameter bufferBytes: The stream's buffer (`limits.stream_buffer_bytes`): in input order,
+    ///   lines waiting for an earlier one may take this much before no new subtask starts.
     public static func run(
         _ job: Job,
         id: String,
         control: JobControl? = nil,
         observer: (any DispatchObserver)? = nil,
         timer: DeadlineTimer = .shared,
+        bufferBytes: Int = 64 * 1024,
         sink: some LineSink
     ) async -> JobSummary {
-        let loop = DispatchLoop(job: job, id: id, observer: observer, timer: timer)
+        let loop = DispatchLoop(job: job, id: id, observer: observer, timer: timer, bufferBytes: bufferBytes)
         control?.attach(loop.events)
         defer { control?.detach() }
-        let needsTasks = job.tasks.contains { if case .run = $0.work { true } else { false } }
-        if needsTasks {
-            await withDiscardingTaskGroup { group in
+        // Subtasks that do work are children of one group, which a stop cancels; sends are children
+        // of another, so that a cancelled job still hands its last lines to the client.
+        await withDiscardingTaskGroup { sends in
+            await withDiscardingTaskGroup { subtasks in
                 await loop.run(
-                    sink: sink,
                     spawn: { work, context, index, events in
-                        group.addTask {
+                        subtasks.addTask {
                             let outcome = await work(context)
                             events.post(.finished(index: index, outcome: outcome, at: .now))
                         }
                     },
-                    cancelTasks: { group.cancelAll() }
+                    send: { bytes, events in
+                        sends.addTask {
+                            let delivered: Bool
+                            do {
+                                try await sink.send(bytes)
+                                delivered = true
+                            } catch {
+                                delivered = false
+                            }
+                            events.post(.sent(delivered))
+                        }
+                    },
+                    cancelTasks: { subtasks.cancelAll() }
                 )
             }
-        } else {
-            // Immediate and timed outcomes only (echo): no task group, no task per subtask.
-            await loop.run(sink: sink, spawn: { _, _, _, _ in }, cancelTasks: {})
         }
         return loop.jobRun.summary
     }

@@ -1,5 +1,12 @@
 /// A strict RFC 8259 parser over UTF-8 bytes, with a nesting limit so hostile input cannot exhaust
 /// the stack of the server thread it runs on.
+///
+/// Stricter than RFC 8259 requires, as I-JSON (RFC 7493) does, because parsers disagree on these and
+/// a job must mean one thing to every parser that reads it (a proxy, a log pipeline, us):
+/// - a repeated member name in an object is refused (others keep the first, the last, or both);
+/// - invalid UTF-8 in a string is refused (others replace it with U+FFFD, or pass it through);
+/// - an escaped lone surrogate (`"\ud800"`) is refused (it is no Unicode scalar: it cannot be
+///   echoed back as valid UTF-8).
 public struct JSONParser {
     public struct Error: Swift.Error, Sendable, CustomStringConvertible {
         public var offset: Int
@@ -17,12 +24,11 @@ public struct JSONParser {
         var parser = JSONParser(bytes: bytes, maxDepth: maxDepth)
         parser.skipWhitespace()
         let value = try parser.parseValue()
-        parser.skipWhitespace()
-        guard parser.index == bytes.count else { throw parser.error("unexpected data after the document") }
+        try parser.finish()
         return value
     }
 
-    private init(bytes: [UInt8], maxDepth: Int) {
+    init(bytes: [UInt8], maxDepth: Int = 64) {
         self.bytes = bytes
         self.maxDepth = maxDepth
     }
@@ -38,7 +44,7 @@ public struct JSONParser {
         }
     }
 
-    private mutating func parseValue() throws(Error) -> JSONValue {
+    mutating func parseValue() throws(Error) -> JSONValue {
         guard index < bytes.count else { throw error("unexpected end of input") }
         switch bytes[index] {
         case UInt8(ascii: "{"): return try parseObject()
@@ -67,24 +73,40 @@ public struct JSONParser {
     }
 
     private mutating func parseObject() throws(Error) -> JSONValue {
+        var members: [(String, JSONValue)] = []
+        try forEachMember { (parser, key) throws(Error) in members.append((key, try parser.parseValue())) }
+        return .object(members)
+    }
+
+    private mutating func parseArray() throws(Error) -> JSONValue {
+        var elements: [JSONValue] = []
+        try forEachElement { (parser) throws(Error) in elements.append(try parser.parseValue()) }
+        return .array(elements)
+    }
+
+    /// Parses the object that starts here member by member: `member` gets each name with the parser
+    /// at its value, and must parse the value. A repeated name is refused.
+    mutating func forEachMember(_ member: (inout JSONParser, String) throws(Error) -> Void) throws(Error) {
         try enter()
         defer { depth -= 1 }
         index += 1
-        var members: [(String, JSONValue)] = []
+        var names = MemberNames()
         skipWhitespace()
         if index < bytes.count, bytes[index] == UInt8(ascii: "}") {
             index += 1
-            return .object(members)
+            return
         }
         while true {
             skipWhitespace()
             guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else { throw error("expected a member name") }
+            let keyOffset = index
             let key = try parseString()
+            guard names.insert(key) else { throw Error(offset: keyOffset, reason: "duplicate member name \"\(key)\"") }
             skipWhitespace()
             guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { throw error("expected ':'") }
             index += 1
             skipWhitespace()
-            members.append((key, try parseValue()))
+            try member(&self, key)
             skipWhitespace()
             guard index < bytes.count else { throw error("unexpected end of input") }
             if bytes[index] == UInt8(ascii: ",") {
@@ -93,23 +115,24 @@ public struct JSONParser {
             }
             guard bytes[index] == UInt8(ascii: "}") else { throw error("expected ',' or '}'") }
             index += 1
-            return .object(members)
+            return
         }
     }
 
-    private mutating func parseArray() throws(Error) -> JSONValue {
+    /// Parses the array that starts here element by element: `element` gets the parser at each
+    /// element, and must parse it.
+    mutating func forEachElement(_ element: (inout JSONParser) throws(Error) -> Void) throws(Error) {
         try enter()
         defer { depth -= 1 }
         index += 1
-        var elements: [JSONValue] = []
         skipWhitespace()
         if index < bytes.count, bytes[index] == UInt8(ascii: "]") {
             index += 1
-            return .array(elements)
+            return
         }
         while true {
             skipWhitespace()
-            elements.append(try parseValue())
+            try element(&self)
             skipWhitespace()
             guard index < bytes.count else { throw error("unexpected end of input") }
             if bytes[index] == UInt8(ascii: ",") {
@@ -118,8 +141,20 @@ public struct JSONParser {
             }
             guard bytes[index] == UInt8(ascii: "]") else { throw error("expected ',' or ']'") }
             index += 1
-            return .array(elements)
+            return
         }
+    }
+
+    /// The byte at the parser's position (after whitespace), if any.
+    mutating func peek() -> UInt8? {
+        skipWhitespace()
+        return index < bytes.count ? bytes[index] : nil
+    }
+
+    /// Only whitespace is left.
+    mutating func finish() throws(Error) {
+        skipWhitespace()
+        guard index == bytes.count else { throw error("unexpected data after the document") }
     }
 
     private mutating func parseNumber() throws(Error) -> Double {
@@ -171,22 +206,24 @@ public struct JSONParser {
         while index < bytes.count {
             let byte = bytes[index]
             if byte == UInt8(ascii: "\"") {
+                // Validated as it was scanned: decoding replaces nothing.
                 let value = String(decoding: bytes[start..<index], as: UTF8.self)
                 index += 1
                 return value
             }
             if byte == UInt8(ascii: "\\") { break }
             guard byte >= 0x20 else { throw error("control character in string") }
-            index += 1
+            index += byte < 0x80 ? 1 : try utf8SequenceLength()
         }
         var scalars: [UInt8] = Array(bytes[start..<index])
         while index < bytes.count {
             let byte = bytes[index]
-            index += 1
             switch byte {
             case UInt8(ascii: "\""):
+                index += 1
                 return String(decoding: scalars, as: UTF8.self)
             case UInt8(ascii: "\\"):
+                index += 1
                 guard index < bytes.count else { throw error("unexpected end of input") }
                 let escape = bytes[index]
                 index += 1
@@ -198,29 +235,58 @@ public struct JSONParser {
                 case UInt8(ascii: "r"): scalars.append(0x0D)
                 case UInt8(ascii: "t"): scalars.append(0x09)
                 case UInt8(ascii: "u"):
+                    let escapeStart = index - 2
                     var code = try parseHex4()
-                    if (0xD800..<0xDC00).contains(code), index + 1 < bytes.count,
-                        bytes[index] == UInt8(ascii: "\\"), bytes[index + 1] == UInt8(ascii: "u")
-                    {
+                    if (0xD800..<0xDC00).contains(code) {
+                        guard index + 1 < bytes.count, bytes[index] == UInt8(ascii: "\\"), bytes[index + 1] == UInt8(ascii: "u") else {
+                            throw Error(offset: escapeStart, reason: "lone surrogate \\u\(String(code, radix: 16)) (a high surrogate needs a low one after it)")
+                        }
                         index += 2
                         let low = try parseHex4()
-                        if (0xDC00..<0xE000).contains(low) {
-                            code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00)
-                        } else {
-                            throw error("invalid surrogate pair")
+                        guard (0xDC00..<0xE000).contains(low) else {
+                            throw Error(offset: escapeStart, reason: "invalid surrogate pair \\u\(String(code, radix: 16))\\u\(String(low, radix: 16))")
                         }
+                        code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00)
+                    } else if (0xDC00..<0xE000).contains(code) {
+                        throw Error(offset: escapeStart, reason: "lone surrogate \\u\(String(code, radix: 16)) (a low surrogate without a high one)")
                     }
-                    let scalar = Unicode.Scalar(code) ?? "\u{FFFD}"
-                    scalars.append(contentsOf: Array(String(Character(scalar)).utf8))
+                    // Not a surrogate, so a scalar.
+                    UTF8.encode(Unicode.Scalar(code)!) { scalars.append($0) }
                 default:
-                    throw error("invalid escape")
+                    throw Error(offset: index - 2, reason: "invalid escape")
                 }
             default:
                 guard byte >= 0x20 else { throw error("control character in string") }
-                scalars.append(byte)
+                let length = byte < 0x80 ? 1 : try utf8SequenceLength()
+                scalars.append(contentsOf: bytes[index..<index + length])
+                index += length
             }
         }
         throw error("unterminated string")
+    }
+
+    /// The length of the well-formed UTF-8 sequence at `index` whose lead byte is not ASCII (RFC 3629
+    /// table 3-7: no overlong forms, no surrogates, nothing past U+10FFFF).
+    private func utf8SequenceLength() throws(Error) -> Int {
+        let lead = bytes[index]
+        let length: Int
+        var second: ClosedRange<UInt8> = 0x80...0xBF
+        switch lead {
+        case 0xC2...0xDF: length = 2
+        case 0xE0: length = 3; second = 0xA0...0xBF
+        case 0xE1...0xEC, 0xEE...0xEF: length = 3
+        case 0xED: length = 3; second = 0x80...0x9F
+        case 0xF0: length = 4; second = 0x90...0xBF
+        case 0xF1...0xF3: length = 4
+        case 0xF4: length = 4; second = 0x80...0x8F
+        default: throw error("invalid UTF-8 in string")
+        }
+        guard index + length <= bytes.count else { throw error("invalid UTF-8 in string (truncated sequence)") }
+        guard second.contains(bytes[index + 1]) else { throw error("invalid UTF-8 in string") }
+        for position in index + 2 ..< index + length where bytes[position] & 0xC0 != 0x80 {
+            throw error("invalid UTF-8 in string")
+        }
+        return length
     }
 
     private mutating func parseHex4() throws(Error) -> UInt32 {
@@ -239,5 +305,24 @@ public struct JSONParser {
             index += 1
         }
         return value
+    }
+}
+
+/// The names an object has had so far: a short list is scanned, a long one hashed, so a hostile
+/// object of many members costs linear time, not quadratic.
+private struct MemberNames {
+    private var list: [String] = []
+    private var set: Set<String>?
+
+    /// Records `name`; false if it was there already.
+    mutating func insert(_ name: String) -> Bool {
+        if set != nil { return set!.insert(name).inserted }
+        if list.contains(name) { return false }
+        list.append(name)
+        if list.count == 16 {
+            set = Set(list)
+            list = []
+        }
+        return true
     }
 }

@@ -5,7 +5,8 @@ public enum JSONValue: Sendable, Equatable {
     case number(Double)
     case string(String)
     case array([JSONValue])
-    /// Members in document order; a repeated key keeps its last value on lookup.
+    /// Members in document order (the parser refuses a repeated name; the last one wins on lookup
+    /// in an object built in code).
     case object([(String, JSONValue)])
 
     public static func == (lhs: JSONValue, rhs: JSONValue) -> Bool {

@@ -7,7 +7,8 @@ public struct Job: Sendable {
         case input
     }
 
-    public var tasks: [Subtask]
+    /// The subtasks in input order, stored compactly (``SubtaskList``).
+    public var tasks: SubtaskList
     /// Most subtasks in flight at once.
     public var concurrency: Int
     /// Deadline for the whole job, from its start.
@@ -43,6 +44,25 @@ public struct Job: Sendable {
         first: Int? = nil,
         heartbeatMilliseconds: Int = 0
     ) {
+        var list = SubtaskList()
+        for task in tasks {
+            list.append(id: task.id == String(list.count) ? nil : task.id, kind: task.kind, timeoutMilliseconds: task.timeoutMilliseconds, work: task.work)
+        }
+        self.init(
+            tasks: list, concurrency: concurrency, timeoutMilliseconds: timeoutMilliseconds, order: order,
+            failFast: failFast, first: first, heartbeatMilliseconds: heartbeatMilliseconds
+        )
+    }
+
+    init(
+        tasks: SubtaskList,
+        concurrency: Int,
+        timeoutMilliseconds: Int,
+        order: Order = .completion,
+        failFast: Bool = false,
+        first: Int? = nil,
+        heartbeatMilliseconds: Int = 0
+    ) {
         self.tasks = tasks
         self.concurrency = concurrency
         self.timeoutMilliseconds = timeoutMilliseconds
@@ -50,6 +70,17 @@ public struct Job: Sendable {
         self.failFast = failFast
         self.first = first
         self.heartbeatMilliseconds = heartbeatMilliseconds
+    }
+}
+
+extension Job {
+    /// Estimated heap the job holds while it runs: its subtasks, what they carry, and the
+    /// dispatcher's bookkeeping per subtask. What admission charges against
+    /// `limits.max_job_memory_bytes` (scripts/job-memory.sh compares it with what is measured).
+    public var estimatedBytes: Int { Self.estimatedBytes(of: tasks) }
+
+    static func estimatedBytes(of tasks: SubtaskList) -> Int {
+        tasks.estimatedBytes + tasks.count * JobRun.bytesPerSubtask + 4096
     }
 }
 

@@ -46,31 +46,52 @@ public struct JobDecoder: Sendable {
         self.runners = runners
     }
 
-    public func decode(_ body: [UInt8]) throws(JobValidationError) -> Job {
-        let document: JSONValue
+    /// Decodes and validates a job. The body is parsed in one pass and each subtask is bound to
+    /// its runner as soon as it is parsed, so the parse tree of one subtask is held at a time, never
+    /// the whole document's. Errors are reported as a whole-document pass would: malformed JSON
+    /// anywhere first, then the job's fields, then the first bad subtask, then memory.
+    /// - Parameter maxBytes: Most the job may take (``Job/estimatedBytes``): past it, subtasks are
+    ///   no longer kept (the rest of the body is only checked) and the answer is `.overMemory`.
+    public func decode(_ body: [UInt8], maxBytes: Int = .max) throws(JobValidationError) -> Job {
+        var scan = Scan(decoder: self, maxBytes: maxBytes)
+        var parser = JSONParser(bytes: body)
+        var nonObject: JSONValue?
         do {
-            document = try JSONParser.parse(body)
+            if parser.peek() == UInt8(ascii: "{") {
+                try parser.forEachMember { (parser, key) throws(JSONParser.Error) in
+                    if key == "tasks", parser.peek() == UInt8(ascii: "[") {
+                        scan.sawTasks = true
+                        try parser.forEachElement { (parser) throws(JSONParser.Error) in scan.add(try parser.parseValue()) }
+                    } else {
+                        scan.members.append((key, try parser.parseValue()))
+                    }
+                }
+            } else {
+                nonObject = try parser.parseValue()
+            }
+            try parser.finish()
         } catch {
             throw JobValidationError(.malformedJSON, field: nil, detail: "the body is not valid JSON: \(error)")
         }
-        guard case .object = document else {
-            throw JobValidationError(field: nil, detail: "the job must be a JSON object, got \(document.typeName)")
+        if let nonObject {
+            throw JobValidationError(field: nil, detail: "the job must be a JSON object, got \(nonObject.typeName)")
         }
+        let document = JSONValue.object(scan.members)
         try document.requireOnly(Self.jobFields, path: "")
         let timeouts = 1...policy.maxTimeoutMilliseconds
 
-        guard let tasksValue = document["tasks"] else {
-            throw JobValidationError(field: "tasks", detail: "is required")
-        }
-        guard case .array(let taskValues) = tasksValue else {
+        if !scan.sawTasks {
+            guard let tasksValue = document["tasks"] else {
+                throw JobValidationError(field: "tasks", detail: "is required")
+            }
             throw JobValidationError(field: "tasks", detail: "must be an array, got \(tasksValue.typeName)")
         }
-        guard !taskValues.isEmpty else { throw JobValidationError(field: "tasks", detail: "must hold at least one task") }
-        guard taskValues.count <= policy.maxTasks else {
+        guard scan.count > 0 else { throw JobValidationError(field: "tasks", detail: "must hold at least one task") }
+        guard scan.count <= policy.maxTasks else {
             throw JobValidationError(
                 .tooManyTasks,
                 field: "tasks",
-                detail: "holds \(taskValues.count) tasks; the limit is \(policy.maxTasks)"
+                detail: "holds \(scan.count) tasks; the limit is \(policy.maxTasks)"
             )
         }
 
@@ -87,52 +108,20 @@ public struct JobDecoder: Sendable {
             order = named
         }
         let failFast = try document.boolean("fail_fast", path: "") ?? false
-        let first = try document.integer("first", path: "", in: 1...taskValues.count)
+        let first = try document.integer("first", path: "", in: 1...scan.count)
         let heartbeat = try document.integer("heartbeat_ms", path: "", in: 0...policy.maxTimeoutMilliseconds) ?? policy.defaultHeartbeatMilliseconds
         if heartbeat != 0, heartbeat < Self.minimumHeartbeatMilliseconds {
             throw JobValidationError(field: "heartbeat_ms", detail: "must be 0 (off) or at least \(Self.minimumHeartbeatMilliseconds)")
         }
-
-        var tasks: [Subtask] = []
-        tasks.reserveCapacity(taskValues.count)
-        // Ids must be unique. Defaults (the index) are unique among themselves, so a set is only
-        // kept once some task names its own id.
-        var seen: Set<String>?
-        var defaulted: [Int] = []
-        for (index, taskValue) in taskValues.enumerated() {
-            let path = "tasks[\(index)]"
-            guard case .object = taskValue else {
-                throw JobValidationError(field: path, detail: "must be an object, got \(taskValue.typeName)")
-            }
-            let id: String
-            if let named = try taskValue.string("id", path: path) {
-                guard !named.isEmpty else { throw JobValidationError(field: "\(path).id", detail: "must not be empty") }
-                if seen == nil { seen = Set(defaulted.map(String.init)) }
-                guard seen!.insert(named).inserted else {
-                    throw JobValidationError(field: "\(path).id", detail: "\"\(named)\" is used by an earlier task; ids must be unique")
-                }
-                id = named
-            } else {
-                id = String(index)
-                if seen != nil {
-                    guard seen!.insert(id).inserted else {
-                        throw JobValidationError(field: "\(path).id", detail: "the default id \"\(id)\" (its index) is used by an earlier task; ids must be unique")
-                    }
-                } else {
-                    defaulted.append(index)
-                }
-            }
-            guard let kind = try taskValue.string("kind", path: path) else {
-                throw JobValidationError(field: "\(path).kind", detail: "is required (one of: \(runners.kinds.joined(separator: ", ")))")
-            }
-            let ownTimeout = try taskValue.integer("timeout_ms", path: path, in: timeouts) ?? taskTimeout
-            guard let work = try runners.bind(kind: kind, task: taskValue, path: path) else {
-                throw JobValidationError(field: "\(path).kind", detail: "\"\(kind)\" is not a known kind (one of: \(runners.kinds.joined(separator: ", ")))")
-            }
-            tasks.append(Subtask(id: id, index: index, kind: kind, timeoutMilliseconds: ownTimeout, work: work))
+        if let error = scan.firstError { throw error }
+        if scan.overMemory {
+            throw JobValidationError(.overMemory, field: nil, detail: "the job would take more than \(maxBytes) bytes of memory")
         }
+
+        scan.tasks.defaultTimeoutMilliseconds = taskTimeout
+        scan.tasks.shrinkToFit()
         var job = Job(
-            tasks: tasks,
+            tasks: scan.tasks,
             concurrency: concurrency,
             timeoutMilliseconds: timeout,
             order: order,
@@ -152,6 +141,77 @@ public struct JobDecoder: Sendable {
                 throw JobValidationError(field: "on_disconnect", detail: "must be \"cancel\" or \"continue\", got \"\(name)\"")
             }
             job.onDisconnect = policy
+        }
+    }
+
+    /// What one pass over the body gathers: the job's fields but `tasks`, and the subtasks, bound
+    /// as they are parsed, up to the first bad one (the rest are only parsed, for syntax).
+    private struct Scan {
+        let decoder: JobDecoder
+        let maxBytes: Int
+        var members: [(String, JSONValue)] = []
+        var sawTasks = false
+        var tasks = SubtaskList()
+        var count = 0
+        var firstError: JobValidationError?
+        /// The subtasks kept so far passed `maxBytes`.
+        var overMemory = false
+        /// Ids must be unique. Defaults (the index) are unique among themselves, so a set is only
+        /// kept once some task names its own id.
+        private var seen: Set<String>?
+        private var defaulted: [Int] = []
+
+        init(decoder: JobDecoder, maxBytes: Int) {
+            self.decoder = decoder
+            self.maxBytes = maxBytes
+        }
+
+        mutating func add(_ task: JSONValue) {
+            let index = count
+            count += 1
+            guard firstError == nil, !overMemory, count <= decoder.policy.maxTasks else { return }
+            do {
+                try bind(task, index: index)
+            } catch {
+                firstError = error
+            }
+            if Job.estimatedBytes(of: tasks) > maxBytes {
+                overMemory = true
+                tasks = SubtaskList()
+            }
+        }
+
+        private mutating func bind(_ taskValue: JSONValue, index: Int) throws(JobValidationError) {
+            let path = "tasks[\(index)]"
+            guard case .object = taskValue else {
+                throw JobValidationError(field: path, detail: "must be an object, got \(taskValue.typeName)")
+            }
+            var id: String?
+            if let named = try taskValue.string("id", path: path) {
+                guard !named.isEmpty else { throw JobValidationError(field: "\(path).id", detail: "must not be empty") }
+                if seen == nil { seen = Set(defaulted.map(String.init)) }
+                guard seen!.insert(named).inserted else {
+                    throw JobValidationError(field: "\(path).id", detail: "\"\(named)\" is used by an earlier task; ids must be unique")
+                }
+                // A name equal to the index is stored as the default.
+                id = named == String(index) ? nil : named
+            } else if seen != nil {
+                let defaultID = String(index)
+                guard seen!.insert(defaultID).inserted else {
+                    throw JobValidationError(field: "\(path).id", detail: "the default id \"\(defaultID)\" (its index) is used by an earlier task; ids must be unique")
+                }
+            } else {
+                defaulted.append(index)
+            }
+            let runners = decoder.runners
+            guard let kind = try taskValue.string("kind", path: path) else {
+                throw JobValidationError(field: "\(path).kind", detail: "is required (one of: \(runners.kinds.joined(separator: ", ")))")
+            }
+            let ownTimeout = try taskValue.integer("timeout_ms", path: path, in: 1...decoder.policy.maxTimeoutMilliseconds)
+            guard let work = try runners.bind(kind: kind, task: taskValue, path: path) else {
+                throw JobValidationError(field: "\(path).kind", detail: "\"\(kind)\" is not a known kind (one of: \(runners.kinds.joined(separator: ", ")))")
+            }
+            tasks.append(id: id, kind: kind, timeoutMilliseconds: ownTimeout, work: work, payloadBytes: taskValue.heapBytes)
         }
     }
 }

@@ -6,6 +6,8 @@ enum DispatchEvent: Sendable {
     case deadline
     case heartbeatTick
     case stop(reason: String)
+    /// The lines handed to the sink are with the client (true), or the client is gone (false).
+    case sent(Bool)
 }
 
 /// The dispatcher's inbox: subtasks, timers and ``JobControl`` post events from any thread; the

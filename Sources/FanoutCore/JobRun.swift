@@ -12,14 +12,22 @@ final class JobRun {
     /// Input order: encoded lines not yet sent, by index, and the next index to send.
     private var waiting: [Int: [UInt8]] = [:]
     private var nextToSend = 0
-    /// Lines ready to send on the next flush.
+    /// Input order: bytes of the lines held for an earlier one; they count against the stream's
+    /// buffer, so the loop starts nothing new while they fill it.
+    private(set) var waitingBytes = 0
+    /// Lines ready to hand to the sink.
     private var outgoing = JSONWriter(capacity: 512)
     private var lastSend: ContinuousClock.Instant
     private(set) var stopped = false
     private(set) var finished = false
     private let observer: (any DispatchObserver)?
-    /// When each started subtask started, for the observer (empty without one).
-    private var startedAt: [ContinuousClock.Instant?] = []
+    /// When each started subtask started, for the observer (empty without one): microseconds
+    /// after `start`, plus one (0: not started or already ended). 4 bytes a subtask; a job lasts at
+    /// most an hour (`limits.max_timeout_ms`), 3.6e9 µs, within UInt32.
+    private var startedAt: [UInt32] = []
+
+    /// Heap per subtask this bookkeeping takes at most (reported, startedAt), for ``Job/estimatedBytes``.
+    static let bytesPerSubtask = MemoryLayout<Bool>.stride + MemoryLayout<UInt32>.stride
 
     init(job: Job, id: String, start: ContinuousClock.Instant, observer: (any DispatchObserver)? = nil) {
         self.job = job
@@ -29,61 +37,77 @@ final class JobRun {
         self.reported = Array(repeating: false, count: job.tasks.count)
         self.lastSend = start
         self.observer = observer
-        if observer != nil { startedAt = Array(repeating: nil, count: job.tasks.count) }
+        if observer != nil { startedAt = Array(repeating: 0, count: job.tasks.count) }
     }
 
     /// A subtask began (a task or a timer).
     func started(index: Int) {
         guard let observer else { return }
-        startedAt[index] = .now
-        observer.subtaskStarted(kind: job.tasks[index].kind)
+        startedAt[index] = UInt32(clamping: Self.microseconds(ContinuousClock.now - start) + 1)
+        observer.subtaskStarted(kind: job.tasks.kind(at: index))
     }
 
     /// The client is gone: what started and has no line ends for the observer too.
     func abandon() {
         guard let observer else { return }
         let now = ContinuousClock.now
-        for index in startedAt.indices where !reported[index] {
-            if let began = startedAt[index] {
-                startedAt[index] = nil
-                observer.subtaskEnded(kind: job.tasks[index].kind, duration: now - began)
-            }
+        for index in startedAt.indices where !reported[index] && startedAt[index] != 0 {
+            observer.subtaskEnded(kind: job.tasks.kind(at: index), duration: now - began(index))
+            startedAt[index] = 0
         }
+    }
+
+    private static func microseconds(_ duration: Duration) -> Int64 {
+        let (seconds, attoseconds) = duration.components
+        return seconds * 1_000_000 + attoseconds / 1_000_000_000_000
+    }
+
+    /// When a started subtask started.
+    private func began(_ index: Int) -> ContinuousClock.Instant {
+        start + .microseconds(Int64(startedAt[index]) - 1)
     }
 
     func record(index: Int, outcome: SubtaskOutcome, at: ContinuousClock.Instant) {
         guard !reported[index] else { return }
         reported[index] = true
         recorded += 1
-        let task = job.tasks[index]
-        if let observer, let began = startedAt[index] {
-            startedAt[index] = nil
-            observer.subtaskEnded(kind: task.kind, duration: at - began)
+        let kind = job.tasks.kind(at: index)
+        let taskID = job.tasks.id(at: index)
+        if let observer, startedAt[index] != 0 {
+            observer.subtaskEnded(kind: kind, duration: at - began(index))
+            startedAt[index] = 0
         }
         let elapsed = (at - start).milliseconds
-        summary.count(outcome.status, kind: task.kind)
+        summary.count(outcome.status, kind: kind)
         switch job.order {
         case .completion:
             LineEncoder.result(
-                id: task.id, index: index, outcome: outcome, elapsedMilliseconds: elapsed,
+                id: taskID, index: index, outcome: outcome, elapsedMilliseconds: elapsed,
                 done: summary.done, total: summary.total, into: &outgoing
             )
         case .input:
             var line = JSONWriter(capacity: 128)
             // In input order the n-th line sent is subtask n's, so `done` is index + 1.
             LineEncoder.result(
-                id: task.id, index: index, outcome: outcome, elapsedMilliseconds: elapsed,
+                id: taskID, index: index, outcome: outcome, elapsedMilliseconds: elapsed,
                 done: index + 1, total: summary.total, into: &line
             )
-            waiting[index] = line.bytes
+            if index == nextToSend {
+                outgoing.bytes.append(contentsOf: line.bytes)
+                nextToSend += 1
+            } else {
+                waiting[index] = line.bytes
+                waitingBytes += line.bytes.count
+            }
             while let ready = waiting.removeValue(forKey: nextToSend) {
+                waitingBytes -= ready.count
                 outgoing.bytes.append(contentsOf: ready)
                 nextToSend += 1
             }
         }
         if !stopped {
             if job.failFast, outcome.status != .ok {
-                stop(with: .cancelled("cancelled by fail_fast: task \"\(task.id)\" ended \(outcome.status.rawValue)"))
+                stop(with: .cancelled("cancelled by fail_fast: task \"\(taskID)\" ended \(outcome.status.rawValue)"))
             } else if let first = job.first, summary.ok >= first, outcome.status == .ok {
                 stop(with: .cancelled("cancelled: the first \(first) results arrived"))
             }
@@ -130,16 +154,8 @@ final class JobRun {
         max(lastSend + interval, ContinuousClock.now + .milliseconds(1))
     }
 
-    /// Sends what is ready; false when the client is gone.
-    func flush(to sink: some LineSink) async -> Bool {
-        guard !outgoing.bytes.isEmpty else { return true }
-        let bytes = takeOutgoing()
-        do {
-            try await sink.send(bytes)
-        } catch {
-            return false
-        }
+    /// The client took the last lines sent.
+    func sent() {
         lastSend = .now
-        return true
     }
 }

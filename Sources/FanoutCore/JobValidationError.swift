@@ -7,6 +7,8 @@ public struct JobValidationError: Error, Sendable, Equatable, CustomStringConver
         case invalidField
         /// More tasks than `limits.max_tasks` (413).
         case tooManyTasks
+        /// The job would take more memory than the decoder was allowed (``JobDecoder/decode(_:maxBytes:)``).
+        case overMemory
     }
 
     public var kind: Kind

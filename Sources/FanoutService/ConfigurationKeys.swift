@@ -70,6 +70,7 @@ extension ConfigurationKey {
         int("limits.max_job_timeout_ms", 1...86_400_000, \.limits.maxJobTimeoutMilliseconds),
         int("limits.max_response_bytes", 0...1024 * 1024 * 1024, \.limits.maxResponseBytes),
         int("limits.stream_buffer_bytes", 1024...1024 * 1024 * 1024, \.limits.streamBufferBytes),
+        int("limits.max_job_memory_bytes", 64 * 1024...1 << 40, \.limits.maxJobMemoryBytes),
         int("defaults.concurrency", 1...10_000_000, \.defaults.concurrency),
         int("defaults.timeout_ms", 1...86_400_000, \.defaults.timeoutMilliseconds),
         .init(name: "defaults.task_timeout_ms", kind: .optionalInteger(1...86_400_000)) { config, value in

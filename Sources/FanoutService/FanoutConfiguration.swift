@@ -33,6 +33,10 @@ public struct FanoutConfiguration: Sendable, Equatable {
         public var maxResponseBytes = 1024 * 1024
         /// Bytes a job's stream buffers before the dispatcher waits for the client.
         public var streamBufferBytes = 64 * 1024
+        /// Memory all running jobs may be charged together (their estimated cost; see JobAdmission).
+        /// 256 MiB: half of a 512 MiB pod, leaving the rest for request bodies being read, the
+        /// upstream clients' buffers, the runtime (~30 MB) and what the allocator keeps after frees.
+        public var maxJobMemoryBytes = 256 * 1024 * 1024
     }
 
     public struct Defaults: Sendable, Equatable {

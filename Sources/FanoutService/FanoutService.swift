@@ -29,7 +29,9 @@ public final class FanoutService: Service {
         self.configuration = configuration
         self.logger = logger
         let metrics = ServiceMetrics()
-        let admission = JobAdmission(limit: configuration.limits.maxConcurrentJobs)
+        let admission = JobAdmission(
+            limit: configuration.limits.maxConcurrentJobs, memoryBudget: configuration.limits.maxJobMemoryBytes
+        )
         var runners = RunnerRegistry()
         runners.register(EchoRunner())
         var egress = EgressPolicy()

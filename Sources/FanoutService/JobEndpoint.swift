@@ -9,7 +9,8 @@ struct JobEndpoint: Sendable {
     let admission: JobAdmission
     let metrics: ServiceMetrics
     let maxBodyBytes: Int
-    /// Jobs whose lines are all known at once and fit in this are answered without a task.
+    /// Jobs whose lines are all known at once and fit in this are answered without a task; in input
+    /// order, lines waiting for an earlier one may take this much before no new subtask starts.
     let streamBufferBytes: Int
     /// Told of every large body once its job or rejection no longer needs it.
     let reclaimer: MemoryReclaimer
@@ -73,22 +74,31 @@ struct JobEndpoint: Sendable {
     private func prepare(_ request: HTTPRequest) -> Submission {
         // A chunked body can only be found too large while it is read.
         if request.bodyTooLarge { return .answer(reject(.bodyTooLarge(limit: maxBodyBytes), request, reason: "body_too_large")) }
-        let ticket: UInt64
-        let control: JobControl
-        switch admission.admit() {
-        case .success(let admitted):
-            (ticket, control) = admitted
-        case .failure(.saturated):
-            return .answer(reject(.saturated(retryAfter: 1), request, reason: "saturated"))
-        case .failure(.draining):
-            return .answer(reject(.draining(retryAfter: 5), request, reason: "draining"))
+        // Memory: the worst that decoding this body can take, or what is free; the job itself then
+        // (its estimate, and its stream's buffers: the response stream's and, in input order, the
+        // lines waiting for an earlier one).
+        let buffers = 2 * streamBufferBytes
+        let admitted: JobAdmission.Admitted
+        switch admission.admit(wanting: JobAdmission.decodingCost(bodyBytes: request.body.count) + buffers, minimum: buffers + 8192) {
+        case .success(let granted):
+            admitted = granted
+        case .failure(let refusal):
+            return .answer(reject(refusal, request))
         }
+        let (ticket, control) = (admitted.ticket, admitted.control)
         let job: Job
         do {
-            job = try decoder.decode(request.body)
+            job = try decoder.decode(request.body, maxBytes: admitted.grantedBytes - buffers)
         } catch {
             admission.release(ticket)
+            if error.kind == .overMemory {
+                return .answer(reject(admitted.limitedByOthers ? .overBudget : .tooLarge(cost: admitted.grantedBytes), request))
+            }
             return .answer(reject(.invalidJob(error), request, reason: error.kind == .tooManyTasks ? "too_many_tasks" : "invalid_job"))
+        }
+        if case .failure(let refusal) = admission.settle(ticket, cost: job.estimatedBytes + buffers) {
+            admission.release(ticket)
+            return .answer(reject(refusal, request))
         }
         if retained != nil, RetainedJobRoutes.wantsRetention(job, request) {
             return .retain(job, ticket: ticket, control: control)
@@ -116,7 +126,10 @@ struct JobEndpoint: Sendable {
             headers: headers,
             body: .stream { stream in
                 let start = ContinuousClock.now
-                let summary = await Dispatcher.run(job, id: id, control: control, observer: endpoint.metrics, sink: StreamSink(stream: stream))
+                let summary = await Dispatcher.run(
+                    job, id: id, control: control, observer: endpoint.metrics, bufferBytes: endpoint.streamBufferBytes,
+                    sink: StreamSink(stream: stream)
+                )
                 endpoint.finished(id: id, client: client, ticket: ticket, summary: summary, duration: .now - start)
                 endpoint.reclaimer.noteRelease(bytes: bodyBytes)
             }
@@ -142,6 +155,15 @@ struct JobEndpoint: Sendable {
                 "job.bytes": "\(summary.bytes)",
             ]
         )
+    }
+
+    func reject(_ refusal: JobAdmission.Refusal, _ request: HTTPRequest) -> HTTPResponse {
+        switch refusal {
+        case .saturated: reject(.saturated(retryAfter: 1), request, reason: "saturated")
+        case .draining: reject(.draining(retryAfter: 5), request, reason: "draining")
+        case .overBudget: reject(.memoryBudget(retryAfter: 1), request, reason: "memory_budget")
+        case .tooLarge(let cost): reject(.jobTooLarge(cost: cost, budget: admission.memoryBudget), request, reason: "job_too_large")
+        }
     }
 
     func reject(_ problem: Problem, _ request: HTTPRequest, reason: String) -> HTTPResponse {

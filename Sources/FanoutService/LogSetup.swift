@@ -39,6 +39,7 @@ extension FanoutConfiguration {
             "limits.max_job_timeout_ms": "\(limits.maxJobTimeoutMilliseconds)",
             "limits.max_response_bytes": "\(limits.maxResponseBytes)",
             "limits.stream_buffer_bytes": "\(limits.streamBufferBytes)",
+            "limits.max_job_memory_bytes": "\(limits.maxJobMemoryBytes)",
             "defaults.concurrency": "\(defaults.concurrency)",
             "defaults.timeout_ms": "\(defaults.timeoutMilliseconds)",
             "defaults.task_timeout_ms": "\(defaults.taskTimeoutMilliseconds.map(String.init) ?? "none")",

@@ -67,6 +67,8 @@ struct Problem: Sendable {
             Problem(status: 400, title: "Invalid Job", detail: error.description, field: error.field, slug: "invalid-job")
         case .tooManyTasks:
             Problem(status: 413, title: "Too Many Tasks", detail: error.description, field: error.field, slug: "too-many-tasks")
+        case .overMemory:
+            Problem(status: 413, title: "Content Too Large", detail: error.description, slug: "job-too-large")
         }
     }
 
@@ -83,6 +85,22 @@ struct Problem: Sendable {
             status: 503, title: "Service Unavailable",
             detail: "too many jobs are running (limits.max_concurrent_jobs); retry later",
             slug: "saturated", headers: [("Retry-After", "\(retryAfter)")]
+        )
+    }
+
+    static func memoryBudget(retryAfter: Int) -> Problem {
+        Problem(
+            status: 503, title: "Service Unavailable",
+            detail: "the running jobs hold the memory budget (limits.max_job_memory_bytes); retry later",
+            slug: "memory-budget", headers: [("Retry-After", "\(retryAfter)")]
+        )
+    }
+
+    static func jobTooLarge(cost: Int, budget: Int) -> Problem {
+        Problem(
+            status: 413, title: "Content Too Large",
+            detail: "the job would take more than \(cost) bytes of memory; limits.max_job_memory_bytes is \(budget)",
+            slug: "job-too-large"
         )
     }
 

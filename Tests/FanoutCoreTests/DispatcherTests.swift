@@ -298,4 +298,64 @@ struct DispatcherTests {
         #expect(summary.ok == 100)
         checkInvariants(sink.lines, total: 100)
     }
+
+    /// Input order, a slow first subtask and big values: the lines waiting for it count against the
+    /// buffer, so nothing new starts while they fill it; then every line arrives, in order.
+    @Test func inputOrderHoldsBackNewSubtasksWhileLinesWaitForAnEarlierOne() async {
+        let sink = CollectingSink()
+        let big = JSONValue.string(String(repeating: "x", count: 2_000))
+        let startedBeforeFirstEnded = Box<Int?>(nil)
+        let first = Subtask(id: "slow", index: 0, kind: "echo", timeoutMilliseconds: nil) { [probe] _ in
+            try? await DeadlineTimer.shared.sleep(until: .now + .milliseconds(500))
+            startedBeforeFirstEnded.set(probe.snapshot.started)
+            return .ok(.null)
+        }
+        let tasks = [first] + (1..<300).map { probe.task("t\($0)", $0, delay: 0, value: big) }
+        let summary = await Dispatcher.run(
+            .make(tasks, concurrency: 4, order: .input), id: "j", bufferBytes: 16 * 1024, sink: sink
+        )
+        // Lines of ~2.1 KB: the 8th passes 16 KiB; at most 3 others are in flight beside the slow one.
+        let started = startedBeforeFirstEnded.get ?? .max
+        #expect(started <= 8 + 3, "\(started) subtasks started while the first was running")
+        #expect(summary.ok == 300)
+        #expect(sink.results.map { $0["index"]?.int } == Array(0..<300))
+        checkInvariants(sink.lines, total: 300)
+    }
+
+    /// A client that does not read holds a send; the job's deadline still cancels what is in flight
+    /// on time, and its lines are written once the client reads again.
+    @Test func theDeadlineCancelsSubtasksWhileTheClientIsNotReading() async {
+        let sink = CollectingSink(held: true)
+        let cancelledAt = Box<Duration?>(nil)
+        let clock = ContinuousClock.now
+        // Ignores its deadline: only cancellation ends it.
+        let stuck = Subtask(id: "stuck", index: 1, kind: "echo", timeoutMilliseconds: nil) { _ in
+            do {
+                try await DeadlineTimer.shared.sleep(until: .now + .seconds(60))
+                return .ok(.null)
+            } catch {
+                cancelledAt.set(.now - clock)
+                return .cancelled("the task was cancelled")
+            }
+        }
+        let tasks = [probe.task("quick", 0, delay: 0), stuck, probe.task("queued", 2, delay: 0)]
+        let run = Task { await Dispatcher.run(.make(tasks, concurrency: 2, timeout: 300), id: "j", sink: sink) }
+        #expect(await eventually(within: .seconds(20)) { cancelledAt.get != nil }, "cancelled while the send waits")
+        #expect((cancelledAt.get ?? .zero) >= .milliseconds(295))
+        #expect(sink.results.map { $0["id"]?.stringValue } == ["quick"], "only the first send reached the sink")
+        #expect(probe.snapshot.started == 1, "nothing new started while the client was not reading")
+        sink.release()
+        let summary = await run.value
+        #expect(summary.ok == 1 && summary.timeout == 2 && !summary.clientGone)
+        #expect(sink.results.map { $0["status"]?.stringValue } == ["ok", "timeout", "timeout"])
+        checkInvariants(sink.lines, total: 3)
+    }
+}
+
+/// A value tests set from inside subtasks and read afterwards.
+final class Box<Value: Sendable>: Sendable {
+    private let value: Locked<Value>
+    init(_ value: Value) { self.value = Locked(value) }
+    func set(_ new: Value) { value.withLock { $0 = new } }
+    var get: Value { value.withLock { $0 } }
 }

@@ -18,6 +18,40 @@ struct JSONTests {
         #expect(throws: JSONParser.Error.self) { try JSONParser.parse(Array(text.utf8)) }
     }
 
+    /// Refused, each with a reason naming the problem and the byte where it is (see JSONParser).
+    @Test(arguments: [
+        (Array(#"{"a":1,"a":2}"#.utf8), "duplicate member name \"a\"", 7),
+        (Array(#"{"x":{"k":[],"k":null}}"#.utf8), "duplicate member name \"k\"", 13),
+        (Array(#"["\ud800"]"#.utf8), "lone surrogate \\ud800", 2),
+        (Array(#""\ud800x""#.utf8), "lone surrogate \\ud800", 1),
+        (Array(#""\udfff""#.utf8), "lone surrogate \\udfff", 1),
+        (Array(#""\ud800\u0041""#.utf8), "invalid surrogate pair", 1),
+        ([0x22, 0xFF, 0x22], "invalid UTF-8", 1),
+        ([0x22, 0x61, 0xC3, 0x22], "invalid UTF-8", 2),  // truncated 2-byte sequence
+        ([0x22, 0xC0, 0xAF, 0x22], "invalid UTF-8", 1),  // overlong "/"
+        ([0x22, 0xED, 0xA0, 0x80, 0x22], "invalid UTF-8", 1),  // a surrogate encoded in UTF-8
+        ([0x22, 0xF4, 0x90, 0x80, 0x80, 0x22], "invalid UTF-8", 1),  // past U+10FFFF
+        ([0x22, 0x5C, 0x6E, 0xE2, 0x82, 0x22], "invalid UTF-8", 3),  // after an escape
+        ([0x22, 0xE2, 0x82], "invalid UTF-8", 1),  // truncated at the end of input
+    ])
+    func refusesWhatParsersDisagreeOn(bytes: [UInt8], reason: String, offset: Int) {
+        let error = #expect(throws: JSONParser.Error.self) { try JSONParser.parse(bytes) }
+        #expect(error?.reason.contains(reason) == true, "\(String(describing: error))")
+        #expect(error?.offset == offset, "\(String(describing: error))")
+    }
+
+    @Test func acceptsWhatIsWellFormed() throws {
+        // Every UTF-8 length, raw and escaped, and the largest scalar.
+        let text = "\"é€😀\u{10FFFF}\\u00e9\\u20ac\\ud83d\\ude00\\udbff\\udfff\""
+        #expect(try JSONParser.parse(Array(text.utf8)) == .string("é€😀\u{10FFFF}é€😀\u{10FFFF}"))
+        // The same name in different objects is no duplicate; nor are many distinct names.
+        _ = try JSONParser.parse(Array(#"[{"a":1},{"a":2},{"a":{"a":3}}]"#.utf8))
+        let wide = "{" + (0..<1000).map { "\"k\($0)\":\($0)" }.joined(separator: ",") + "}"
+        #expect(try JSONParser.parse(Array(wide.utf8))["k999"] == .number(999))
+        let repeated = "{" + (0..<1000).map { "\"k\($0)\":\($0)" }.joined(separator: ",") + ",\"k500\":0}"
+        #expect(throws: JSONParser.Error.self) { try JSONParser.parse(Array(repeated.utf8)) }
+    }
+
     @Test func limitsNesting() throws {
         let deep = String(repeating: "[", count: 100) + String(repeating: "]", count: 100)
         let error = #expect(throws: JSONParser.Error.self) { try JSONParser.parse(Array(deep.utf8)) }

@@ -103,6 +103,79 @@ struct JobDecoderTests {
         #expect(delay == .milliseconds(1))
     }
 
+    /// Duplicate names, lone surrogates and invalid UTF-8 are malformed JSON, named in the detail.
+    @Test(arguments: [
+        (Array(#"{"tasks":[{"kind":"echo"}],"tasks":[]}"#.utf8), "duplicate member name \"tasks\""),
+        (Array(#"{"tasks":[{"kind":"echo","value":1,"value":2}]}"#.utf8), "duplicate member name \"value\""),
+        (Array(#"{"tasks":[{"kind":"echo","value":"\udc00"}]}"#.utf8), "lone surrogate \\udc00"),
+        (Array(#"{"tasks":[{"kind":"echo","id":""#.utf8) + [0xFE] + Array(#""}]}"#.utf8), "invalid UTF-8"),
+    ])
+    func refusesAmbiguousJSON(body: [UInt8], problem: String) {
+        do {
+            _ = try Self.decoder.decode(body)
+            Issue.record("accepted \(String(decoding: body, as: UTF8.self))")
+        } catch {
+            #expect(error.kind == .malformedJSON)
+            #expect(error.field == nil)
+            #expect(error.detail.contains(problem), "\(error.detail)")
+        }
+    }
+
+    @Test func keepsEachTasksFieldsInItsCompactForm() throws {
+        let job = try decode(
+            #"{"tasks":[{"kind":"echo"},{"id":"x","kind":"echo","timeout_ms":7},{"id":"2","kind":"echo","delay_ms":1.5}],"task_timeout_ms":50}"#
+        )
+        #expect(job.tasks.count == 3)
+        #expect(job.tasks.map(\.id) == ["0", "x", "2"])
+        #expect(job.tasks.map(\.index) == [0, 1, 2])
+        #expect(job.tasks.map(\.kind) == ["echo", "echo", "echo"])
+        #expect(job.tasks.map(\.timeoutMilliseconds) == [50, 7, 50], "the job's task_timeout_ms, which came after the tasks")
+        guard case .delayed(_, let delay) = job.tasks[2].work else {
+            Issue.record("a delayed echo stays a timer")
+            return
+        }
+        #expect(delay == .microseconds(1_500))
+    }
+
+    @Test func estimatesWhatAJobHolds() throws {
+        let bare = try decode(#"{"tasks":[{"kind":"echo"}]}"#).estimatedBytes
+        let carrying = try decode(#"{"tasks":[{"kind":"echo","value":"\#(String(repeating: "v", count: 10_000))"}]}"#).estimatedBytes
+        #expect(bare > 0)
+        #expect(carrying - bare >= 10_000, "the value it echoes is counted")
+    }
+
+    @Test func stopsKeepingSubtasksPastItsMemoryAllowance() throws {
+        let value = String(repeating: "v", count: 1_000)
+        let body = Array(#"{"tasks":[{"kind":"echo","value":"\#(value)"},{"kind":"echo","value":"\#(value)"}]}"#.utf8)
+        let job = try Self.decoder.decode(body)
+        #expect(try Self.decoder.decode(body, maxBytes: job.estimatedBytes).tasks.count == 2)
+        do {
+            _ = try Self.decoder.decode(body, maxBytes: job.estimatedBytes - 500)
+            Issue.record("decoded past its allowance")
+        } catch {
+            #expect(error.kind == .overMemory)
+            #expect(error.detail.contains("\(job.estimatedBytes - 500) bytes"))
+        }
+        // A bad field is still named first: that answer does not change when memory frees up.
+        #expect(throws: JobValidationError(field: "concurrency", detail: "must be between 1 and 50, got 0")) {
+            try Self.decoder.decode(Array(#"{"tasks":[{"kind":"echo","value":"\#(value)"}],"concurrency":0}"#.utf8), maxBytes: 10)
+        }
+    }
+
+    /// The body is decoded in one pass, yet problems are reported as if it had been parsed first:
+    /// malformed JSON anywhere, then the job's own fields, then the first bad subtask.
+    @Test func reportsProblemsInTheSameOrderAsAWholeDocumentPass() {
+        #expect(failure(#"{"tasks":[{"kind":"teleport"}],"x":}"#)?.kind == .malformedJSON)
+        #expect(failure(#"{"tasks":[{"kind":"teleport"}],"concurrency":0}"#)?.field == "concurrency")
+        #expect(failure(#"{"tasks":[{"kind":"teleport"}],"colour":1}"#)?.field == "colour")
+        #expect(failure(#"{"tasks":[{"kind":"echo"},{"kind":"teleport"},{"kind":7}]}"#)?.field == "tasks[1].kind")
+        let seven = "{\"tasks\":[" + Array(repeating: #"{"kind":"echo"}"#, count: 7).joined(separator: ",") + "]}"
+        #expect(failure(seven)?.detail == "holds 7 tasks; the limit is 5")
+        #expect(failure(#"{"tasks":[{"kind":"echo"}],"tasks":[]}"#)?.kind == .malformedJSON)
+        #expect(failure(#"{"tasks":[{"kind":"echo"}]} {}"#)?.kind == .malformedJSON)
+        #expect(failure(#"  "tasks"  "#)?.detail == "the job must be a JSON object, got a string")
+    }
+
     @Test func defaultIdsCollideWithNamedOnes() {
         #expect(failure(#"{"tasks":[{"kind":"echo"},{"id":"0","kind":"echo"}]}"#)?.field == "tasks[1].id")
         #expect(failure(#"{"tasks":[{"id":"1","kind":"echo"},{"kind":"echo"}]}"#)?.field == "tasks[1].id")

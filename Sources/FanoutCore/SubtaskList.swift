@@ -1,0 +1,142 @@
+/// A job's subtasks, stored compactly: a job of 100,000 subtasks keeps 100,000 of these, so every
+/// byte per subtask counts (issue 7, item 4).
+///
+/// Structure of arrays: the work (a planned outcome with its delay, or a runner call) per subtask;
+/// the kind as a one-byte code into a table of the job's few kinds; ids and own timeouts only once
+/// some subtask names one (a default id is the index, a default timeout the job's). A subscript
+/// gives the ``Subtask`` view.
+public struct SubtaskList: RandomAccessCollection, Sendable {
+    /// What performing a subtask takes, in fewer bytes than ``SubtaskWork``.
+    private enum Work: Sendable {
+        case run(@Sendable (SubtaskContext) async -> SubtaskOutcome)
+        /// Known in advance, due this many microseconds after the subtask starts (0: at once).
+        case planned(SubtaskOutcome, microseconds: Int64)
+    }
+
+    private var works: [Work] = []
+    private var kindCodes: [UInt8] = []
+    private var kindNames: [String] = []
+    /// Every id, once some subtask names its own; nil while each id is its index.
+    private var ids: [String]?
+    /// Every own timeout in milliseconds (-1: none), once some subtask names one.
+    private var ownTimeouts: [Int32]?
+    /// The timeout of a subtask that names none (the job's `task_timeout_ms`), if any.
+    var defaultTimeoutMilliseconds: Int?
+    /// Estimated heap held by what the subtasks carry (values, messages, runner payloads).
+    private(set) var payloadBytes = 0
+
+    public init() {}
+
+    public var startIndex: Int { 0 }
+    public var endIndex: Int { works.count }
+
+    public subscript(position: Int) -> Subtask {
+        Subtask(
+            id: id(at: position), index: position, kind: kind(at: position),
+            timeoutMilliseconds: timeoutMilliseconds(at: position), work: work(at: position)
+        )
+    }
+
+    func id(at position: Int) -> String { ids?[position] ?? String(position) }
+
+    func kind(at position: Int) -> String { kindNames[Int(kindCodes[position])] }
+
+    func timeoutMilliseconds(at position: Int) -> Int? {
+        if let own = ownTimeouts?[position], own >= 0 { return Int(own) }
+        return defaultTimeoutMilliseconds
+    }
+
+    func work(at position: Int) -> SubtaskWork {
+        switch works[position] {
+        case .run(let body): .run(body)
+        case .planned(let outcome, 0): .immediate(outcome)
+        case .planned(let outcome, let microseconds): .delayed(outcome, after: .microseconds(microseconds))
+        }
+    }
+
+    /// Whether every subtask's outcome is known at once.
+    var allImmediate: Bool {
+        works.allSatisfy { if case .planned(_, 0) = $0 { true } else { false } }
+    }
+
+    /// Appends a subtask. `id` nil: its index; `timeoutMilliseconds` nil: the default.
+    /// - Parameter payloadBytes: Heap its work holds that this list cannot see (a runner's payload).
+    mutating func append(id: String?, kind: String, timeoutMilliseconds: Int?, work: SubtaskWork, payloadBytes: Int = 0) {
+        let position = works.count
+        if let id {
+            if ids == nil {
+                ids = (0..<position).map { String($0) }
+                ids!.reserveCapacity(works.capacity)
+            }
+            ids!.append(id)
+            self.payloadBytes += id.heapBytes
+        } else {
+            ids?.append(String(position))
+        }
+        if let timeoutMilliseconds {
+            if ownTimeouts == nil {
+                ownTimeouts = Array(repeating: -1, count: position)
+                ownTimeouts!.reserveCapacity(works.capacity)
+            }
+            ownTimeouts!.append(Int32(clamping: timeoutMilliseconds))
+        } else {
+            ownTimeouts?.append(-1)
+        }
+        if let code = kindNames.firstIndex(of: kind) {
+            kindCodes.append(UInt8(code))
+        } else {
+            precondition(kindNames.count < 256, "a job has at most 256 kinds")
+            kindCodes.append(UInt8(kindNames.count))
+            kindNames.append(kind)
+        }
+        switch work {
+        case .run(let body):
+            works.append(.run(body))
+            self.payloadBytes += payloadBytes + 64  // the closure's context
+        case .immediate(let outcome):
+            works.append(.planned(outcome, microseconds: 0))
+            self.payloadBytes += outcome.heapBytes
+        case .delayed(let outcome, let delay):
+            let (seconds, attoseconds) = delay.components
+            works.append(.planned(outcome, microseconds: Swift.max(seconds * 1_000_000 + attoseconds / 1_000_000_000_000, 1)))
+            self.payloadBytes += outcome.heapBytes
+        }
+    }
+
+    /// Gives back what growing the arrays over-allocated (up to half), once the list is complete.
+    mutating func shrinkToFit() {
+        guard works.capacity > works.count + works.count / 8 else { return }
+        works = works.withUnsafeBufferPointer { Array($0) }
+        kindCodes = kindCodes.withUnsafeBufferPointer { Array($0) }
+        if let ids { self.ids = ids.withUnsafeBufferPointer { Array($0) } }
+        if let ownTimeouts { self.ownTimeouts = ownTimeouts.withUnsafeBufferPointer { Array($0) } }
+    }
+
+    /// Estimated heap the list holds: its arrays and what the subtasks carry.
+    var estimatedBytes: Int {
+        var bytes = works.capacity * MemoryLayout<Work>.stride + kindCodes.capacity + payloadBytes
+        if let ids { bytes += ids.capacity * MemoryLayout<String>.stride }
+        if let ownTimeouts { bytes += ownTimeouts.capacity * MemoryLayout<Int32>.stride }
+        return bytes
+    }
+}
+
+extension String {
+    /// Heap bytes a string holds: none when short enough to be stored inline, else its bytes, its
+    /// header (32) and malloc's (16).
+    var heapBytes: Int { utf8.count <= 15 ? 0 : 48 + utf8.count }
+}
+
+extension JSONValue {
+    /// Estimated heap bytes this value holds (arrays and long strings), for ``Job/estimatedBytes``.
+    var heapBytes: Int {
+        switch self {
+        case .null, .bool, .number: 0
+        case .string(let string): string.heapBytes
+        case .array(let elements):
+            elements.reduce(48 + elements.capacity * MemoryLayout<JSONValue>.stride) { $0 + $1.heapBytes }
+        case .object(let members):
+            members.reduce(48 + members.capacity * MemoryLayout<(String, JSONValue)>.stride) { $0 + $1.0.heapBytes + $1.1.heapBytes }
+        }
+    }
+}

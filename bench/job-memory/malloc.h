@@ -1,0 +1,2 @@
+// glibc heap statistics for JobMemory.swift (swiftc -import-objc-header).
+#include <malloc.h>
