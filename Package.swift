@@ -5,7 +5,8 @@ let package = Package(
     name: "fanoutd",
     platforms: [.macOS(.v15)],
     products: [
-        .executable(name: "fanoutd", targets: ["fanoutd"])
+        .executable(name: "fanoutd", targets: ["fanoutd"]),
+        .executable(name: "fanout", targets: ["fanout"]),
     ],
     dependencies: [
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
@@ -83,6 +84,17 @@ let package = Package(
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ]
         ),
+        // The command-line client: a client only (no server modules), FanoutCore for its JSON codec.
+        .executableTarget(
+            name: "fanout",
+            dependencies: [
+                "FanoutCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
         // Test helpers: a raw-socket HTTP/1.x client that sees every byte as it arrives.
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "MicroHTTPServerTests", dependencies: ["MicroHTTPServer", "TestSupport"]),
@@ -96,6 +108,11 @@ let package = Package(
             dependencies: ["FanoutService", "FanoutCore", "FanoutUpstream", "FanoutJobs", "MicroHTTPServer", "TestSupport"]
         ),
         .testTarget(name: "FanoutJobsTests", dependencies: ["FanoutJobs", "FanoutCore", "TestSupport"]),
+        // End to end: the built `fanout` binary as a subprocess against an in-process fanoutd.
+        .testTarget(
+            name: "FanoutCLITests",
+            dependencies: ["FanoutService", "FanoutCore", "MicroHTTPServer", "TestSupport", .product(name: "Logging", package: "swift-log")]
+        ),
     ]
 )
 
