@@ -11,17 +11,19 @@ struct Fanout: AsyncParsableCommand {
         commandName: "fanout",
         abstract: "Fan out work through fanoutd: submit a job, follow its lines, never lose one.",
         discussion: """
-            A dropped stream is resumed from the last line seen (GET /v1/jobs/{id}/events?after=N);
-            a retried submission reuses its Idempotency-Key, so nothing runs twice. Ctrl-C once
-            cancels the job on the server and prints the summary; twice quits at once.
+            A dropped stream is resumed from the last line seen
+            (GET /v1/jobs/{id}/events?after=N); a retried submission reuses its
+            Idempotency-Key, so nothing runs twice. Ctrl-C once cancels the job on
+            the server and prints the summary; twice quits at once.
 
-            Environment: FANOUT_URL (--server), FANOUT_TOKEN (--token), NO_COLOR (no progress line).
+            Environment: FANOUT_URL (--server), FANOUT_TOKEN (--token),
+            NO_COLOR (no live progress line).
 
             Exit status:
               0    every subtask ended ok
-              1    the job finished with at least one error, timeout or cancelled line
-              2    usage or validation error (the server's problem is printed), transport failure,
-                   or a stream that could not be resumed within --resume-timeout
+              1    the job finished with an error, timeout or cancelled line
+              2    usage or validation error (the server's problem is printed),
+                   transport failure, or a stream not resumed in --resume-timeout
               130  interrupted by Ctrl-C
             """,
         subcommands: [Run.self, Get.self, Status.self, Follow.self, Cancel.self, Jobs.self]
@@ -50,7 +52,7 @@ enum FanoutMain {
         } catch {
             // Help and version go to stdout with 0; every usage error is 2 (not ArgumentParser's 64).
             let message = Fanout.fullMessage(for: error)
-            if Fanout.exitCode(for: error) == .success {
+            if Fanout.exitCode(for: error).rawValue == 0 {
                 Terminal.out(message + "\n")
                 exit(ExitStatus.ok)
             }

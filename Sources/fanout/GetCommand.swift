@@ -58,8 +58,7 @@ extension Fanout {
                 retries: retries, hedgeMilliseconds: hedgeMilliseconds, order: order?.rawValue, failFast: failFast, first: first
             )
             let client = server.client()
-            var session = JobSession(client: client, options: stream, cancelOnInterrupt: true)
-            session.labels = urls
+            let session = JobSession(client: client, options: stream, cancelOnInterrupt: true, labels: urls)
             let status = try await client.finishing { _ in try await session.run(.submit(body: try JobDocument.continuing(job.json), idempotencyKey: JobDocument.freshKey())) }
             throw ExitCode(status)
         }

@@ -1,5 +1,6 @@
 internal import ArgumentParser
 internal import FanoutCore
+internal import NIOHTTP1
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)

@@ -1,6 +1,7 @@
 internal import AsyncHTTPClient
 internal import FanoutCore
 internal import NIOCore
+internal import NIOHTTP1
 
 /// Where a follower starts: a submission (retried with the same Idempotency-Key) or a job's events.
 enum FollowStart {

@@ -1,4 +1,6 @@
+internal import AsyncHTTPClient
 internal import FanoutCore
+internal import NIOHTTP1
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)

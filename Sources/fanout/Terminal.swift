@@ -7,17 +7,16 @@ import Darwin
 /// The process's standard streams: unbuffered writes, whether each is a terminal, its width.
 enum Terminal {
     static func put(_ text: String, to fd: Int32) {
-        var bytes = Array(text.utf8)
+        let bytes = Array(text.utf8)
         var offset = 0
         while offset < bytes.count {
-            let written = bytes.withUnsafeMutableBytes { write(fd, $0.baseAddress! + offset, $0.count - offset) }
+            let written = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + offset, $0.count - offset) }
             if written < 0 {
                 if errno == EINTR { continue }
                 return
             }
             offset += written
         }
-        bytes.removeAll()
     }
 
     static func out(_ text: String) { put(text, to: STDOUT_FILENO) }
@@ -28,7 +27,8 @@ enum Terminal {
     /// The terminal's width in columns (80 when unknown).
     static func columns(_ fd: Int32) -> Int {
         var size = winsize()
-        guard ioctl(fd, UInt(TIOCGWINSZ), &size) == 0, size.ws_col > 0 else { return 80 }
+        let result = withUnsafeMutablePointer(to: &size) { ioctl(fd, UInt(TIOCGWINSZ), $0) }
+        guard result == 0, size.ws_col > 0 else { return 80 }
         return Int(size.ws_col)
     }
 

@@ -1,4 +1,5 @@
 import FanoutCore
+import FanoutService
 import Foundation
 import TestSupport
 import Testing

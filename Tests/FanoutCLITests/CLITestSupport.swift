@@ -77,9 +77,9 @@ final class CLIProcess: @unchecked Sendable {
         let out = directory.appendingPathComponent("stdout")
         let err = directory.appendingPathComponent("stderr")
         let input = directory.appendingPathComponent("stdin")
-        FileManager.default.createFile(atPath: out.path, contents: nil)
-        FileManager.default.createFile(atPath: err.path, contents: nil)
-        FileManager.default.createFile(atPath: input.path, contents: Data((stdin ?? "").utf8))
+        _ = FileManager.default.createFile(atPath: out.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: err.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: input.path, contents: Data((stdin ?? "").utf8))
         process.executableURL = try fanoutBinary()
         process.arguments = arguments
         var env = ProcessInfo.processInfo.environment

@@ -17,7 +17,8 @@ final class CuttingProxy: @unchecked Sendable {
     init(target: Int, cutAfter: Int) throws {
         self.target = target
         self.cutAfter = cutAfter
-        listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        self.listener = listener
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = 0
