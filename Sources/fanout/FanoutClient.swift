@@ -24,7 +24,9 @@ final class FanoutClient: Sendable {
         self.token = token
         var configuration = HTTPClient.Configuration()
         // A stream is silent at most `heartbeat_ms` (15 s by default): a minute of silence is a dead link.
-        configuration.timeout = .init(connect: .seconds(5), read: .seconds(60))
+        // AsyncHTTPClient retries a refused connect until the connect timeout, so that timeout is
+        // also how long one attempt against a server that is down takes: keep it short.
+        configuration.timeout = .init(connect: .seconds(2), read: .seconds(60))
         http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
     }
 
@@ -41,7 +43,9 @@ final class FanoutClient: Sendable {
             request.body = .bytes(ByteBuffer(bytes: body))
         }
         do {
-            return try await http.execute(request, deadline: .distantFuture)
+            // The deadline covers the answer's head only (a submission's upload and validation),
+            // not the streamed body.
+            return try await http.execute(request, deadline: .now() + .seconds(120))
         } catch {
             throw TransportFailure(description: "\(base): \(Self.describe(error))")
         }
