@@ -132,6 +132,36 @@ struct CLIEndToEndTests {
         }
     }
 
+    @Test("a 503 with Retry-After is retried with the same Idempotency-Key; the job runs once")
+    func saturatedRetry() async throws {
+        try await withServer({ $0.limits.maxConcurrentJobs = 1 }) { _, port in
+            let blocker = try await HTTPExchange.send(
+                port: port, method: "POST", path: "/v1/jobs", headers: [("Content-Type", "application/json")],
+                body: echoJob([(60_000, "blocker")], extra: #","detach":true"#)
+            )
+            let blockerID = try #require(try JSONParser.parse(blocker.body)["job"]?.stringValue)
+            let proxy = try CuttingProxy(target: port, cutAfter: .max)
+            defer { proxy.stop() }
+            let process = try CLIProcess(["run", "-", "--server", "http://127.0.0.1:\(proxy.port)"], stdin: echoJob([(0, "once")]))
+            // Refused while the blocker holds the only slot; then the slot frees.
+            let refused = await eventually(within: .seconds(60)) { proxy.requestHeads.count >= 2 }
+            #expect(refused, "\(proxy.requestLines)")
+            _ = try await HTTPExchange.send(port: port, method: "POST", path: "/v1/jobs/\(blockerID)/cancel")
+            let result = await process.finish()
+            #expect(result.status == 0, "\(result)")
+            #expect(result.results.map { $0["value"] } == [.string("once")])
+            let keys = proxy.header("Idempotency-Key")
+            #expect(keys.count >= 3 && Set(keys).count == 1, "every submission carries the same key: \(keys)")
+            #expect(keys.first?.count == 32)
+            let list = try JSONParser.parse(try await HTTPExchange.send(port: port, method: "GET", path: "/v1/jobs").body)
+            guard case .array(let jobs) = list["jobs"] ?? .null else {
+                Issue.record("no job list")
+                return
+            }
+            #expect(jobs.count == 2, "the blocker and one job, not one per attempt")
+        }
+    }
+
     @Test("Ctrl-C once cancels the job on the server and prints the summary (exit 130)")
     func interruptCancels() async throws {
         try await withServer { _, port in
@@ -188,6 +218,10 @@ struct CLIEndToEndTests {
             let cancel = try await fanout(["cancel", slow, "--server", base])
             #expect(cancel.status == 0, "\(cancel)")
             #expect(cancel.lines.first?["cancelled"] == .number(1), "\(cancel)")
+            let gone = try await fanout(["follow", String(repeating: "f", count: 32), "--server", base])
+            #expect(gone.status == 2)
+            #expect(gone.stderr.contains("is gone"), "\(gone)")
+
             let again = try await fanout(["follow", slow, "--server", base])
             #expect(again.status == 1, "a cancelled line is not ok")
             #expect(again.results.first?["status"] == .string("cancelled"))

@@ -4,15 +4,40 @@ import Synchronization
 
 /// A loopback TCP proxy to 127.0.0.1:`target` that cuts its first connection (both ways) after
 /// `cutAfter` bytes from the server, so the client sees a stream dropped mid-job; later
-/// connections pass through whole. It records each connection's request line.
+/// connections pass through whole (`cutAfter: .max` cuts none). It records what clients send,
+/// to read back every request head (a keep-alive connection carries several).
 final class CuttingProxy: @unchecked Sendable {
     let port: Int
     private let listener: Int32
     private let target: Int
     private let cutAfter: Int
-    private let state = Mutex<(connections: Int, requestLines: [String])>((0, []))
+    private let state = Mutex<(connections: Int, sent: [Int: [UInt8]])>((0, [:]))
 
-    var requestLines: [String] { state.withLock { $0.requestLines } }
+    /// Every request head sent through the proxy, connection by connection (the test's bodies are
+    /// JSON, which never contains "GET /" or "POST /").
+    var requestHeads: [String] {
+        let sent = state.withLock { $0.sent }
+        var heads: [String] = []
+        for connection in sent.keys.sorted() {
+            let text = String(decoding: sent[connection] ?? [], as: UTF8.self)
+            var rest = text[...]
+            while let start = [rest.range(of: "GET /"), rest.range(of: "POST /")].compactMap({ $0 }).min(by: { $0.lowerBound < $1.lowerBound }) {
+                guard let end = rest[start.lowerBound...].range(of: "\r\n\r\n") else { break }
+                heads.append(String(rest[start.lowerBound..<end.lowerBound]))
+                rest = rest[end.upperBound...]
+            }
+        }
+        return heads
+    }
+    var requestLines: [String] { requestHeads.map { String($0.prefix { $0 != "\r" }) } }
+
+    /// The value of header `name` in each recorded head that has it.
+    func header(_ name: String) -> [String] {
+        requestHeads.compactMap { head in
+            head.split(separator: "\r\n").first { $0.lowercased().hasPrefix(name.lowercased() + ":") }
+                .map { $0.dropFirst(name.count + 1).trimmingCharacters(in: .whitespaces) }
+        }
+    }
 
     init(target: Int, cutAfter: Int) throws {
         self.target = target
@@ -58,34 +83,26 @@ final class CuttingProxy: @unchecked Sendable {
             // The second pump to finish closes both sockets.
             let finished = Pair()
             Thread.detachNewThread { [self] in
-                pump(from: client, to: server, limit: .max, record: true)
+                pump(from: client, to: server, limit: .max, record: number)
                 finished.done(client, server)
             }
             Thread.detachNewThread { [self] in
-                pump(from: server, to: client, limit: limit, record: false)
+                pump(from: server, to: client, limit: limit, record: nil)
                 finished.done(client, server)
             }
         }
     }
 
-    /// Copies bytes until EOF or `limit`; at the limit it shuts both sockets down (the cut).
-    private func pump(from source: Int32, to destination: Int32, limit: Int, record: Bool) {
+    /// Copies bytes until EOF or `limit`, keeping them under connection number `record` if given;
+    /// at the limit it shuts both sockets down (the cut).
+    private func pump(from source: Int32, to destination: Int32, limit: Int, record: Int?) {
         var buffer = [UInt8](repeating: 0, count: 4096)
         var copied = 0
-        var recording = record
-        var firstBytes: [UInt8] = []
         while true {
             let want = min(buffer.count, limit - copied)
             let count = buffer.withUnsafeMutableBytes { recv(source, $0.baseAddress, want, 0) }
             if count <= 0 { break }
-            if recording {
-                firstBytes += buffer[0..<count]
-                if let end = firstBytes.firstIndex(of: 0x0D) {
-                    let line = String(decoding: firstBytes[..<end], as: UTF8.self)
-                    state.withLock { $0.requestLines.append(line) }
-                    recording = false
-                }
-            }
+            if let record { state.withLock { $0.sent[record, default: []] += buffer[0..<count] } }
             var sent = 0
             while sent < count {
                 let n = buffer.withUnsafeBytes { send(destination, $0.baseAddress! + sent, count - sent, Int32(MSG_NOSIGNAL)) }
