@@ -11,6 +11,8 @@ final class CuttingProxy: @unchecked Sendable {
     private let listener: Int32
     private let target: Int
     private let cutAfter: Int
+    /// Whether the proxy stops listening at the cut (the server looks gone for good).
+    private let vanishAtCut: Bool
     private let state = Mutex<(connections: Int, sent: [Int: [UInt8]])>((0, [:]))
 
     /// Every request head sent through the proxy, connection by connection (the test's bodies are
@@ -39,9 +41,10 @@ final class CuttingProxy: @unchecked Sendable {
         }
     }
 
-    init(target: Int, cutAfter: Int) throws {
+    init(target: Int, cutAfter: Int, vanishAtCut: Bool = false) throws {
         self.target = target
         self.cutAfter = cutAfter
+        self.vanishAtCut = vanishAtCut
         let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         self.listener = listener
         var address = sockaddr_in()
@@ -87,7 +90,7 @@ final class CuttingProxy: @unchecked Sendable {
                 finished.done(client, server)
             }
             Thread.detachNewThread { [self] in
-                pump(from: server, to: client, limit: limit, record: nil)
+                if pump(from: server, to: client, limit: limit, record: nil), vanishAtCut { stop() }
                 finished.done(client, server)
             }
         }
@@ -95,7 +98,9 @@ final class CuttingProxy: @unchecked Sendable {
 
     /// Copies bytes until EOF or `limit`, keeping them under connection number `record` if given;
     /// at the limit it shuts both sockets down (the cut).
-    private func pump(from source: Int32, to destination: Int32, limit: Int, record: Int?) {
+    /// Returns whether it cut.
+    @discardableResult
+    private func pump(from source: Int32, to destination: Int32, limit: Int, record: Int?) -> Bool {
         var buffer = [UInt8](repeating: 0, count: 4096)
         var copied = 0
         while true {
@@ -114,6 +119,7 @@ final class CuttingProxy: @unchecked Sendable {
         }
         shutdown(source, Int32(SHUT_RDWR))
         shutdown(destination, Int32(SHUT_RDWR))
+        return copied >= limit
     }
 
     private final class Pair: Sendable {
