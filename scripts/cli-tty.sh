@@ -8,7 +8,9 @@
 #   - mid-job, the screen shows the live bar (`[██…░░] done/total`, counts, lines/s, ETA);
 #   - at the end, the bar is gone and the summary is there (counts, slowest, error codes), and
 #     the exit status is 1 (the job has error lines);
-#   - with NO_COLOR set, no bar is drawn at all (the plain-text summary still is).
+#   - with NO_COLOR set, no bar is drawn at all (the plain-text summary still is);
+#   - against a port where no server listens yet, the line says "reconnecting"; once a fanoutd
+#     starts there, the retried submission runs the job to its end.
 # Prints the captured frames; exits non-zero when a check fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,7 +24,10 @@ command -v tmux >/dev/null || { echo "cli-tty: tmux is not installed (apt-get in
 work=$(mktemp -d "${TMPDIR:-/tmp}/fanout-tty.XXXXXX")
 session="fanout-tty-$$"
 server_pid=""
+late_pid=""
 cleanup() {
+    tmux kill-session -t "$session-late" 2>/dev/null || true
+    [ -n "$late_pid" ] && kill "$late_pid" 2>/dev/null || true
     tmux kill-session -t "$session" 2>/dev/null || true
     tmux kill-session -t "$session-nc" 2>/dev/null || true
     [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null || true
@@ -85,8 +90,20 @@ wait_for "$session-nc" '^EXIT=' 60 || fail "fanout (NO_COLOR) did not finish"
 screen "$session-nc" | grep -qE '░|█' && fail "NO_COLOR still drew a bar: $(screen "$session-nc")"
 screen "$session-nc" | grep -qE '^  task_error +6$' || fail "NO_COLOR lost the summary: $(screen "$session-nc")"
 
+late_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+tmux new-session -d -s "$session-late" -x 160 -y 40 \
+    "$bin/fanout run $work/job.json --server http://127.0.0.1:$late_port --output none --resume-timeout 60; echo EXIT=\$?; sleep 600"
+wait_for "$session-late" 'reconnecting: .*connection refused' 30 || fail "no reconnecting note: $(screen "$session-late")"
+screen "$session-late" >"$work/reconnecting.txt"
+"$bin/fanoutd" serve --host 127.0.0.1 --port "$late_port" --admin-port 0 --log-level warning >"$work/late.log" 2>&1 &
+late_pid=$!
+wait_for "$session-late" '^EXIT=' 60 || fail "the retried submission did not finish: $(screen "$session-late")"
+screen "$session-late" | grep -qE '^  task_error +6$' || fail "no summary after the retried submission: $(screen "$session-late")"
+
 echo "--- mid-job frame"
 sed '/^$/d' "$work/frame.txt"
 echo "--- final screen"
 sed '/^$/d' "$work/final.txt"
+echo "--- before the server is up"
+sed '/^$/d' "$work/reconnecting.txt"
 echo "cli-tty: OK"
