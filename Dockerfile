@@ -6,6 +6,7 @@
 #   docker run --rm -p 8080:8080 fanoutd
 #   docker run --rm -p 8080:8080 -e FANOUT_AUTH_TOKENS=s3cret -e FANOUT_SHUTDOWN_GRACE_S=10 fanoutd
 #   docker run --rm -p 8080:8080 -v "$PWD/my.json:/etc/fanoutd/fanoutd.json:ro" fanoutd
+#   docker run --rm -i --network host --entrypoint fanout fanoutd run - < job.json   (the client)
 #
 # Stage 1 builds a release binary with the Swift standard library (and Foundation, if anything
 # pulls it in) linked statically. Stage 2 is debian:bookworm-slim plus the libmicrohttpd runtime
@@ -36,11 +37,15 @@ COPY openapi.yaml ./
 COPY Sources ./Sources
 COPY Tests ./Tests
 
-# The same command scripts/check-release-binary.sh runs.
+# The same command scripts/check-release-binary.sh runs, then the same for the `fanout` client
+# (one product per `swift build`), shipped beside the server: docker run --rm --network host
+# --entrypoint fanout fanoutd get http://…
 RUN --mount=type=cache,target=/build/.build \
     swift build -c release --static-swift-stdlib --product fanoutd \
+    && swift build -c release --static-swift-stdlib --product fanout \
     && mkdir -p /staging/usr/local/bin \
     && install -m 0755 .build/release/fanoutd /staging/usr/local/bin/fanoutd \
+    && install -m 0755 .build/release/fanout /staging/usr/local/bin/fanout \
     && install -m 0755 /usr/libexec/swift/linux/swift-backtrace-static /staging/usr/local/bin/swift-backtrace-static
 
 # ---------------------------------------------------------------------------------------------

@@ -5,7 +5,8 @@ let package = Package(
     name: "fanoutd",
     platforms: [.macOS(.v15)],
     products: [
-        .executable(name: "fanoutd", targets: ["fanoutd"])
+        .executable(name: "fanoutd", targets: ["fanoutd"]),
+        .executable(name: "fanout", targets: ["fanout"]),
     ],
     dependencies: [
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
@@ -88,6 +89,18 @@ let package = Package(
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ]
         ),
+        // The command-line client: a client only (no server modules), FanoutCore for its JSON codec.
+        .executableTarget(
+            name: "fanout",
+            dependencies: [
+                "FanoutSync",
+                "FanoutCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
         // Test helpers: a raw-socket HTTP/1.x client that sees every byte as it arrives.
         .target(name: "TestSupport", dependencies: ["FanoutSync"], path: "Tests/TestSupport"),
         .testTarget(name: "MicroHTTPServerTests", dependencies: ["MicroHTTPServer", "FanoutSync", "TestSupport"]),
@@ -101,6 +114,11 @@ let package = Package(
             dependencies: ["FanoutService", "FanoutCore", "FanoutSync", "FanoutUpstream", "FanoutJobs", "MicroHTTPServer", "TestSupport"]
         ),
         .testTarget(name: "FanoutJobsTests", dependencies: ["FanoutJobs", "FanoutCore", "FanoutSync", "TestSupport"]),
+        // End to end: the built `fanout` binary as a subprocess against an in-process fanoutd.
+        .testTarget(
+            name: "FanoutCLITests",
+            dependencies: ["FanoutService", "FanoutCore", "FanoutSync", "MicroHTTPServer", "TestSupport", .product(name: "Logging", package: "swift-log")]
+        ),
     ]
 )
 

