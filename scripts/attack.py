@@ -11,7 +11,7 @@ exits non-zero if any check failed. Checks (all by default):
   bodies       64 concurrent 16 MiB bodies: peak RSS stays under the pending-body budget + baseline
   slowloris    connection_limit + 500 slow header senders: /livez on the admin port p99 < 50 ms
   dead         clients that hang up mid-request free their slots within ~1 s
-  input-order  order "input" behind a slow task 0 and a reader that never reads: RSS stays bounded
+  input-order  order "input", a slow task 0, big upstream answers, a reader that never reads: bounded
   deadline     a reader that never reads: the job deadline still cancels in-flight subtasks on time
 """
 import json
@@ -335,27 +335,60 @@ def check_dead(server):
     return held >= 900 and remaining == 0 and freed_in < 2.0 and server.alive()
 
 
+class BigUpstream:
+    """A loopback upstream whose every answer is a 64 KiB JSON string, counting its requests."""
+
+    def __init__(self):
+        import http.server
+        body = json.dumps("z" * 65536).encode()
+        upstream = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self):
+                upstream.hits += 1
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.hits = 0
+        self.server = http.server.ThreadingHTTPServer((HOST, 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.server.shutdown()
+
+
 def check_input_order(server):
-    """order "input": task 0 waits 5 s, 20,000 others finish at once with 2 KiB values; the client
-    does not read. Lines waiting for task 0 count against the stream buffer: RSS stays flat."""
-    value = "x" * 2048
-    tasks = [{"kind": "echo", "delay_ms": 5000, "value": 0}] + \
-            [{"kind": "echo", "delay_ms": 1, "value": value} for _ in range(20_000)]
-    body = json.dumps({"tasks": tasks, "order": "input", "concurrency": 20_001, "timeout_ms": 20_000})
+    """order "input": task 0 waits 6 s, then 2,000 GETs of a 64 KiB upstream answer; the client
+    reads nothing. Lines waiting for task 0 count against the stream buffer, so subtasks stop
+    starting: the upstream sees a handful of requests, not 2,000 (125 MiB of lines)."""
+    upstream = BigUpstream()
+    url = f"http://{HOST}:{upstream.port}/big"
+    tasks = [{"kind": "echo", "delay_ms": 6000, "value": 0}] + [{"kind": "http", "url": url} for _ in range(2000)]
+    body = json.dumps({"tasks": tasks, "order": "input", "concurrency": 64, "timeout_ms": 30_000})
     baseline, _ = server.rss()
     sock = connect(server.port)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     sock.sendall(job_request(body))
     peak = baseline
-    for _ in range(60):
+    for _ in range(80):
         peak = max(peak, server.rss()[0])
         time.sleep(0.05)
+    hits = upstream.hits
     sock.close()
-    lines_bytes = 20_000 * 2100
+    upstream.stop()
     growth = peak - baseline
-    print(f"attack: input-order: 20,000 lines of 2 KiB behind a 5 s task 0, unread: RSS +{growth / MIB:.1f} MiB "
-          f"(the lines alone would be {lines_bytes / MIB:.0f} MiB)")
-    return growth < 32 * MIB and server.alive()
+    print(f"attack: input-order: 2,000 GETs of 64 KiB behind a 6 s task 0, unread: {hits} upstream requests "
+          f"in 4 s, RSS +{growth / MIB:.1f} MiB (unbounded, the lines would be {2000 * 64 / 1024:.0f} MiB)")
+    return hits < 200 and growth < 48 * MIB and server.alive()
 
 
 def check_deadline(server):
@@ -401,7 +434,7 @@ def main():
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 65536), hard))
     passed = failed = 0
     for name in names:
-        server = Server(binary, f"server.max_pending_body_bytes={PENDING_BODY_BUDGET}",
+        server = Server(binary, f"server.max_pending_body_bytes={PENDING_BODY_BUDGET}", "egress.allow=127.0.0.1",
                         f"server.connection_limit={CONNECTION_LIMIT}",
                         f"server.request_timeout_s={REQUEST_TIMEOUT_S}")
         try:
