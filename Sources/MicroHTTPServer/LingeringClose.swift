@@ -1,3 +1,4 @@
+internal import CMicroHTTPD
 import Glibc
 import FanoutSync
 import Synchronization
