@@ -1,4 +1,5 @@
 import FanoutCore
+import Glibc
 import Logging
 import MicroHTTPServer
 
@@ -66,8 +67,27 @@ struct JobEndpoint: Sendable {
 
     static func mayAskForRetention(_ request: HTTPRequest) -> Bool {
         if request.headers["Prefer"] != nil || request.headers["Idempotency-Key"] != nil { return true }
-        return request.body.firstRange(of: Array("detach\"".utf8)) != nil
-            || request.body.firstRange(of: Array("on_disconnect\"".utf8)) != nil
+        return contains(request.body, Self.detachKey) || contains(request.body, Self.onDisconnectKey)
+    }
+
+    private static let detachKey = Array("detach\"".utf8)
+    private static let onDisconnectKey = Array("on_disconnect\"".utf8)
+
+    /// Whether `needle` occurs in `haystack`: a plain byte scan (the generic `firstRange(of:)` costs
+    /// more than decoding a small job).
+    private static func contains(_ haystack: [UInt8], _ needle: [UInt8]) -> Bool {
+        haystack.withUnsafeBufferPointer { hay in
+            needle.withUnsafeBufferPointer { pin in
+                guard let first = pin.first, hay.count >= pin.count else { return false }
+                var index = 0
+                let last = hay.count - pin.count
+                while index <= last {
+                    if hay[index] == first, memcmp(hay.baseAddress! + index, pin.baseAddress!, pin.count) == 0 { return true }
+                    index += 1
+                }
+                return false
+            }
+        }
     }
 
     /// Admits and decodes the job; plain v1 jobs get their stream here.
