@@ -11,8 +11,13 @@ public enum WallClock {
 
     /// `2026-12-01T09:16:29.123Z`.
     public static func rfc3339(_ seconds: Double) -> String {
-        var whole = time_t(seconds.rounded(.down))
-        let millis = Int(((seconds - Double(whole)) * 1000).rounded(.down))
+        let whole = Int(seconds.rounded(.down))
+        return rfc3339(whole: whole, milliseconds: Int(((seconds - Double(whole)) * 1000).rounded(.down)))
+    }
+
+    /// The same from whole seconds since 1970 and the milliseconds past them (the log's timestamps).
+    public static func rfc3339(whole: Int, milliseconds: Int) -> String {
+        var whole = time_t(whole)
         var parts = tm()
         gmtime_r(&whole, &parts)
         func pad(_ value: Int32, _ width: Int) -> String {
@@ -20,6 +25,6 @@ public enum WallClock {
             return String(repeating: "0", count: max(width - text.count, 0)) + text
         }
         return "\(pad(parts.tm_year + 1900, 4))-\(pad(parts.tm_mon + 1, 2))-\(pad(parts.tm_mday, 2))T"
-            + "\(pad(parts.tm_hour, 2)):\(pad(parts.tm_min, 2)):\(pad(parts.tm_sec, 2)).\(pad(Int32(min(millis, 999)), 3))Z"
+            + "\(pad(parts.tm_hour, 2)):\(pad(parts.tm_min, 2)):\(pad(parts.tm_sec, 2)).\(pad(Int32(min(milliseconds, 999)), 3))Z"
     }
 }
