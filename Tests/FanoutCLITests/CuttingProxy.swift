@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import FanoutSync
+import TestSupport
 
 /// A loopback TCP proxy to 127.0.0.1:`target` that cuts its first connection (both ways) after
 /// `cutAfter` bytes from the server, so the client sees a stream dropped mid-job; later
@@ -138,18 +139,6 @@ final class CuttingProxy: @unchecked Sendable {
     }
 
     private static func connect(_ port: Int) -> Int32? {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let result = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard result == 0 else {
-            close(fd)
-            return nil
-        }
-        return fd
+        try? RawConnection.loopbackSocket(port: port)
     }
 }

@@ -35,8 +35,8 @@ public final class RawConnection: @unchecked Sendable {
 
     deinit { if !isClosed { Glibc.close(fd) } }
 
-    /// Connects to 127.0.0.1:`port`. `receiveBuffer` shrinks SO_RCVBUF (for slow-reader tests).
-    public static func connect(port: Int, receiveBuffer: Int? = nil) async throws -> RawConnection {
+    /// A blocking socket connected to 127.0.0.1:`port`; `receiveBuffer` shrinks SO_RCVBUF first.
+    public static func loopbackSocket(port: Int, receiveBuffer: Int? = nil) throws -> Int32 {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw Failure("socket() failed") }
         if var size = receiveBuffer {
@@ -50,9 +50,16 @@ public final class RawConnection: @unchecked Sendable {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
         guard result == 0 else {
+            let error = errno
             Glibc.close(fd)
-            throw Failure("connect to 127.0.0.1:\(port) failed: errno \(errno)")
+            throw Failure("connect to 127.0.0.1:\(port) failed: errno \(error)")
         }
+        return fd
+    }
+
+    /// Connects to 127.0.0.1:`port`. `receiveBuffer` shrinks SO_RCVBUF (for slow-reader tests).
+    public static func connect(port: Int, receiveBuffer: Int? = nil) async throws -> RawConnection {
+        let fd = try loopbackSocket(port: port, receiveBuffer: receiveBuffer)
         _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
         return RawConnection(fd: fd)
     }
