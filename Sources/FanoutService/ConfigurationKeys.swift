@@ -94,6 +94,9 @@ extension ConfigurationKey {
         },
         int("jobs.retention_s", 1...604_800, \.jobs.retentionSeconds),
         int("jobs.max_retained_bytes", 1024...1 << 40, \.jobs.maxRetainedBytes),
+        .init(name: "cors.allow_origins", kind: .list) { config, value in config.cors.allowOrigins = value.list },
+        .init(name: "cors.allow_credentials", kind: .boolean) { config, value in config.cors.allowCredentials = value.bool },
+        int("cors.max_age_s", 0...86_400, \.cors.maxAgeSeconds),
         .init(name: "log.level", kind: .string) { (config, value) throws(ConfigurationError) in
             guard let level = Logger.Level(rawValue: value.string) else {
                 throw ConfigurationError("log.level: \"\(value.string)\" is not one of trace, debug, info, notice, warning, error, critical")

@@ -170,6 +170,19 @@ public struct ConfigurationLoader: Sendable {
         if config.defaults.timeoutMilliseconds > config.limits.maxJobTimeoutMilliseconds {
             throw ConfigurationError("defaults.timeout_ms (\(config.defaults.timeoutMilliseconds)) is above limits.max_job_timeout_ms (\(config.limits.maxJobTimeoutMilliseconds))")
         }
+        for origin in config.cors.allowOrigins {
+            if let reason = CORSPolicy.invalidOrigin(origin) {
+                throw ConfigurationError("cors.allow_origins: \"\(origin)\" \(reason)")
+            }
+        }
+        if config.cors.allowOrigins.contains("*") {
+            if config.cors.allowOrigins.count > 1 {
+                throw ConfigurationError("cors.allow_origins: \"*\" allows every origin and must be alone in the list")
+            }
+            if config.cors.allowCredentials {
+                throw ConfigurationError("cors.allow_credentials cannot be true with cors.allow_origins \"*\" (browsers refuse credentials with a wildcard origin)")
+            }
+        }
         if config.defaults.heartbeatMilliseconds != 0, config.defaults.heartbeatMilliseconds < JobDecoder.minimumHeartbeatMilliseconds {
             throw ConfigurationError("defaults.heartbeat_ms must be 0 (off) or at least \(JobDecoder.minimumHeartbeatMilliseconds)")
         }

@@ -88,6 +88,16 @@ public struct FanoutConfiguration: Sendable, Equatable {
         public var maxRetainedBytes = 128 * 1024 * 1024
     }
 
+    /// Cross-origin access for browser pages (CORS); off while `allowOrigins` is empty.
+    public struct CORS: Sendable, Equatable {
+        /// Serialized origins (`https://app.example.com`) whose pages may call the API; `*` for any.
+        public var allowOrigins: [String] = []
+        /// Whether such pages may send credentials (cookies, TLS client certificates); not with `*`.
+        public var allowCredentials = false
+        /// How long a browser may cache a preflight's answer.
+        public var maxAgeSeconds = 600
+    }
+
     public struct Log: Sendable, Equatable {
         public enum Format: String, Sendable, Equatable {
             /// `text` on a terminal, `json` otherwise.
@@ -109,6 +119,7 @@ public struct FanoutConfiguration: Sendable, Equatable {
     public var shutdown = Shutdown()
     public var log = Log()
     public var jobs = Jobs()
+    public var cors = CORS()
 
     public init() {}
 }

@@ -107,6 +107,7 @@ public final class FanoutService: Service {
             )
         }
         let server = configuration.server
+        let cors = CORSPolicy(configuration.cors)
         self.server = HTTPServer(
             configuration: HTTPServerConfiguration(
                 host: server.host,
@@ -121,7 +122,7 @@ public final class FanoutService: Service {
                 streamBufferBytes: configuration.limits.streamBufferBytes,
                 requestTimeoutSeconds: server.requestTimeoutSeconds
             ),
-            handler: handler,
+            handler: cors.isEnabled ? CORSHandler(inner: handler, policy: cors) : handler,
             logger: logger
         )
         self.admission = admission

@@ -112,6 +112,14 @@ struct Problem: Sendable {
         )
     }
 
+    static func originNotAllowed(_ origin: String) -> Problem {
+        Problem(
+            status: 403, title: "Forbidden",
+            detail: "cross-origin requests from \(origin) are not allowed (cors.allow_origins)",
+            slug: "origin-not-allowed"
+        )
+    }
+
     static func unauthorized(_ detail: String) -> Problem {
         Problem(
             status: 401, title: "Unauthorized", detail: detail, slug: "unauthorized",
