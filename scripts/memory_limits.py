@@ -81,8 +81,20 @@ def read_head(sock):
         if not chunk:
             break
         data += chunk
-    head = data.split(b"\r\n\r\n", 1)[0].decode("latin-1")
-    return int(head.split(" ", 2)[1]) if head.startswith("HTTP/") else 0, head
+    text = data.decode("latin-1")  # the head and whatever of the body came with it
+    return int(text.split(" ", 2)[1]) if text.startswith("HTTP/") else 0, text
+
+
+def read_rest(sock):
+    """What else a refused request's answer holds (its problem document), within a second."""
+    data = b""
+    sock.settimeout(1)
+    try:
+        while chunk := sock.recv(65536):
+            data += chunk
+    except OSError:
+        pass
+    return data.decode("latin-1")
 
 
 def get(port, path):
@@ -115,7 +127,7 @@ def main():
     port, admin = free_ports(2)
     config["server"].update(host="127.0.0.1", port=port, admin_port=admin)
     config["shutdown"]["grace_s"] = 0
-    config["log"]["level"] = "warning"
+    config["log"]["level"] = "info"
     open(os.path.join(work, "fanoutd.json"), "w").write(json.dumps(config))
     env = {k: v for k, v in os.environ.items() if not k.startswith("FANOUT_")}
     log = open(os.path.join(work, "fanoutd.log"), "w")
@@ -166,28 +178,42 @@ def main():
         retained = metric(admin, "fanout_retained_bytes")
         note(f"retained {retained / MIB:.0f} of {max_retained / MIB:.0f} MiB")
 
-        # 2. Running jobs. First streams whose client does not read: 3000 quick lines each (about
-        #    360 KB, beyond the socket buffers), so their stream buffers fill; half the jobs the
-        #    replica may run. Then jobs of limits.max_tasks subtasks due in 45 s, until 503.
-        stalled_body = json.dumps({"tasks": [{"kind": "echo", "value": "s" * 40}] * 3000}).encode()
-        for _ in range(limits["max_concurrent_jobs"] // 2):
-            held.append(post(port, stalled_body, rcvbuf=4096))
+        # 2. Running jobs. First jobs whose stream buffers are full: in input order, 1000 quick
+        #    lines (~110 KB) wait behind a first subtask due in 45 s, in fanoutd's memory (not in
+        #    socket buffers), up to the stream buffer; a quarter of the jobs the replica may run.
+        #    Then jobs of limits.max_tasks subtasks due in 45 s, until 503 memory-budget.
+        #    One at a time, each until its head is read: jobs sent all at once would be refused
+        #    while the others' decoding grants (13× the body) hold the budget.
+        stalled_body = json.dumps({"order": "input", "tasks": [{"kind": "echo", "delay_ms": 45_000}]
+                                   + [{"kind": "echo"}] * 1000}).encode()
+        stalled = 0
+        for _ in range(limits["max_concurrent_jobs"] // 4):
+            sock = post(port, stalled_body, rcvbuf=4096)
+            status, _ = read_head(sock)
+            if status != 200:
+                sock.close()
+                raise RuntimeError(f"a stream was answered {status} before the budget could be spent")
+            held.append(sock)
+            stalled += 1
         time.sleep(1)
-        stalled = metric(admin, "fanout_jobs_in_flight")
-        note(f"{stalled:.0f} streams not read")
+        note(f"{stalled} streams not read")
         big_body = json.dumps({"tasks": [{"kind": "echo", "delay_ms": 45_000}] * limits["max_tasks"]}).encode()
         big = 0
-        while time.monotonic() - started < 40:
+        phase_end = time.monotonic() + 30
+        while True:
+            if time.monotonic() > phase_end:
+                raise RuntimeError(f"the job budget was not spent within 30 s ({big} jobs of {limits['max_tasks']} running)")
             sock = post(port, big_body)
             status, head = read_head(sock)
             if status != 200:
+                body = head + read_rest(sock)
                 sock.close()
-                if status == 503:
-                    break  # memory-budget (or saturated): the replica takes no more
-                raise RuntimeError(f"a {limits['max_tasks']}-task job was answered {status}")
+                if status == 503 and "memory-budget" in body:
+                    break
+                raise RuntimeError(f"a {limits['max_tasks']}-task job was answered {head.splitlines()[:1]}")
             held.append(sock)
             big += 1
-        note(f"+ {big} jobs of {limits['max_tasks']} subtasks (budget spent)")
+        note(f"+ {big} jobs of {limits['max_tasks']} subtasks (503 memory-budget)")
         in_flight = metric(admin, "fanout_jobs_in_flight")
 
         # 3. Request bodies being read: as many largest bodies as the pending budget holds.
@@ -195,8 +221,12 @@ def main():
         chunk = b" " * (server_cfg["max_body_bytes"] - 1)
         for _ in range(uploads):
             sock = socket.create_connection(("127.0.0.1", port), timeout=30)
-            sock.sendall(f"POST /v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                         f"Content-Length: {server_cfg['max_body_bytes']}\r\n\r\n".encode() + chunk)
+            try:
+                sock.sendall(f"POST /v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                             f"Content-Length: {server_cfg['max_body_bytes']}\r\n\r\n".encode() + chunk)
+            except (BrokenPipeError, ConnectionResetError):
+                status, head = read_head(sock)
+                raise RuntimeError(f"a {server_cfg['max_body_bytes']}-byte upload was refused: {head.splitlines()[:1]}")
             held.append(sock)
         time.sleep(1)
         note(f"+ {uploads} bodies of {server_cfg['max_body_bytes'] / MIB:.0f} MiB being read")
