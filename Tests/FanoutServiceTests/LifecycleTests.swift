@@ -1,6 +1,7 @@
 import FanoutCore
 import Logging
 import MicroHTTPServer
+import ServiceTestSupport
 import TestSupport
 import Testing
 
