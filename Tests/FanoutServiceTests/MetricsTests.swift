@@ -173,6 +173,9 @@ struct MetricsTests {
             // The test process started before this test and at most a day ago.
             #expect(started <= now + 1 && started > now - 86400, "start \(started), now \(now)")
             #expect(metric(text, #"fanout_build_info{version="\#(FanoutService.version)"}"#) == 1)
+            let document = try #require(ConfigurationLoader.readFile("openapi.yaml"), "run from the package root")
+            let version = "\n  version: \(FanoutService.version)\n"
+            #expect(String(decoding: document, as: UTF8.self).contains(version), "openapi.yaml's info.version is the build's")
         }
     }
 }
