@@ -11,7 +11,8 @@
 #   the streamed responses are raw text that the line models parse. Fails on any warning, but
 #   one: GET /v1/openapi.yaml (application/yaml, a content type the tool has no parser for).
 # - Checks the models exist: Problem (every error response of every operation parses as one),
-#   ResultLine / HeartbeatLine / EndLine / StreamEvent, Job, Order, RetainedJob.
+#   ResultLine / HeartbeatLine / EndLine / StreamEvent, Job, Order, RetainedJob; and no two
+#   generated enums are alike (the old document gave three `order` enums and two job states).
 # - Starts BINARY on loopback and, through the generated client, submits jobs and parses what the
 #   server sent: an NDJSON stream with every kind of line (ok, error, timeout results,
 #   heartbeats, the end line), a retained job's lines with `seq` read as NDJSON and as SSE, and

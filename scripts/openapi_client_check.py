@@ -7,6 +7,7 @@ Starts BINARY on loopback (attack.Server), then through the generated client: st
 lines are of every kind, a retained job read as NDJSON and as SSE, and refused requests; every
 line and problem document is parsed by its model and must round-trip through to_dict() unchanged.
 """
+import enum
 import importlib
 import inspect
 import json
@@ -18,6 +19,7 @@ import yaml
 
 from attack import Server
 import fanoutd_client.api
+import fanoutd_client.models
 from fanoutd_client import Client
 from fanoutd_client.api.jobs import submit_job
 from fanoutd_client.api.retained import get_job, job_events
@@ -77,6 +79,13 @@ def main():
     models = {event: classes[ref.rsplit("/", 1)[1]] for event, ref in mapping.items()}
     check(set(models) == {"result", "heartbeat", "end"}, f"StreamLine's discriminator: {mapping}")
     check([o.value for o in Order] == ["completion", "input"], "one Order enum: completion, input")
+    enums = {}
+    for name in dir(fanoutd_client.models):
+        value = getattr(fanoutd_client.models, name)
+        if isinstance(value, type) and issubclass(value, enum.Enum):
+            enums.setdefault(tuple(sorted(str(member.value) for member in value)), []).append(name)
+    duplicates = [names for names in enums.values() if len(names) > 1]
+    check(not duplicates, f"no two generated enums alike ({len(enums)} enums): {duplicates}")
     error_models_are_problem(document)
 
     server = Server(binary)
