@@ -1,6 +1,7 @@
 import FanoutCore
 import FanoutJobs
 import Logging
+import ServiceTestSupport
 import TestSupport
 import Testing
 
