@@ -132,7 +132,13 @@ let package = Package(
             dependencies: ["FanoutService", "FanoutCore", "FanoutSync", "FanoutUpstream", "FanoutJobs", "MicroHTTPServer", "TestSupport"]
         ),
         .testTarget(name: "FanoutJobsTests", dependencies: ["FanoutJobs", "FanoutCore", "FanoutSync", "TestSupport"]),
-        .testTarget(name: "FanoutPostgresTests", dependencies: ["FanoutPostgres", "FanoutJobs", "FanoutCore", "FanoutSync", "TestSupport"]),
+        .testTarget(
+            name: "FanoutPostgresTests",
+            dependencies: [
+                "FanoutPostgres", "FanoutJobs", "FanoutCore", "FanoutSync", "TestSupport",
+                .product(name: "PostgresNIO", package: "postgres-nio"), .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         // End to end: the built `fanout` binary as a subprocess against an in-process fanoutd.
         .testTarget(
             name: "FanoutCLITests",

@@ -2,6 +2,7 @@ import FanoutCore
 import FanoutJobs
 import FanoutSync
 import Logging
+import PostgresNIO
 import Testing
 
 @testable import FanoutPostgres

@@ -1,5 +1,6 @@
 import FanoutJobs
 import Logging
+import PostgresNIO
 import Testing
 
 @testable import FanoutPostgres
