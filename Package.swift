@@ -135,7 +135,7 @@ let package = Package(
         .testTarget(
             name: "FanoutPostgresTests",
             dependencies: [
-                "FanoutPostgres", "FanoutJobs", "FanoutCore", "FanoutSync", "TestSupport",
+                "FanoutPostgres", "FanoutJobs", "FanoutCore", "FanoutSync", "FanoutService", "TestSupport",
                 .product(name: "PostgresNIO", package: "postgres-nio"), .product(name: "Logging", package: "swift-log"),
             ]
         ),

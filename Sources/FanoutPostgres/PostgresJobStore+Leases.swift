@@ -25,7 +25,7 @@ extension PostgresJobStore {
                     }
                 }
             } catch {
-                if !Task.isCancelled { logger.warning("job store listener lost; reconnecting", metadata: ["error": "\(error)"]) }
+                if !Task.isCancelled { logger.warning("job store listener lost; reconnecting", metadata: ["error": "\(String(reflecting: error))"]) }
             }
             wakeups.notifyAll()
             try? await Task.sleep(for: .milliseconds(Int(backoff * 1000)))

@@ -67,7 +67,10 @@ public final class PostgresJobStore: JobStore {
         self.logger = logger
         var generator = SystemRandomNumberGenerator()
         self.replica = String(generator.next() as UInt64, radix: 16)
-        self.client = PostgresClient(configuration: try settings.url.clientConfiguration(poolSize: settings.poolSize), backgroundLogger: logger)
+        // postgres-nio logs every failed connection attempt at info; ours says it once.
+        var background = logger
+        background.logLevel = max(logger.logLevel, .warning)
+        self.client = PostgresClient(configuration: try settings.url.clientConfiguration(poolSize: settings.poolSize), backgroundLogger: background)
     }
 
     // MARK: Lifecycle
@@ -84,6 +87,8 @@ public final class PostgresJobStore: JobStore {
             }
         }
         local.withLock { $0.background = background }
+        // Let client.run() begin before the first lease (postgres-nio warns otherwise).
+        await Task.yield()
         do {
             try await Self.deadline(limit) {
                 try await PostgresSchema.migrate(client, schema: self.schema, logger: self.logger)

@@ -20,6 +20,7 @@ func withService<T>(
     configuration.shutdown.graceSeconds = 1
     configure(&configuration)
     let service = FanoutService(configuration: configuration, logger: Logger(label: "test"))
+    try await service.connectStore()
     try service.start()
     let port = try #require(service.port)
     // The service's tasks (server, admin listener, retained jobs), as in FanoutService.run(); drain() ends them.
