@@ -497,17 +497,61 @@ public final class PostgresJobStore: JobStore {
         await attempt.value
     }
 
-    /// `operation`, or a timeout error after `limit` (the operation is cancelled).
+    /// `operation`, or ``StoreTimeout`` after `limit`, or `CancellationError` when the caller is
+    /// cancelled. The operation runs in a task of its own and is cancelled, not awaited, when the
+    /// limit passes first: a statement blocked in the database (a lock, a dead peer) does not
+    /// hold the caller.
     static func deadline<Value: Sendable>(_ limit: Duration, _ operation: @escaping @Sendable () async throws -> Value) async throws -> Value {
-        try await withThrowingTaskGroup(of: Value?.self) { group in
-            group.addTask { try await operation() }
-            group.addTask {
-                try await Task.sleep(for: limit)
-                return nil
+        let race = Race<Value>()
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Value, any Error>) in
+                race.begin(continuation, work: Task {
+                    do { race.finish(.success(try await operation())) } catch { race.finish(.failure(error)) }
+                }, timer: Task {
+                    try await Task.sleep(for: limit)
+                    race.finish(.failure(StoreTimeout()))
+                })
             }
-            defer { group.cancelAll() }
-            guard let first = try await group.next(), let value = first else { throw StoreTimeout() }
-            return value
+        } onCancel: {
+            race.finish(.failure(CancellationError()))
+        }
+    }
+
+    /// The first of operation, timer and cancellation to finish resumes the caller and cancels the rest.
+    final class Race<Value: Sendable>: Sendable {
+        private struct State {
+            var continuation: CheckedContinuation<Value, any Error>?
+            var tasks: [Task<Void, any Error>] = []
+            var result: Result<Value, any Error>?
+        }
+
+        private let state = Locked(State())
+
+        func begin(_ continuation: CheckedContinuation<Value, any Error>, work: Task<Void, any Error>, timer: Task<Void, any Error>) {
+            let early = state.withLock { state -> Result<Value, any Error>? in
+                state.tasks = [work, timer]
+                guard let result = state.result else {
+                    state.continuation = continuation
+                    return nil
+                }
+                return result
+            }
+            if let early {
+                work.cancel()
+                timer.cancel()
+                continuation.resume(with: early)
+            }
+        }
+
+        func finish(_ result: Result<Value, any Error>) {
+            let (continuation, tasks) = state.withLock { state -> (CheckedContinuation<Value, any Error>?, [Task<Void, any Error>]) in
+                guard state.result == nil else { return (nil, []) }
+                state.result = result
+                defer { state.continuation = nil }
+                return (state.continuation, state.tasks)
+            }
+            for task in tasks { task.cancel() }
+            continuation?.resume(with: result)
         }
     }
 

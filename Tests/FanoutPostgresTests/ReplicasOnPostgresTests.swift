@@ -1,6 +1,9 @@
 import FanoutCore
+import FanoutSync
 import Logging
+import PostgresNIO
 import TestSupport
+@testable import FanoutPostgres
 import Testing
 
 @testable import FanoutService
@@ -10,7 +13,7 @@ import Testing
 @Suite("Replicas on PostgreSQL", .serialized, .enabled(PostgresTestDatabase.skipMessage) { await PostgresTestDatabase.reachable.value })
 struct ReplicasOnPostgresTests {
     /// Runs `body` with two started services on a fresh schema, then drains both.
-    func withReplicas(_ body: (_ a: Int, _ b: Int) async throws -> Void) async throws {
+    func withReplicas(_ body: (_ a: Int, _ b: Int, _ schema: String) async throws -> Void) async throws {
         let schema = PostgresTestDatabase.makeSchema()
         let url = try #require(PostgresTestDatabase.url) + (PostgresTestDatabase.url!.contains("?") ? "&" : "?") + "schema=\(schema)"
         func make() async throws -> FanoutService {
@@ -31,7 +34,7 @@ struct ReplicasOnPostgresTests {
         async let servingA: Void = a.serve()
         async let servingB: Void = b.serve()
         var failure: (any Error)?
-        do { try await body(try #require(a.port), try #require(b.port)) } catch { failure = error }
+        do { try await body(try #require(a.port), try #require(b.port), schema) } catch { failure = error }
         await a.drain()
         await b.drain()
         await servingA
@@ -62,7 +65,7 @@ struct ReplicasOnPostgresTests {
     }
 
     @Test func submitOnOneReadReplayAndDeleteOnTheOther() async throws {
-        try await withReplicas { a, b in
+        try await withReplicas { a, b, _ in
             let job = #"{"detach":true,"tasks":[{"id":"x","kind":"echo","delay_ms":50,"value":1},{"id":"y","kind":"echo","delay_ms":300,"error":"no"}]}"#
             let submitted = try await send(a, "POST", "/v1/jobs", headers: [("Idempotency-Key", "order-1")], body: job)
             #expect(submitted.head.status == 202)
@@ -95,7 +98,7 @@ struct ReplicasOnPostgresTests {
     }
 
     @Test func aCancelOnOneReplicaEndsTheJobRunningOnTheOther() async throws {
-        try await withReplicas { a, b in
+        try await withReplicas { a, b, _ in
             let job = #"{"detach":true,"tasks":[{"id":"quick","kind":"echo","value":0},{"id":"long","kind":"echo","delay_ms":60000,"value":1}]}"#
             let submitted = try await send(a, "POST", "/v1/jobs", body: job)
             let id = try #require(try JSONParser.parse(submitted.body)["job"]?.stringValue)
@@ -111,7 +114,7 @@ struct ReplicasOnPostgresTests {
     }
 
     @Test func twoReplicasGivenTheSameKeyAtOnceRunItOnce() async throws {
-        try await withReplicas { a, b in
+        try await withReplicas { a, b, _ in
             let job = #"{"detach":true,"tasks":[{"kind":"echo","delay_ms":200,"value":"charged"}]}"#
             async let first = send(a, "POST", "/v1/jobs", headers: [("Idempotency-Key", "pay-7")], body: job)
             async let second = send(b, "POST", "/v1/jobs", headers: [("Idempotency-Key", "pay-7")], body: job)
@@ -121,6 +124,42 @@ struct ReplicasOnPostgresTests {
             #expect(answers.allSatisfy { $0.head.status == 202 || $0.head.status == 409 })
             let listed = try JSONParser.parse(try await send(b, "GET", "/v1/jobs").body)
             #expect(jobIDs(listed).count == 1)
+        }
+    }
+
+    /// The database stops answering (another session holds an exclusive lock on the store's
+    /// tables): new retained jobs get 503 with Retry-After, plain jobs still run, /readyz says so;
+    /// the running job waits, and once the database answers again every one of its lines is there.
+    @Test func whileTheDatabaseIsAwayRetainedJobsGet503AndPlainJobsRun() async throws {
+        try await withReplicas { a, _, schema in
+            let job = #"{"detach":true,"tasks":[{"id":"early","kind":"echo","value":1},{"id":"late","kind":"echo","delay_ms":1500,"value":2}]}"#
+            let submitted = try await send(a, "POST", "/v1/jobs", body: job)
+            let id = try #require(try JSONParser.parse(submitted.body)["job"]?.stringValue)
+            let holder = try await PostgresTestDatabase.store(schema: "public")
+            let release = Locked(false)
+            let locked = Locked(false)
+            let lock = Task {
+                try await holder.client.withTransaction(logger: Logger(label: "lock")) { connection in
+                    try await connection.query("lock table \(unescaped: schema).fanout_jobs, \(unescaped: schema).fanout_lines in access exclusive mode", logger: Logger(label: "lock"))
+                    locked.withLock { $0 = true }
+                    while !release.withLock({ $0 }) { try await Task.sleep(for: .milliseconds(50)) }
+                }
+            }
+            defer { release.withLock { $0 = true } }
+            #expect(await eventually { locked.withLock { $0 } })
+            #expect(await eventually(30) { (try? await send(a, "GET", "/readyz"))?.text.contains("jobs.store unavailable") == true })
+            let refused = try await send(a, "POST", "/v1/jobs", body: job)
+            #expect(refused.head.status == 503 && refused.head.header("Retry-After") != nil, "\(refused.text)")
+            #expect(refused.text.contains("job-store-unavailable"))
+            let plain = try await send(a, "POST", "/v1/jobs", body: #"{"tasks":[{"kind":"echo","value":"still here"}]}"#)
+            #expect(plain.head.status == 200 && plain.text.contains("still here") && plain.text.contains(#""event":"end""#))
+            release.withLock { $0 = true }
+            try await lock.value
+            await holder.stop()
+            #expect(await eventually(30) { (try? await send(a, "GET", "/readyz"))?.text == "ready\n" })
+            let read = try lines(try await send(a, "GET", "/v1/jobs/\(id)/events"))
+            #expect(read.compactMap { $0["seq"]?.numberValue } == [1, 2, 3])
+            #expect(Set(read.prefix(2).compactMap { $0["id"]?.stringValue }) == ["early", "late"] && read.last?["event"]?.stringValue == "end")
         }
     }
 }
