@@ -40,6 +40,7 @@ enum PostgresSchema {
                 """,
                 "create index if not exists fanout_jobs_owner_serial on \(schema).fanout_jobs (owner, serial desc)",
                 "create index if not exists fanout_jobs_running_lease on \(schema).fanout_jobs (lease_until) where state = 'running'",
+                "create index if not exists fanout_jobs_running_owner on \(schema).fanout_jobs (lease_owner) where state = 'running'",
                 "create index if not exists fanout_jobs_expires on \(schema).fanout_jobs (expires_at) where expires_at is not null",
                 """
                 create table if not exists \(schema).fanout_lines (
