@@ -100,9 +100,11 @@ public final class PostgresJobStore: JobStore {
         }
     }
 
-    /// Stops the listener, the lease loop and the pool.
+    /// Stops the listener, the lease loop and the pool. A write still being retried gives up
+    /// within 10 s (as after ``stopWaitingForSpace()``).
     public func stop() async {
         let background = local.withLock { state in
+            state.neverWait = true
             defer { state.background = nil }
             return state.background
         }
@@ -556,7 +558,7 @@ public final class PostgresJobStore: JobStore {
     }
 
     struct StoreTimeout: Error, CustomStringConvertible {
-        var description: String { "PostgreSQL did not answer in time" }
+        var description: String { "PostgreSQL did not answer in time (is it running and reachable, and is the URL right?)" }
     }
 }
 
