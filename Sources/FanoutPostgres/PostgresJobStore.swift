@@ -239,14 +239,15 @@ public final class PostgresJobStore: JobStore {
     }
 
     public func list(owner: String?, state: RetainedJobState?) async -> [RetainedJobStatus] {
-        let all = (try? await statuses(id: nil, owner: owner)) ?? []
-        return state.map { wanted in all.filter { $0.state == wanted } } ?? all
+        (try? await statuses(id: nil, owner: owner, state: state)) ?? []
     }
 
     static let statusColumns = "id, state, total, ok, error, timeout, cancelled, created_at, finished_at, expires_at, last_seq, owner"
 
-    /// Status documents of the job `id` if visible to `owner`, or (nil) all the owner's, newest first.
-    private func statuses(id: String?, owner: String?) async throws -> [RetainedJobStatus] {
+    /// Status documents of the job `id` if visible to `owner`, or (nil) the owner's jobs (in
+    /// `state`, if given), newest first, at most 10,000.
+    private func statuses(id: String?, owner: String?, state: RetainedJobState? = nil) async throws -> [RetainedJobStatus] {
+        let wanted = state?.rawValue
         let now = WallClock.now
         return try await query { client, schema in
             let sql: PostgresQuery
@@ -254,7 +255,7 @@ public final class PostgresJobStore: JobStore {
             case .some(let id):
                 sql = "select \(unescaped: Self.statusColumns) from \(unescaped: schema).fanout_jobs where id = \(id) and (owner is null or owner = \(owner)) and (expires_at is null or expires_at > \(now))"
             case .none:
-                sql = "select \(unescaped: Self.statusColumns) from \(unescaped: schema).fanout_jobs where (owner is null or owner = \(owner)) and (expires_at is null or expires_at > \(now)) order by serial desc limit 10000"
+                sql = "select \(unescaped: Self.statusColumns) from \(unescaped: schema).fanout_jobs where (owner is null or owner = \(owner)) and (expires_at is null or expires_at > \(now)) and (\(wanted)::text is null or state = \(wanted)) order by serial desc limit 10000"
             }
             return try await client.query(sql)
         } decode: { rows in
