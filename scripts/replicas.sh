@@ -26,11 +26,17 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/fanoutd-replicas.XXXXXX")
 declare -A pid=()
 other_pids=()
 own_postgres=""
+schema=""
+url=""
 cleanup() {
     local status=$?
     for p in "${pid[@]}" "${other_pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
     wait 2>/dev/null || true
-    [ -z "$own_postgres" ] || scripts/postgres.sh stop "$own_postgres" || true
+    if [ -n "$own_postgres" ]; then
+        scripts/postgres.sh stop "$own_postgres" || true
+    elif [ -n "$schema" ] && command -v psql >/dev/null; then
+        psql -q "$url" -c "drop schema if exists $schema cascade" >/dev/null 2>&1 || true
+    fi
     if [ $status -ne 0 ]; then
         echo "replicas: failed; logs in $work" >&2
         for f in "$work"/*.log; do
@@ -47,11 +53,11 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 url=${FANOUT_TEST_POSTGRES_URL:-}
+schema="r_$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')"
 if [ -z "$url" ]; then
     own_postgres=55433
     url=$(scripts/postgres.sh start "$own_postgres")
 fi
-schema="r_$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')"
 case "$url" in *\?*) store="$url&schema=$schema" ;; *) store="$url?schema=$schema" ;; esac
 
 read -r port_a port_b port_c port_fe port_up < <(python3 - <<'EOF'
