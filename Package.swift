@@ -121,6 +121,12 @@ let package = Package(
         ),
         // Test helpers: a raw-socket HTTP/1.x client that sees every byte as it arrives.
         .target(name: "TestSupport", dependencies: ["FanoutSync"], path: "Tests/TestSupport"),
+        // A whole fanoutd in process, for the test targets that need one.
+        .target(
+            name: "ServiceTestSupport",
+            dependencies: ["FanoutService", .product(name: "Logging", package: "swift-log")],
+            path: "Tests/ServiceTestSupport"
+        ),
         .testTarget(name: "MicroHTTPServerTests", dependencies: ["MicroHTTPServer", "FanoutSync", "TestSupport"]),
         .testTarget(name: "FanoutCoreTests", dependencies: ["FanoutCore", "FanoutSync", "TestSupport"]),
         .testTarget(
@@ -129,20 +135,20 @@ let package = Package(
         ),
         .testTarget(
             name: "FanoutServiceTests",
-            dependencies: ["FanoutService", "FanoutCore", "FanoutSync", "FanoutUpstream", "FanoutJobs", "MicroHTTPServer", "TestSupport"]
+            dependencies: ["FanoutService", "FanoutCore", "FanoutSync", "FanoutUpstream", "FanoutJobs", "MicroHTTPServer", "TestSupport", "ServiceTestSupport"]
         ),
         .testTarget(name: "FanoutJobsTests", dependencies: ["FanoutJobs", "FanoutCore", "FanoutSync", "TestSupport"]),
         .testTarget(
             name: "FanoutPostgresTests",
             dependencies: [
-                "FanoutPostgres", "FanoutJobs", "FanoutCore", "FanoutSync", "FanoutService", "TestSupport",
+                "FanoutPostgres", "FanoutJobs", "FanoutCore", "FanoutSync", "FanoutService", "TestSupport", "ServiceTestSupport",
                 .product(name: "PostgresNIO", package: "postgres-nio"), .product(name: "Logging", package: "swift-log"),
             ]
         ),
         // End to end: the built `fanout` binary as a subprocess against an in-process fanoutd.
         .testTarget(
             name: "FanoutCLITests",
-            dependencies: ["FanoutService", "FanoutCore", "FanoutSync", "MicroHTTPServer", "TestSupport", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["FanoutService", "FanoutCore", "FanoutSync", "MicroHTTPServer", "TestSupport", "ServiceTestSupport"]
         ),
     ]
 )

@@ -47,13 +47,18 @@ final class JobRun {
         observer.subtaskStarted(kind: job.tasks.kind(at: index))
     }
 
-    /// The client is gone: what started and has no line ends for the observer too.
+    /// The client is gone: every subtask without a line ends as `cancelled` in the summary's
+    /// `byKind` (so metrics count each subtask once), and what started ends for the observer too.
     func abandon() {
-        guard let observer else { return }
         let now = ContinuousClock.now
-        for index in startedAt.indices where !reported[index] && startedAt[index] != 0 {
-            observer.subtaskEnded(kind: job.tasks.kind(at: index), duration: now - began(index))
-            startedAt[index] = 0
+        for index in reported.indices where !reported[index] {
+            reported[index] = true
+            let kind = job.tasks.kind(at: index)
+            summary.countAbandoned(kind: kind)
+            if let observer, startedAt[index] != 0 {
+                observer.subtaskEnded(kind: kind, duration: now - began(index))
+                startedAt[index] = 0
+            }
         }
     }
 

@@ -10,15 +10,14 @@ public struct JobSummary: Sendable, Equatable {
     public var bytes = 0
     /// The client went away before the end line: the rest of the job was cancelled.
     public var clientGone = false
-    /// Result lines by kind and status, for metrics (a job has one or two kinds: a short list).
+    /// Subtask ends by kind and status, for metrics (a job has one or two kinds: a short list).
+    /// Every subtask is in it once the job ends: those a client hang-up left unreported as
+    /// `cancelled` (``count(_:kind:)`` is what the lines say; these are not in the other counts).
     public var byKind: [KindCounts] = []
 
     public struct KindCounts: Sendable, Equatable {
         public var kind: String
-        public var counts: [SubtaskOutcome.Status: Int] {
-            [.ok: ok, .error: error, .timeout: timeout, .cancelled: cancelled].filter { $0.value > 0 }
-        }
-        var ok = 0, error = 0, timeout = 0, cancelled = 0
+        public private(set) var ok = 0, error = 0, timeout = 0, cancelled = 0
 
         mutating func count(_ status: SubtaskOutcome.Status) {
             switch status {
@@ -35,6 +34,11 @@ public struct JobSummary: Sendable, Equatable {
     /// Results delivered so far.
     public var done: Int { ok + error + timeout + cancelled }
 
+    /// A subtask the client's hang-up left without a line: `cancelled` in ``byKind`` only.
+    mutating func countAbandoned(kind: String) {
+        countByKind(.cancelled, kind: kind)
+    }
+
     mutating func count(_ status: SubtaskOutcome.Status, kind: String) {
         switch status {
         case .ok: ok += 1
@@ -42,6 +46,10 @@ public struct JobSummary: Sendable, Equatable {
         case .timeout: timeout += 1
         case .cancelled: cancelled += 1
         }
+        countByKind(status, kind: kind)
+    }
+
+    private mutating func countByKind(_ status: SubtaskOutcome.Status, kind: String) {
         if let index = byKind.firstIndex(where: { $0.kind == kind }) {
             byKind[index].count(status)
         } else {

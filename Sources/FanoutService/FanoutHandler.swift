@@ -56,7 +56,7 @@ public final class FanoutHandler: HTTPHandler {
     }
 
     public func bodyBudgetExceeded(_ request: HTTPRequest) -> HTTPResponse {
-        jobs.reject(.bodyBudgetExceeded(retryAfter: 1), request, reason: "body_budget")
+        jobs.reject(.bodyBudgetExceeded(retryAfter: 1), request)
     }
 
     /// Every route but the job routes, answered on the head.
@@ -74,6 +74,6 @@ public final class FanoutHandler: HTTPHandler {
     }
 
     func reject(_ problem: Problem, _ request: HTTPRequest) -> HTTPResponse {
-        jobs.reject(problem, request, reason: problem.slug)
+        jobs.reject(problem, request)
     }
 }

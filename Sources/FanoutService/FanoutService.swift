@@ -105,7 +105,7 @@ public final class FanoutService: Service {
         let plain = jobs
         jobs.retained = RetainedJobRoutes(
             runner: retainedJobs, admission: admission, auth: auth, metrics: metrics,
-            reject: { problem, request in plain.reject(problem, request, reason: problem.slug) }
+            reject: { problem, request in plain.reject(problem, request) }
         )
         self.retainedJobs = retainedJobs
         let handler = FanoutHandler(

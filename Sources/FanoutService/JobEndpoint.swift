@@ -23,12 +23,12 @@ struct JobEndpoint: Sendable {
     /// over the cap, a media type other than JSON, a draining or saturated server. Admission is
     /// only looked at here; the slot is taken in ``submit(_:)`` once the body is in.
     func checkHead(_ request: HTTPRequest) -> HTTPResponse? {
-        if request.bodyTooLarge { return reject(.bodyTooLarge(limit: maxBodyBytes), request, reason: "body_too_large") }
+        if request.bodyTooLarge { return reject(.bodyTooLarge(limit: maxBodyBytes), request) }
         guard Self.isJSON(request.headers["Content-Type"]) else {
-            return reject(.unsupportedMediaType(request.headers["Content-Type"]), request, reason: "unsupported_media_type")
+            return reject(.unsupportedMediaType(request.headers["Content-Type"]), request)
         }
-        if admission.isDraining { return reject(.draining(retryAfter: 5), request, reason: "draining") }
-        if !admission.isReady { return reject(.saturated(retryAfter: 1), request, reason: "saturated") }
+        if admission.isDraining { return reject(.draining(retryAfter: 5), request) }
+        if !admission.isReady { return reject(.saturated(retryAfter: 1), request) }
         return nil
     }
 
@@ -45,7 +45,7 @@ struct JobEndpoint: Sendable {
         case .answer(let response):
             return response
         case .retain(let job, let ticket, let control):
-            guard let retained else { return reject(.notFound(request.path), request, reason: "not_found") }
+            guard let retained else { return reject(.notFound(request.path), request) }
             return await retained.submit(request, job: job, ticket: ticket, control: control)
         }
     }
@@ -93,7 +93,7 @@ struct JobEndpoint: Sendable {
     /// Admits and decodes the job; plain v1 jobs get their stream here.
     private func prepare(_ request: HTTPRequest) -> Submission {
         // A chunked body can only be found too large while it is read.
-        if request.bodyTooLarge { return .answer(reject(.bodyTooLarge(limit: maxBodyBytes), request, reason: "body_too_large")) }
+        if request.bodyTooLarge { return .answer(reject(.bodyTooLarge(limit: maxBodyBytes), request)) }
         // Memory: the worst that decoding this body can take, or what is free; the job itself then
         // (its estimate, and its stream's buffers: the response stream's and, in input order, the
         // lines waiting for an earlier one).
@@ -114,7 +114,7 @@ struct JobEndpoint: Sendable {
             if error.kind == .overMemory {
                 return .answer(reject(admitted.limitedByOthers ? .overBudget : .tooLarge(cost: admitted.grantedBytes), request))
             }
-            return .answer(reject(.invalidJob(error), request, reason: error.kind == .tooManyTasks ? "too_many_tasks" : "invalid_job"))
+            return .answer(reject(.invalidJob(error), request))
         }
         if case .failure(let refusal) = admission.settle(ticket, cost: job.estimatedBytes + buffers) {
             admission.release(ticket)
@@ -179,15 +179,16 @@ struct JobEndpoint: Sendable {
 
     func reject(_ refusal: JobAdmission.Refusal, _ request: HTTPRequest) -> HTTPResponse {
         switch refusal {
-        case .saturated: reject(.saturated(retryAfter: 1), request, reason: "saturated")
-        case .draining: reject(.draining(retryAfter: 5), request, reason: "draining")
-        case .overBudget: reject(.memoryBudget(retryAfter: 1), request, reason: "memory_budget")
-        case .tooLarge(let cost): reject(.jobTooLarge(cost: cost, budget: admission.memoryBudget), request, reason: "job_too_large")
+        case .saturated: reject(.saturated(retryAfter: 1), request)
+        case .draining: reject(.draining(retryAfter: 5), request)
+        case .overBudget: reject(.memoryBudget(retryAfter: 1), request)
+        case .tooLarge(let cost): reject(.jobTooLarge(cost: cost, budget: admission.memoryBudget), request)
         }
     }
 
-    func reject(_ problem: Problem, _ request: HTTPRequest, reason: String) -> HTTPResponse {
-        metrics.rejected(reason: reason)
+    /// Answers `problem`, counted in `fanout_rejections_total` under its slug.
+    func reject(_ problem: Problem, _ request: HTTPRequest) -> HTTPResponse {
+        metrics.rejected(problem)
         logRejection(problem, request)
         reclaimer.noteRelease(bytes: request.body.count)
         return problem.response

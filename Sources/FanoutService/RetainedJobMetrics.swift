@@ -1,46 +1,47 @@
-import CoreMetrics
 import FanoutJobs
-import Metrics
-import Prometheus
 import FanoutSync
+import Prometheus
 
 /// Metrics of retained jobs: what the store holds (read at scrape time), readers, resumes, replays.
 final class RetainedJobMetrics: Sendable {
-    private let jobs: Metrics.Gauge
-    private let runningJobs: Metrics.Gauge
-    private let bytes: Metrics.Gauge
-    private let lines: Metrics.Gauge
+    private let jobs: Gauge
+    private let runningJobs: Gauge
+    private let bytes: Gauge
+    private let lines: Gauge
     /// 1 while the job store can be reached (always, for the memory store).
-    private let storeUp: Metrics.Gauge
-    private let readers: Meter
-    private let resumes: CoreMetrics.Counter
-    private let replays: CoreMetrics.Counter
+    private let storeUp: Gauge
+    private let readers: Gauge
+    private let resumes: Counter
+    private let replays: Counter
     /// Reads the store's usage at scrape time.
     let usage: Locked<(@Sendable () -> JobStoreUsage)?> = Locked(nil)
     /// Reads whether the store can be reached, for `/readyz` and the gauge.
     let available: Locked<(@Sendable () -> Bool)?> = Locked(nil)
     var storeAvailable: Bool { available.withLock { $0 }?() ?? true }
 
-    init(factory: PrometheusMetricsFactory) {
-        jobs = Metrics.Gauge(label: "fanout_retained_jobs", factory: factory)
-        runningJobs = Metrics.Gauge(label: "fanout_retained_jobs_running", factory: factory)
-        bytes = Metrics.Gauge(label: "fanout_retained_bytes", factory: factory)
-        lines = Metrics.Gauge(label: "fanout_retained_lines", factory: factory)
-        storeUp = Metrics.Gauge(label: "fanout_job_store_up", factory: factory)
-        readers = Meter(label: "fanout_job_readers", factory: factory)
-        resumes = CoreMetrics.Counter(label: "fanout_job_resumes_total", factory: factory)
-        replays = CoreMetrics.Counter(label: "fanout_idempotent_replays_total", factory: factory)
-        readers.set(0)
+    init(registry: PrometheusCollectorRegistry) {
+        jobs = registry.makeGauge(descriptor: .named("fanout_retained_jobs", "Retained jobs in the store, running or ended."))
+        runningJobs = registry.makeGauge(descriptor: .named("fanout_retained_jobs_running", "Retained jobs still running."))
+        bytes = registry.makeGauge(descriptor: .named("fanout_retained_bytes", "Bytes of lines the store holds for retained jobs."))
+        lines = registry.makeGauge(descriptor: .named("fanout_retained_lines", "Lines the store holds for retained jobs."))
+        storeUp = registry.makeGauge(descriptor: .named("fanout_job_store_up", "1 while the job store (jobs.store) can be reached, 0 while the PostgreSQL store cannot."))
+        readers = registry.makeGauge(descriptor: .named("fanout_job_readers", "Readers following a retained job's events now."))
+        resumes = registry.makeCounter(
+            descriptor: .named("fanout_job_resumes_total", "Event reads that resumed after a cursor (after or Last-Event-ID above 0).")
+        )
+        replays = registry.makeCounter(
+            descriptor: .named("fanout_idempotent_replays_total", "Job submissions answered from an earlier one with the same Idempotency-Key.")
+        )
     }
 
     /// Updates the gauges from the store; called before each exposition.
     func record() {
-        storeUp.record(storeAvailable ? 1 : 0)
+        storeUp.set(to: storeAvailable ? 1 : 0)
         guard let usage = usage.withLock({ $0 })?() else { return }
-        jobs.record(usage.jobs)
-        runningJobs.record(usage.running)
-        bytes.record(usage.bytes)
-        lines.record(usage.lines)
+        jobs.set(to: Double(usage.jobs))
+        runningJobs.set(to: Double(usage.running))
+        bytes.set(to: Double(usage.bytes))
+        lines.set(to: Double(usage.lines))
     }
 
     func readerStarted(resuming: Bool) {

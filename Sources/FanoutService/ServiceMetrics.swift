@@ -1,77 +1,103 @@
-import CoreMetrics
 import FanoutCore
-import Metrics
-import Prometheus
 import FanoutSync
+import Prometheus
 
-/// The service's metrics (swift-metrics API, Prometheus registry), exposed at `GET /metrics`.
-/// Each service instance has its own registry, so tests never share global state.
+/// The service's metrics on a Prometheus registry of its own (tests never share state), exposed at
+/// `GET /metrics`. Every family is made here with its `# HELP`; label values are snake_case.
+/// The series a job touches (outcomes, each kind's statuses and durations) exist from the start,
+/// so recording is a few atomic adds: no lookup by string, no allocation.
 final class ServiceMetrics: DispatchObserver {
     let registry = PrometheusCollectorRegistry()
-    private let factory: PrometheusMetricsFactory
 
-    private let jobsInFlight: Meter
-    private let subtasksInFlight: Meter
-    private let openStreams: Metrics.Gauge
-    private let clientDisconnects: CoreMetrics.Counter
-    private let bytesStreamed: CoreMetrics.Counter
-    private let jobDuration: Metrics.Timer
-    private let jobsByOutcome: [String: CoreMetrics.Counter]
-    private let subtaskCounters: Locked<[String: CoreMetrics.Counter]>
-    private let subtaskDurations: Locked<[String: Metrics.Timer]>
-    private let rejections: Locked<[String: CoreMetrics.Counter]>
-    private let upstream: Locked<[String: CoreMetrics.Counter]>
+    private let jobsInFlight: Gauge
+    private let subtasksInFlight: Gauge
+    private let openStreams: Gauge
+    private let clientDisconnects: Counter
+    private let bytesStreamed: Counter
+    private let jobDuration: DurationHistogram
+    private let jobsOK: Counter
+    private let jobsFailed: Counter
+    private let jobsClientGone: Counter
+    /// The subtask kinds' series; kinds are few (`echo`, `http`), so a linear search finds them.
+    private let kinds: [KindMetrics]
+    /// Series of a kind not known at start (none today), made on first use.
+    private let otherKinds: Locked<[String: KindMetrics]> = Locked([:])
+    private let rejections: Locked<[String: Counter]> = Locked([:])
+    private let upstream: Locked<[String: Counter]> = Locked([:])
     /// Reads the server's open stream count at scrape time.
     let openStreamCount: Locked<(@Sendable () -> Int)?> = Locked(nil)
     let retained: RetainedJobMetrics
+    let process: ProcessMetrics
+
+    static let durationBuckets: [Duration] = [
+        .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100),
+        .milliseconds(250), .milliseconds(500), .seconds(1), .milliseconds(2500), .seconds(5), .seconds(10),
+        .seconds(30), .seconds(60),
+    ]
+
+    /// The subtask kinds whose series exist from the start.
+    static let knownKinds = ["echo", "http"]
 
     init() {
-        var factory = PrometheusMetricsFactory(registry: registry)
-        let seconds: [Duration] = [.milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50),
-                                   .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1),
-                                   .milliseconds(2500), .seconds(5), .seconds(10), .seconds(30), .seconds(60)]
-        factory.defaultDurationHistogramBuckets = seconds
-        self.factory = factory
-        retained = RetainedJobMetrics(factory: factory)
-        jobsInFlight = Meter(label: "fanout_jobs_in_flight", factory: factory)
-        subtasksInFlight = Meter(label: "fanout_subtasks_in_flight", factory: factory)
-        openStreams = Metrics.Gauge(label: "fanout_open_streams", factory: factory)
-        clientDisconnects = CoreMetrics.Counter(label: "fanout_client_disconnects_total", factory: factory)
-        bytesStreamed = CoreMetrics.Counter(label: "fanout_stream_bytes_total", factory: factory)
-        jobDuration = Metrics.Timer(label: "fanout_job_duration_seconds", factory: factory)
-        var outcomes: [String: CoreMetrics.Counter] = [:]
-        for outcome in ["ok", "failed", "client_gone"] {
-            outcomes[outcome] = CoreMetrics.Counter(label: "fanout_jobs_total", dimensions: [("outcome", outcome)], factory: factory)
+        let registry = registry
+        retained = RetainedJobMetrics(registry: registry)
+        process = ProcessMetrics(registry: registry)
+        jobsInFlight = registry.makeGauge(descriptor: .named("fanout_jobs_in_flight", "Jobs running now, streamed and retained."))
+        subtasksInFlight = registry.makeGauge(descriptor: .named("fanout_subtasks_in_flight", "Subtasks started and not yet ended."))
+        openStreams = registry.makeGauge(descriptor: .named("fanout_open_streams", "Response streams open on the main listener."))
+        clientDisconnects = registry.makeCounter(
+            descriptor: .named("fanout_client_disconnects_total", "Streamed jobs whose client went away before the end line.")
+        )
+        bytesStreamed = registry.makeCounter(descriptor: .named("fanout_stream_bytes_total", "Bytes of NDJSON lines handed to job streams."))
+        jobDuration = registry.makeDurationHistogram(
+            descriptor: .named("fanout_job_duration_seconds", "Time from a job's start to its end."), buckets: Self.durationBuckets
+        )
+        func jobs(_ outcome: String) -> Counter {
+            registry.makeCounter(
+                descriptor: .named("fanout_jobs_total", "Jobs ended, by outcome: ok (every subtask ok), failed (some not ok), client_gone."),
+                labels: [("outcome", outcome)]
+            )
         }
-        jobsByOutcome = outcomes
-        subtaskCounters = Locked([:])
-        subtaskDurations = Locked([:])
-        rejections = Locked([:])
-        upstream = Locked([:])
-        jobsInFlight.set(0)
-        subtasksInFlight.set(0)
+        jobsOK = jobs("ok")
+        jobsFailed = jobs("failed")
+        jobsClientGone = jobs("client_gone")
+        kinds = Self.knownKinds.map { KindMetrics(kind: $0, registry: registry) }
+        registry.makeGauge(
+            descriptor: .named("fanout_build_info", "Always 1; the version label is the running fanoutd's."),
+            labels: [("version", FanoutService.version)]
+        ).set(to: 1)
     }
 
     /// Prometheus text exposition of everything.
     func exposition() -> String {
-        if let count = openStreamCount.withLock({ $0 }) { openStreams.record(count()) }
+        if let count = openStreamCount.withLock({ $0 }) { openStreams.set(to: Double(count())) }
         retained.record()
+        process.record()
         return registry.emitToString()
     }
 
     func jobStarted() { jobsInFlight.increment() }
 
+    /// A job ended: its outcome, duration and bytes, and every subtask's end by status (a job whose
+    /// client went away has its unreported subtasks counted `cancelled`: see ``JobRun``).
     func jobEnded(_ summary: JobSummary, duration: Duration) {
         jobsInFlight.decrement()
-        jobDuration.recordNanoseconds(Int64(duration.milliseconds * 1_000_000))
-        bytesStreamed.increment(by: summary.bytes)
-        let outcome = summary.clientGone ? "client_gone" : (summary.ok == summary.total ? "ok" : "failed")
-        jobsByOutcome[outcome]?.increment()
-        if summary.clientGone { clientDisconnects.increment() }
-        for kind in summary.byKind {
-            for (status, count) in kind.counts {
-                subtaskCounter(kind: kind.kind, status: status.rawValue).increment(by: count)
-            }
+        jobDuration.record(duration)
+        bytesStreamed.increment(by: Int64(summary.bytes))
+        if summary.clientGone {
+            jobsClientGone.increment()
+            clientDisconnects.increment()
+        } else if summary.ok == summary.total {
+            jobsOK.increment()
+        } else {
+            jobsFailed.increment()
+        }
+        for counts in summary.byKind {
+            let series = kindMetrics(counts.kind)
+            if counts.ok > 0 { series.ended[0].increment(by: Int64(counts.ok)) }
+            if counts.error > 0 { series.ended[1].increment(by: Int64(counts.error)) }
+            if counts.timeout > 0 { series.ended[2].increment(by: Int64(counts.timeout)) }
+            if counts.cancelled > 0 { series.ended[3].increment(by: Int64(counts.cancelled)) }
         }
     }
 
@@ -79,35 +105,48 @@ final class ServiceMetrics: DispatchObserver {
 
     func subtaskEnded(kind: String, duration: Duration) {
         subtasksInFlight.decrement()
-        subtaskDuration(kind: kind).recordNanoseconds(Int64(duration.milliseconds * 1_000_000))
+        kindMetrics(kind).duration.record(duration)
     }
 
-    func rejected(reason: String) {
-        Self.cached(rejections, reason) {
-            CoreMetrics.Counter(label: "fanout_rejections_total", dimensions: [("reason", reason)], factory: factory)
+    /// A request refused with `problem`: counted under its slug in snake_case
+    /// (`not-found` → `not_found`, `malformed-json` → `malformed_json`).
+    func rejected(_ problem: Problem) {
+        let registry = registry
+        Self.cached(rejections, problem.slug) {
+            registry.makeCounter(
+                descriptor: .named(
+                    "fanout_rejections_total", "Requests refused with a problem document, by reason (the problem's type, in snake_case)."
+                ),
+                labels: [("reason", Self.snakeCase(problem.slug))]
+            )
         }.increment()
     }
 
     /// An upstream request's answer, by status class (`2xx` … `5xx`) or `error`.
     func upstreamRequest(statusClass: String) {
+        let registry = registry
         Self.cached(upstream, statusClass) {
-            CoreMetrics.Counter(label: "fanout_upstream_requests_total", dimensions: [("class", statusClass)], factory: factory)
+            registry.makeCounter(
+                descriptor: .named(
+                    "fanout_upstream_requests_total",
+                    "Requests sent upstream by http subtasks (retries and hedges included), by answer: 2xx to 5xx, or error."
+                ),
+                labels: [("class", statusClass)]
+            )
         }.increment()
     }
 
-    private func subtaskCounter(kind: String, status: String) -> CoreMetrics.Counter {
-        Self.cached(subtaskCounters, kind + "/" + status) {
-            CoreMetrics.Counter(label: "fanout_subtasks_total", dimensions: [("kind", kind), ("status", status)], factory: factory)
-        }
+    static func snakeCase(_ slug: String) -> String {
+        String(slug.map { $0 == "-" ? "_" : $0 })
     }
 
-    private func subtaskDuration(kind: String) -> Metrics.Timer {
-        Self.cached(subtaskDurations, kind) {
-            Metrics.Timer(label: "fanout_subtask_duration_seconds", dimensions: [("kind", kind)], factory: factory)
-        }
+    private func kindMetrics(_ kind: String) -> KindMetrics {
+        for series in kinds where series.kind == kind { return series }
+        let registry = registry
+        return Self.cached(otherKinds, kind) { KindMetrics(kind: kind, registry: registry) }
     }
 
-    /// The metric stored under `key`, made on first use (labels are few: kinds, statuses, reasons).
+    /// The metric stored under `key`, made on first use (labels are few: reasons, status classes).
     private static func cached<Metric>(_ cache: borrowing Locked<[String: Metric]>, _ key: String, make: () -> Metric) -> Metric {
         cache.withLock { metrics in
             if let metric = metrics[key] { return metric }
@@ -115,5 +154,38 @@ final class ServiceMetrics: DispatchObserver {
             metrics[key] = metric
             return metric
         }
+    }
+}
+
+/// One subtask kind's series: its ends by status and its duration histogram.
+struct KindMetrics: Sendable {
+    let kind: String
+    /// By status: ok, error, timeout, cancelled.
+    let ended: [Counter]
+    let duration: DurationHistogram
+
+    init(kind: String, registry: PrometheusCollectorRegistry) {
+        self.kind = kind
+        ended = ["ok", "error", "timeout", "cancelled"].map { status in
+            registry.makeCounter(
+                descriptor: .named(
+                    "fanout_subtasks_total", "Subtasks ended, by kind and status; every subtask of every job is counted once, whatever ended it."
+                ),
+                labels: [("kind", kind), ("status", status)]
+            )
+        }
+        duration = registry.makeDurationHistogram(
+            descriptor: .named(
+                "fanout_subtask_duration_seconds", "Time from a subtask's start to its end (subtasks that never started are not in it)."
+            ),
+            labels: [("kind", kind)], buckets: ServiceMetrics.durationBuckets
+        )
+    }
+}
+
+extension MetricNameDescriptor {
+    /// A family's whole name (no namespace or unit parts to join) and its `# HELP` text.
+    static func named(_ name: String, _ help: String) -> MetricNameDescriptor {
+        MetricNameDescriptor(metricName: name, unitName: "", helpText: help)
     }
 }

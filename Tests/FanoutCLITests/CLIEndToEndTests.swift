@@ -1,5 +1,6 @@
 import FanoutCore
 import FanoutService
+import ServiceTestSupport
 import Foundation
 import TestSupport
 import Testing
@@ -9,7 +10,7 @@ import Testing
 struct CLIEndToEndTests {
     @Test("run JOB.json: NDJSON on a pipe, exit 1 for a non-ok line, no escape codes")
     func runFile() async throws {
-        try await withServer { _, port in
+        try await withService { _, port in
             let path = try temporaryFile(echoJob([(10, "one"), (20, nil), (30, "three")]))
             let result = try await fanout(["run", path, "--server", "http://127.0.0.1:\(port)"])
             #expect(result.status == 1, "\(result)")
@@ -26,7 +27,7 @@ struct CLIEndToEndTests {
 
     @Test("run - from stdin, FANOUT_URL, all ok is exit 0; --output json and none; --summary")
     func runStdinModes() async throws {
-        try await withServer { _, port in
+        try await withService { _, port in
             let job = echoJob([(5, "a"), (5, "b")])
             let environment = ["FANOUT_URL": "http://127.0.0.1:\(port)"]
             let ndjson = try await fanout(["run", "-"], stdin: job, environment: environment)
@@ -59,7 +60,7 @@ struct CLIEndToEndTests {
 
     @Test("get: URLs from stdin with -H, against a loopback upstream; a 404 is a non-ok line")
     func getFromStdin() async throws {
-        try await withServer({ $0.egress.allow = ["127.0.0.1"] }) { _, port in
+        try await withService({ $0.egress.allow = ["127.0.0.1"] }) { _, port in
             let base = "http://127.0.0.1:\(port)"
             let urls = "# probes\n\(base)/livez\n\n\(base)/healthz\n\(base)/no-such-page\n"
             let result = try await fanout(
@@ -79,7 +80,7 @@ struct CLIEndToEndTests {
 
     @Test("exit 2: a problem+json answer as one message naming the field; usage errors; no server")
     func failures() async throws {
-        try await withServer { _, port in
+        try await withService { _, port in
             let base = "http://127.0.0.1:\(port)"
             let invalid = try await fanout(["run", "-", "--server", base], stdin: #"{"tasks":[{"kind":"echo","delay_ms":-5}]}"#)
             #expect(invalid.status == 2, "\(invalid)")
@@ -107,7 +108,7 @@ struct CLIEndToEndTests {
             #expect(unknownJob.stderr.contains("(404)"), "\(unknownJob)")
         }
         // Nothing listens: the submission is retried until --resume-timeout, then a clear message.
-        let closedPort = try await withServer { _, port in port }
+        let closedPort = try await withService { _, port in port }
         let refused = try await fanout(["run", "-", "--server", "http://127.0.0.1:\(closedPort)", "--resume-timeout", "1"], stdin: echoJob([(0, "x")]))
         #expect(refused.status == 2, "\(refused)")
         #expect(refused.stderr.contains("could not submit the job"), "\(refused)")
@@ -115,7 +116,7 @@ struct CLIEndToEndTests {
 
     @Test("a stream cut mid-job resumes with after=<last seq>: every line exactly once")
     func resumeAfterCut() async throws {
-        try await withServer { _, port in
+        try await withService { _, port in
             let proxy = try CuttingProxy(target: port, cutAfter: 900)
             defer { proxy.stop() }
             let tasks = (0..<20).map { (delay: 40 * $0, value: Optional("v\($0)")) }
@@ -134,7 +135,7 @@ struct CLIEndToEndTests {
 
     @Test("a stream that cannot be resumed within --resume-timeout: a clear message naming the cursor, exit 2")
     func resumeGivesUp() async throws {
-        try await withServer { _, port in
+        try await withService { _, port in
             let proxy = try CuttingProxy(target: port, cutAfter: 700, vanishAtCut: true)
             defer { proxy.stop() }
             let tasks = (0..<20).map { (delay: 50 * $0, value: Optional("v\($0)")) }
@@ -152,7 +153,7 @@ struct CLIEndToEndTests {
 
     @Test("a 503 with Retry-After is retried with the same Idempotency-Key; the job runs once")
     func saturatedRetry() async throws {
-        try await withServer({ $0.limits.maxConcurrentJobs = 1 }) { _, port in
+        try await withService({ $0.limits.maxConcurrentJobs = 1 }) { _, port in
             let blocker = try await HTTPExchange.send(
                 port: port, method: "POST", path: "/v1/jobs", headers: [("Content-Type", "application/json")],
                 body: echoJob([(60_000, "blocker")], extra: #","detach":true"#)
@@ -183,7 +184,7 @@ struct CLIEndToEndTests {
 
     @Test("Ctrl-C once cancels the job on the server and prints the summary (exit 130)")
     func interruptCancels() async throws {
-        try await withServer { _, port in
+        try await withService { _, port in
             let base = "http://127.0.0.1:\(port)"
             let process = try CLIProcess(
                 ["run", "-", "--server", base, "--summary"],
@@ -208,7 +209,7 @@ struct CLIEndToEndTests {
 
     @Test("status, jobs, follow --after, cancel")
     func jobCommands() async throws {
-        try await withServer { _, port in
+        try await withService { _, port in
             let base = "http://127.0.0.1:\(port)"
             // A detached job (the file asks for it): run follows its events from seq 1.
             let run = try await fanout(["run", "-", "--server", base], stdin: echoJob([(0, "a"), (10, "b")], extra: #","detach":true"#))

@@ -1,38 +1,7 @@
 import FanoutCore
 import Foundation
-import Logging
 import Testing
 
-@testable import FanoutService
-
-/// Runs `body` against a started fanoutd on 127.0.0.1 with an ephemeral port, then drains it
-/// (as FanoutServiceTests' `withService`, which a test target cannot share).
-func withServer<T>(
-    _ configure: (inout FanoutConfiguration) -> Void = { _ in },
-    _ body: (FanoutService, Int) async throws -> T
-) async throws -> T {
-    var configuration = FanoutConfiguration()
-    configuration.server.port = 0
-    configuration.server.adminPort = nil
-    configuration.server.threads = 2
-    configuration.shutdown.graceSeconds = 1
-    configure(&configuration)
-    let service = FanoutService(configuration: configuration, logger: Logger(label: "test"))
-    try service.start()
-    let port = try #require(service.port)
-    // The service's tasks (server, admin listener, retained jobs), as in FanoutService.run().
-    let serving = Task { await service.serve() }
-    do {
-        let result = try await body(service, port)
-        await service.drain()
-        await serving.value
-        return result
-    } catch {
-        await service.drain()
-        await serving.value
-        throw error
-    }
-}
 
 /// What a `fanout` run left behind.
 struct CLIResult: CustomStringConvertible {

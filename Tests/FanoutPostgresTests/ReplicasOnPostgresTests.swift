@@ -2,6 +2,7 @@ import FanoutCore
 import FanoutSync
 import Logging
 import PostgresNIO
+import ServiceTestSupport
 import TestSupport
 @testable import FanoutPostgres
 import Testing
@@ -12,35 +13,24 @@ import Testing
 /// submitted on one is read, replayed, cancelled, listed and deleted from the other.
 @Suite("Replicas on PostgreSQL", .serialized, .enabled(PostgresTestDatabase.skipMessage) { await PostgresTestDatabase.reachable.value })
 struct ReplicasOnPostgresTests {
-    /// Runs `body` with two started services on a fresh schema, then drains both.
+    /// Runs `body` with two started services (``withService``) on a fresh schema, then drains both.
     func withReplicas(_ body: (_ a: Int, _ b: Int, _ schema: String) async throws -> Void) async throws {
         let schema = PostgresTestDatabase.makeSchema()
-        let url = try #require(PostgresTestDatabase.url) + (PostgresTestDatabase.url!.contains("?") ? "&" : "?") + "schema=\(schema)"
-        func make() async throws -> FanoutService {
-            var configuration = FanoutConfiguration()
-            configuration.server.port = 0
-            configuration.server.adminPort = nil
-            configuration.server.threads = 2
-            configuration.shutdown.graceSeconds = 1
+        let base = try #require(PostgresTestDatabase.url)
+        let url = base + (base.contains("?") ? "&" : "?") + "schema=\(schema)"
+        let shared: (inout FanoutConfiguration) -> Void = { configuration in
             configuration.jobs.store = url
             configuration.jobs.poolSize = 4
-            let service = FanoutService(configuration: configuration, logger: Logger(label: "test"))
-            try await service.connectStore()
-            try service.start()
-            return service
         }
-        let a = try await make()
-        let b = try await make()
-        async let servingA: Void = a.serve()
-        async let servingB: Void = b.serve()
-        var failure: (any Error)?
-        do { try await body(try #require(a.port), try #require(b.port), schema) } catch { failure = error }
-        await a.drain()
-        await b.drain()
-        await servingA
-        await servingB
+        do {
+            try await withService(shared) { _, a in
+                try await withService(shared) { _, b in try await body(a, b, schema) }
+            }
+        } catch {
+            await PostgresTestDatabase.dropSchema(schema)
+            throw error
+        }
         await PostgresTestDatabase.dropSchema(schema)
-        if let failure { throw failure }
     }
 
     func send(_ port: Int, _ method: String, _ path: String, headers: [(String, String)] = [], body: String? = nil) async throws -> HTTPExchange {

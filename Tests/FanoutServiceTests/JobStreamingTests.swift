@@ -1,4 +1,5 @@
 import FanoutCore
+import ServiceTestSupport
 import TestSupport
 import Testing
 

@@ -1,6 +1,7 @@
 import FanoutCore
 import Logging
 import MicroHTTPServer
+import ServiceTestSupport
 import TestSupport
 import Testing
 
@@ -90,7 +91,7 @@ struct LifecycleTests {
             #expect(metric(text, #"fanout_jobs_total{outcome="failed"}"#) == 1)
             #expect(metric(text, #"fanout_subtasks_total{kind="echo",status="ok"}"#) == 1)
             #expect(metric(text, #"fanout_subtasks_total{kind="echo",status="error"}"#) == 1)
-            #expect(metric(text, #"fanout_rejections_total{reason="not-found"}"#) == 1)
+            #expect(metric(text, #"fanout_rejections_total{reason="not_found"}"#) == 1)
             #expect(metric(text, "fanout_jobs_in_flight") == 0)
             #expect(metric(text, "fanout_open_streams") != nil)
             #expect(text.contains("fanout_job_duration_seconds_bucket"))

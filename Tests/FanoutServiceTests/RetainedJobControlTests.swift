@@ -2,6 +2,7 @@ import FanoutCore
 import FanoutJobs
 import MicroHTTPServer
 import Logging
+import ServiceTestSupport
 import TestSupport
 import Testing
 

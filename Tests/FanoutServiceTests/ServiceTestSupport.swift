@@ -1,41 +1,11 @@
 import FanoutCore
 import MicroHTTPServer
 import Logging
+import ServiceTestSupport
 import TestSupport
 import Testing
 
 @testable import FanoutService
-
-/// Runs `body` against a started service on 127.0.0.1 with an ephemeral port (its server's tasks
-/// running beside it, as in ``FanoutService/run()``), then drains it.
-func withService<T>(
-    _ configure: (inout FanoutConfiguration) -> Void = { _ in },
-    _ body: (FanoutService, Int) async throws -> T
-) async throws -> T {
-    var configuration = FanoutConfiguration()
-    configuration.server.port = 0
-    configuration.server.adminPort = nil
-    configuration.server.threads = 2
-    configuration.server.connectionLimit = 2048
-    configuration.shutdown.graceSeconds = 1
-    configure(&configuration)
-    let service = FanoutService(configuration: configuration, logger: Logger(label: "test"))
-    try await service.connectStore()
-    try service.start()
-    let port = try #require(service.port)
-    // The service's tasks (server, admin listener, retained jobs), as in FanoutService.run(); drain() ends them.
-    async let serving: Void = service.serve()
-    do {
-        let result = try await body(service, port)
-        await service.drain()
-        await serving
-        return result
-    } catch {
-        await service.drain()
-        await serving
-        throw error
-    }
-}
 
 /// A job's response read line by line, each with its arrival time.
 struct JobStream {
