@@ -17,6 +17,9 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
+        // In the graph through async-http-client and postgres-nio; FanoutPostgres names NIOSSL for TLS to PostgreSQL.
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.25.0"),
     ],
     targets: [
         // libmicrohttpd from the system (Debian: libmicrohttpd-dev), found through pkg-config.
@@ -61,6 +64,20 @@ let package = Package(
         ),
         // Retained jobs (SPEC v1.1): the job store protocol, the in-memory store, the numbering sink.
         .target(name: "FanoutJobs", dependencies: ["FanoutCore", "FanoutSync"]),
+        // Retained jobs shared by replicas: the JobStore on PostgreSQL (jobs.store: "postgres://…").
+        .target(
+            name: "FanoutPostgres",
+            dependencies: [
+                "FanoutCore",
+                "FanoutJobs",
+                "FanoutSync",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ]
+        ),
         // The service: routes, problem+json, configuration, metrics, lifecycle.
         .target(
             name: "FanoutService",
@@ -71,6 +88,7 @@ let package = Package(
                 "FanoutCore",
                 "FanoutUpstream",
                 "FanoutJobs",
+                "FanoutPostgres",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -120,6 +138,13 @@ let package = Package(
             dependencies: ["FanoutService", "FanoutCore", "FanoutSync", "FanoutUpstream", "FanoutJobs", "MicroHTTPServer", "TestSupport", "ServiceTestSupport"]
         ),
         .testTarget(name: "FanoutJobsTests", dependencies: ["FanoutJobs", "FanoutCore", "FanoutSync", "TestSupport"]),
+        .testTarget(
+            name: "FanoutPostgresTests",
+            dependencies: [
+                "FanoutPostgres", "FanoutJobs", "FanoutCore", "FanoutSync", "FanoutService", "TestSupport", "ServiceTestSupport",
+                .product(name: "PostgresNIO", package: "postgres-nio"), .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         // End to end: the built `fanout` binary as a subprocess against an in-process fanoutd.
         .testTarget(
             name: "FanoutCLITests",

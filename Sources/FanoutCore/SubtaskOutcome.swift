@@ -55,8 +55,9 @@ public struct SubtaskOutcome: Sendable, Equatable {
         SubtaskOutcome(status: .timeout, payload: .null, failure: Failure(code: "timeout", message: message, hasResponse: false))
     }
 
-    public static func cancelled(_ message: String) -> SubtaskOutcome {
-        SubtaskOutcome(status: .cancelled, payload: .null, failure: Failure(code: "cancelled", message: message, hasResponse: false))
+    /// `code` is `cancelled`, or `interrupted` for a subtask whose replica died (SPEC v1.1).
+    public static func cancelled(_ message: String, code: String = "cancelled") -> SubtaskOutcome {
+        SubtaskOutcome(status: .cancelled, payload: .null, failure: Failure(code: code, message: message, hasResponse: false))
     }
 
     public static func == (lhs: SubtaskOutcome, rhs: SubtaskOutcome) -> Bool {

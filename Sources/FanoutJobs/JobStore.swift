@@ -51,6 +51,14 @@ public protocol JobStore: Sendable {
 
     /// This process's view of the store, for metrics.
     func usage() -> JobStoreUsage
+
+    /// Whether the store can be reached now. A shared store that lost its database says false:
+    /// new retained jobs are then refused with 503 (plain jobs need no store).
+    var isAvailable: Bool { get }
+}
+
+extension JobStore {
+    public var isAvailable: Bool { true }
 }
 
 /// A job about to run, as the store first records it.
@@ -59,16 +67,20 @@ public struct NewRetainedJob: Sendable {
     public var owner: String?
     public var idempotencyKey: String?
     public var total: Int
+    /// Each subtask's `id`, by index: a shared store writes the `interrupted` lines from them when
+    /// the replica running the job dies (empty: the store does not need them).
+    public var taskIDs: [String]
     /// Wall-clock seconds since 1970.
     public var createdAt: Double
     /// Ends the running job (its remaining subtasks become `cancelled` lines).
     public var onCancel: @Sendable () -> Void
 
-    public init(id: String, owner: String?, idempotencyKey: String?, total: Int, createdAt: Double = WallClock.now, onCancel: @escaping @Sendable () -> Void) {
+    public init(id: String, owner: String?, idempotencyKey: String?, total: Int, taskIDs: [String] = [], createdAt: Double = WallClock.now, onCancel: @escaping @Sendable () -> Void) {
         self.id = id
         self.owner = owner
         self.idempotencyKey = idempotencyKey
         self.total = total
+        self.taskIDs = taskIDs
         self.createdAt = createdAt
         self.onCancel = onCancel
     }
@@ -84,19 +96,22 @@ public struct RetainedLine: Sendable, Equatable {
     public var event: Event
     /// A result line's status (for the status document's counts).
     public var status: SubtaskOutcome.Status?
+    /// A result line's subtask index.
+    public var index: Int?
     /// The line as sent: `{"seq":N,…}\n`.
     public var bytes: [UInt8]
 
-    public init(seq: Int, event: Event, status: SubtaskOutcome.Status?, bytes: [UInt8]) {
+    public init(seq: Int, event: Event, status: SubtaskOutcome.Status?, index: Int? = nil, bytes: [UInt8]) {
         self.seq = seq
         self.event = event
         self.status = status
+        self.index = index
         self.bytes = bytes
     }
 
     /// The store's estimate of a line's memory besides its bytes (array header, allocation, fields).
     public static let overheadBytes = 64
-    var retainedBytes: Int { bytes.count + Self.overheadBytes }
+    public var retainedBytes: Int { bytes.count + Self.overheadBytes }
 }
 
 /// What a read returned.
@@ -113,6 +128,8 @@ public struct JobRead: Sendable {
 
 public enum JobStoreError: Error, Sendable {
     case notFound
+    /// A shared store cannot reach its database.
+    case unavailable
 }
 
 public enum DeleteOutcome: Sendable, Equatable {
@@ -131,6 +148,8 @@ public enum IdempotencyClaim: Sendable, Equatable {
     case mismatch
     /// The first request with this key is still being admitted.
     case inProgress
+    /// A shared store cannot reach its database: nothing was decided.
+    case unavailable
 }
 
 /// Jobs and bytes held, readers waiting.

@@ -23,7 +23,7 @@ public final class SequencedSink: LineSink {
 
     /// Splits `bytes` (whole `\n`-terminated JSON objects; JSONWriter escapes newlines inside
     /// strings) and numbers each line from `next`.
-    static func number(_ bytes: [UInt8], from next: inout Int) -> [RetainedLine] {
+    public static func number(_ bytes: [UInt8], from next: inout Int) -> [RetainedLine] {
         var lines: [RetainedLine] = []
         var start = 0
         let newline = UInt8(ascii: "\n")
@@ -39,7 +39,7 @@ public final class SequencedSink: LineSink {
             numbered.append(UInt8(ascii: ","))
             numbered.append(contentsOf: line.dropFirst())
             let (event, status) = classify(line)
-            lines.append(RetainedLine(seq: next, event: event, status: status, bytes: numbered))
+            lines.append(RetainedLine(seq: next, event: event, status: status, index: event == .result ? index(line) : nil, bytes: numbered))
             next += 1
         }
         return lines
@@ -48,6 +48,19 @@ public final class SequencedSink: LineSink {
     private static let resultPrefix = Array(#"{"event":"result""#.utf8)
     private static let endPrefix = Array(#"{"event":"end""#.utf8)
     private static let statusKey = Array(#","status":""#.utf8)
+    private static let indexKey = Array(#","index":"#.utf8)
+
+    /// A result line's `index` (written after `id`, whose JSON string cannot hold `,"index":` unescaped).
+    static func index(_ line: ArraySlice<UInt8>) -> Int? {
+        guard let at = firstRange(of: indexKey, in: line) else { return nil }
+        var value = 0
+        var position = at
+        while position < line.endIndex, let digit = line[position].digitValue {
+            value = value * 10 + digit
+            position += 1
+        }
+        return position > at ? value : nil
+    }
 
     /// The line's event and a result's status, from the fixed shape ``LineEncoder`` writes: the
     /// event first, then `id`, `index`, `status` (an id cannot contain `,"status":"` unescaped).
@@ -75,4 +88,8 @@ public final class SequencedSink: LineSink {
         }
         return nil
     }
+}
+
+extension UInt8 {
+    fileprivate var digitValue: Int? { (0x30...0x39).contains(self) ? Int(self - 0x30) : nil }
 }

@@ -1,4 +1,5 @@
 import FanoutCore
+import FanoutPostgres
 import Logging
 
 /// One configuration key: its dotted name (`limits.max_tasks`), what it holds, and where it goes.
@@ -87,11 +88,20 @@ extension ConfigurationKey {
         .init(name: "auth.protect_metrics", kind: .boolean) { config, value in config.auth.protectMetrics = value.bool },
         int("shutdown.grace_s", 0...86_400, \.shutdown.graceSeconds),
         .init(name: "jobs.store", kind: .string) { (config, value) throws(ConfigurationError) in
-            guard value.string == "memory" else {
-                throw ConfigurationError("jobs.store: \"\(value.string)\" is not supported; the only store so far is \"memory\"")
+            if value.string != "memory" {
+                guard PostgresURL.isPostgres(value.string) else {
+                    throw ConfigurationError("jobs.store: \"\(PostgresURL.redacted(value.string))\" is neither \"memory\" nor a postgres:// URL")
+                }
+                do {
+                    _ = try PostgresURL(value.string)
+                } catch {
+                    throw ConfigurationError("jobs.store: \(error) in \"\(PostgresURL.redacted(value.string))\"")
+                }
             }
             config.jobs.store = value.string
         },
+        int("jobs.pool_size", 2...1000, \.jobs.poolSize),
+        int("jobs.lease_s", 2...3600, \.jobs.leaseSeconds),
         int("jobs.retention_s", 1...604_800, \.jobs.retentionSeconds),
         int("jobs.max_retained_bytes", 1024...1 << 40, \.jobs.maxRetainedBytes),
         .init(name: "cors.allow_origins", kind: .list) { config, value in config.cors.allowOrigins = value.list },

@@ -78,8 +78,12 @@ public struct FanoutConfiguration: Sendable, Equatable {
 
     /// Retained jobs (SPEC "Jobs that outlive their connection").
     public struct Jobs: Sendable, Equatable {
-        /// Where retained lines are kept: only `memory` (in-process) so far.
+        /// Where retained lines are kept: `memory` (in-process) or a PostgreSQL URL shared by replicas.
         public var store = "memory"
+        /// Most connections to PostgreSQL per replica (the LISTEN connection included).
+        public var poolSize = 10
+        /// Seconds a replica's lease on the jobs it runs lasts; renewed every second (PostgreSQL store).
+        public var leaseSeconds = 15
         /// Seconds a retained job's lines are kept after its end line.
         public var retentionSeconds = 900
         /// Bound on retained lines (bytes plus a per-line overhead). 128 MiB: the Deployment's 512 MiB

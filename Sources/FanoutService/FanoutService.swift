@@ -1,5 +1,6 @@
 import FanoutCore
 import FanoutJobs
+import FanoutPostgres
 import FanoutUpstream
 public import Logging
 import MicroHTTPServer
@@ -20,6 +21,9 @@ public final class FanoutService: Service {
     let httpRunner: HTTPRunner
     /// Runs retained jobs (``run()`` runs it beside the server).
     let retainedJobs: RetainedJobs
+    /// The shared store when `jobs.store` is a PostgreSQL URL (``connectStore()`` starts it).
+    let postgresStore: PostgresJobStore?
+    private let storeConnected = Locked(false)
     /// An invalid `egress.allow` entry found by `init`; ``start()`` throws it, so the service
     /// refuses to start (with the key named) instead of running with a policy nobody asked for.
     private let configurationError: ConfigurationError?
@@ -35,10 +39,10 @@ public final class FanoutService: Service {
         var runners = RunnerRegistry()
         runners.register(EchoRunner())
         var egress = EgressPolicy()
+        var configurationError: ConfigurationError?
         do {
             egress = try EgressPolicy(allow: configuration.egress.allow)
             egress.allowsPublicAddresses = configuration.egress.allowPublic
-            configurationError = nil
         } catch {
             configurationError = ConfigurationError("egress.allow: \(error)")
         }
@@ -75,7 +79,27 @@ public final class FanoutService: Service {
         )
         let auth = BearerAuth(tokens: configuration.auth.tokens, protectMetrics: configuration.auth.protectMetrics)
         // Retained jobs (SPEC v1.1): the store, the runner of jobs tied to no connection, their routes.
-        let store = MemoryJobStore(maxBytes: configuration.jobs.maxRetainedBytes, retentionSeconds: Double(configuration.jobs.retentionSeconds))
+        let store: any JobStore
+        var postgresStore: PostgresJobStore?
+        if PostgresURL.isPostgres(configuration.jobs.store) {
+            do {
+                let settings = PostgresJobStore.Settings(
+                    url: try PostgresURL(configuration.jobs.store), poolSize: configuration.jobs.poolSize,
+                    leaseSeconds: Double(configuration.jobs.leaseSeconds), retentionSeconds: Double(configuration.jobs.retentionSeconds)
+                )
+                postgresStore = try PostgresJobStore(settings: settings, logger: logger)
+            } catch {
+                configurationError = configurationError ?? ConfigurationError("jobs.store: \(error)")
+            }
+        }
+        if let postgresStore {
+            store = postgresStore
+        } else {
+            store = MemoryJobStore(maxBytes: configuration.jobs.maxRetainedBytes, retentionSeconds: Double(configuration.jobs.retentionSeconds))
+        }
+        self.postgresStore = postgresStore
+        self.configurationError = configurationError
+        metrics.retained.available.withLock { $0 = { store.isAvailable } }
         metrics.retained.usage.withLock { $0 = { store.usage() } }
         let retainedJobs = RetainedJobs(store: store, admission: admission, metrics: metrics, logger: logger)
         let plain = jobs
@@ -138,6 +162,25 @@ public final class FanoutService: Service {
     /// The admin listener's bound port once started, if there is one.
     public var adminPort: Int? { adminServer?.port }
 
+    /// Starts the PostgreSQL store (`jobs.store`): connects, migrates its schema, starts its
+    /// listener and leases. Throws a ``ConfigurationError`` naming `jobs.store` when the database
+    /// cannot be reached (fanoutd then exits 64). Nothing to do for the memory store; once only.
+    public func connectStore() async throws {
+        guard let postgresStore, storeConnected.withLock({ connected in
+            defer { connected = true }
+            return !connected
+        }) else { return }
+        do {
+            try await postgresStore.start()
+        } catch {
+            storeConnected.withLock { $0 = false }
+            throw ConfigurationError("jobs.store: cannot reach PostgreSQL at \(PostgresURL.redacted(configuration.jobs.store)): \(error)")
+        }
+        logger.info("job store connected", metadata: [
+            "jobs.store": "\(PostgresURL.redacted(configuration.jobs.store))", "jobs.store.replica": "\(postgresStore.replica)",
+        ])
+    }
+
     /// Binds the listening socket. ``run()`` calls it if it was not called before.
     public func start() throws {
         if let configurationError { throw configurationError }
@@ -164,6 +207,7 @@ public final class FanoutService: Service {
     /// then what still runs ends as `cancelled` lines plus the end line. The server's tasks (every
     /// stream and body decode) run in `server.run()`, a child of this task, beside the wait.
     public func run() async throws {
+        try await connectStore()
         try start()
         await withDiscardingTaskGroup { group in
             group.addTask { await self.serve() }
@@ -198,6 +242,7 @@ public final class FanoutService: Service {
         // Last, so probes see /readyz 503 for the whole drain.
         await adminServer?.shutdown(gracePeriod: .zero)
         try? await httpRunner.shutdown()
+        await postgresStore?.stop()
         logger.info("fanoutd stopped")
     }
 

@@ -1,3 +1,4 @@
+import FanoutPostgres
 import Glibc
 public import Logging
 
@@ -53,6 +54,11 @@ extension FanoutConfiguration {
             "auth.tokens": "\(auth.tokens.isEmpty ? "none (auth off)" : "\(auth.tokens.count) redacted")",
             "auth.protect_metrics": "\(auth.protectMetrics)",
             "shutdown.grace_s": "\(shutdown.graceSeconds)",
+            "jobs.store": "\(PostgresURL.redacted(jobs.store))",
+            "jobs.pool_size": "\(jobs.poolSize)",
+            "jobs.lease_s": "\(jobs.leaseSeconds)",
+            "jobs.retention_s": "\(jobs.retentionSeconds)",
+            "jobs.max_retained_bytes": "\(jobs.maxRetainedBytes)",
             "log.level": "\(log.level)",
             "log.format": "\(log.format.rawValue)",
         ]

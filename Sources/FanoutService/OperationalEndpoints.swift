@@ -22,6 +22,8 @@ struct OperationalEndpoints: Sendable {
         case "/readyz":
             if admission.isDraining { return Self.plain(503, "draining\n") }
             if !admission.isReady { return Self.plain(503, "saturated\n") }
+            // Plain jobs need no store: still ready, but say that retained jobs are refused.
+            if !metrics.retained.storeAvailable { return Self.plain(200, "ready; jobs.store unavailable: retained jobs get 503\n") }
             return Self.plain(200, "ready\n")
         case "/metrics":
             if auth.protectMetrics, let problem = auth.check(request) { return reject(problem) }

@@ -43,6 +43,14 @@ extension Problem {
         )
     }
 
+    static func jobStoreUnavailable() -> Problem {
+        Problem(
+            status: 503, title: "Service Unavailable",
+            detail: "the retained-job store (jobs.store) cannot be reached; plain jobs still run; retry in a moment",
+            slug: "job-store-unavailable", headers: [("Retry-After", "2")]
+        )
+    }
+
     static func jobRunning(_ id: String) -> Problem {
         Problem(
             status: 409, title: "Conflict",

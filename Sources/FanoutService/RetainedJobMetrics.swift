@@ -8,17 +8,23 @@ final class RetainedJobMetrics: Sendable {
     private let runningJobs: Gauge
     private let bytes: Gauge
     private let lines: Gauge
+    /// 1 while the job store can be reached (always, for the memory store).
+    private let storeUp: Gauge
     private let readers: Gauge
     private let resumes: Counter
     private let replays: Counter
     /// Reads the store's usage at scrape time.
     let usage: Locked<(@Sendable () -> JobStoreUsage)?> = Locked(nil)
+    /// Reads whether the store can be reached, for `/readyz` and the gauge.
+    let available: Locked<(@Sendable () -> Bool)?> = Locked(nil)
+    var storeAvailable: Bool { available.withLock { $0 }?() ?? true }
 
     init(registry: PrometheusCollectorRegistry) {
         jobs = registry.makeGauge(descriptor: .named("fanout_retained_jobs", "Retained jobs in the store, running or ended."))
         runningJobs = registry.makeGauge(descriptor: .named("fanout_retained_jobs_running", "Retained jobs still running."))
         bytes = registry.makeGauge(descriptor: .named("fanout_retained_bytes", "Bytes of lines the store holds for retained jobs."))
         lines = registry.makeGauge(descriptor: .named("fanout_retained_lines", "Lines the store holds for retained jobs."))
+        storeUp = registry.makeGauge(descriptor: .named("fanout_job_store_up", "1 while the job store (jobs.store) can be reached, 0 while the PostgreSQL store cannot."))
         readers = registry.makeGauge(descriptor: .named("fanout_job_readers", "Readers following a retained job's events now."))
         resumes = registry.makeCounter(
             descriptor: .named("fanout_job_resumes_total", "Event reads that resumed after a cursor (after or Last-Event-ID above 0).")
@@ -30,6 +36,7 @@ final class RetainedJobMetrics: Sendable {
 
     /// Updates the gauges from the store; called before each exposition.
     func record() {
+        storeUp.set(to: storeAvailable ? 1 : 0)
         guard let usage = usage.withLock({ $0 })?() else { return }
         jobs.set(to: Double(usage.jobs))
         runningJobs.set(to: Double(usage.running))

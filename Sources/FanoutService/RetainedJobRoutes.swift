@@ -57,6 +57,10 @@ struct RetainedJobRoutes: Sendable {
 
     /// A POST that asked for retention, admitted (`ticket`) and validated.
     func submit(_ request: HTTPRequest, job: Job, ticket: UInt64, control: JobControl) async -> HTTPResponse {
+        guard store.isAvailable else {
+            admission.release(ticket)
+            return reject(.jobStoreUnavailable(), request)
+        }
         let owner = owner(request)
         let detach = job.detach || Self.prefersRespondAsync(request)
         let key = request.headers["Idempotency-Key"]
@@ -71,7 +75,7 @@ struct RetainedJobRoutes: Sendable {
                 break
             case .existing(let id):
                 admission.release(ticket)
-                guard let status = await store.status(id, owner: owner) else { return reject(.unknownJob(id), request) }
+                guard let status = await store.status(id, owner: owner) else { return reject(unknown(id), request) }
                 metrics.retained.idempotentReplay()
                 return detach ? accepted(status, request, replayed: true) : live(id, owner: owner, cancelling: nil, request, replayed: true)
             case .mismatch:
@@ -80,10 +84,13 @@ struct RetainedJobRoutes: Sendable {
             case .inProgress:
                 admission.release(ticket)
                 return reject(.idempotencyKeyInProgress(), request)
+            case .unavailable:
+                admission.release(ticket)
+                return reject(.jobStoreUnavailable(), request)
             }
         }
         let id = Self.makeID()
-        let created = NewRetainedJob(id: id, owner: owner, idempotencyKey: key, total: job.tasks.count) {
+        let created = NewRetainedJob(id: id, owner: owner, idempotencyKey: key, total: job.tasks.count, taskIDs: job.tasks.map(\.id)) {
             control.cancelRemaining(reason: "cancelled by request")
         }
         await store.create(created)
@@ -118,6 +125,7 @@ struct RetainedJobRoutes: Sendable {
 
     /// Routes `GET /v1/jobs` and everything under `/v1/jobs/`.
     func handle(_ request: HTTPRequest) async -> HTTPResponse {
+        guard store.isAvailable else { return reject(.jobStoreUnavailable(), request) }
         if request.path == "/v1/jobs" { return await list(request) }
         let parts = request.path.dropFirst("/v1/jobs/".count).split(separator: "/", omittingEmptySubsequences: false).map(String.init)
         guard let id = parts.first, !id.isEmpty, parts.count <= 2 else { return reject(.notFound(request.path), request) }
@@ -132,6 +140,11 @@ struct RetainedJobRoutes: Sendable {
         case ("cancel", _): return reject(.methodNotAllowed(request.method, path: request.path, allowed: "POST"), request)
         default: return reject(.notFound(request.path), request)
         }
+    }
+
+    /// 404 for a job the store does not know, or 503 when the store could not be asked.
+    func unknown(_ id: String) -> Problem {
+        store.isAvailable ? .unknownJob(id) : .jobStoreUnavailable()
     }
 
     func list(_ request: HTTPRequest) async -> HTTPResponse {
@@ -152,7 +165,7 @@ struct RetainedJobRoutes: Sendable {
     }
 
     func status(_ id: String, _ request: HTTPRequest) async -> HTTPResponse {
-        guard let status = await store.status(id, owner: owner(request)) else { return reject(.unknownJob(id), request) }
+        guard let status = await store.status(id, owner: owner(request)) else { return reject(unknown(id), request) }
         return HTTPResponse(status: 200, headers: Self.documentHeaders, body: .bytes(Self.document(status)))
     }
 
@@ -161,7 +174,7 @@ struct RetainedJobRoutes: Sendable {
         let owner = owner(request)
         guard await store.requestCancel(id, owner: owner) != nil,
               let status = await store.waitUntilEnded(id, owner: owner, limit: .seconds(5)) else {
-            return reject(.unknownJob(id), request)
+            return reject(unknown(id), request)
         }
         return HTTPResponse(status: 200, headers: Self.documentHeaders, body: .bytes(Self.document(status)))
     }
@@ -170,7 +183,7 @@ struct RetainedJobRoutes: Sendable {
         switch await store.delete(id, owner: owner(request)) {
         case .deleted: return HTTPResponse(status: 204, headers: [("Cache-Control", "no-store")])
         case .running: return reject(.jobRunning(id), request)
-        case .notFound: return reject(.unknownJob(id), request)
+        case .notFound: return reject(unknown(id), request)
         }
     }
 
@@ -183,7 +196,7 @@ struct RetainedJobRoutes: Sendable {
             after = number
         }
         let owner = owner(request)
-        guard await store.status(id, owner: owner) != nil else { return reject(.unknownJob(id), request) }
+        guard await store.status(id, owner: owner) != nil else { return reject(unknown(id), request) }
         let sse = request.headers["Accept"]?.lowercased().contains("text/event-stream") ?? false
         if request.method == "HEAD" { return HTTPResponse(status: 200, headers: Self.streamHeaders(id, sse: sse), body: .finishedStream([])) }
         let routes = self

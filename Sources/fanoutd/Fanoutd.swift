@@ -76,6 +76,13 @@ struct Serve: AsyncParsableCommand {
         logger.info("configuration", metadata: configuration.redactedMetadata)
         let service = FanoutService(configuration: configuration, logger: logger)
         do {
+            try await service.connectStore()
+        } catch {
+            // A store that cannot be reached is a configuration to fix, like a bad key: exit 64.
+            logger.critical("cannot start", metadata: ["error": "\(error)"])
+            throw ExitCode(64)
+        }
+        do {
             try service.start()
         } catch {
             logger.critical("cannot start", metadata: ["error": "\(error)"])

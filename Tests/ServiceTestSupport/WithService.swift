@@ -17,6 +17,7 @@ public func withService<T>(
     configuration.shutdown.graceSeconds = 1
     configure(&configuration)
     let service = FanoutService(configuration: configuration, logger: Logger(label: "test"))
+    try await service.connectStore()
     try service.start()
     let port = try #require(service.port)
     // drain() ends the tasks that serve() runs.

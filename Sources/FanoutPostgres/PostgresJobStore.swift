@@ -1,0 +1,565 @@
+import FanoutCore
+public import FanoutJobs
+import FanoutSync
+public import Logging
+import NIOCore
+import PostgresNIO
+
+/// The shared store (`jobs.store: "postgres://…"`): every replica on one database can answer the
+/// reads, cancels and idempotent retries of any job, and a job's lines outlive its replica.
+///
+/// - Appends: one statement per flush (all the batch's lines through `unnest`, the job's counts,
+///   and a NOTIFY), idempotent (`on conflict do nothing`) so a flush whose answer was lost is sent
+///   again safely; while the database cannot be reached the append is retried with backoff and
+///   the job waits (no line is lost).
+/// - Readers: by cursor on the `(job, seq)` primary key, woken through one LISTEN connection per
+///   replica (``ReaderWakeups``) with a fallback poll of ``pollInterval``.
+/// - Leases: this replica renews the lease of the jobs it runs every ``tick``; a job whose lease
+///   lapsed is ended as `interrupted` by whichever replica locks its row first (``interrupt(_:)``).
+/// - Cancel: asked on any replica, it sets `cancel_requested` and NOTIFYs; the running replica
+///   calls the job's `onCancel` (from the notification, or at its next lease tick at the latest).
+///
+/// `jobs.max_retained_bytes` does not bound this store: the database is sized instead, and
+/// retention (`jobs.retention_s`) frees it.
+public final class PostgresJobStore: JobStore {
+    public struct Settings: Sendable {
+        public var url: PostgresURL
+        public var poolSize: Int
+        public var leaseSeconds: Double
+        public var retentionSeconds: Double
+        public init(url: PostgresURL, poolSize: Int = 10, leaseSeconds: Double = 15, retentionSeconds: Double = 900) {
+            self.url = url
+            self.poolSize = poolSize
+            self.leaseSeconds = leaseSeconds
+            self.retentionSeconds = retentionSeconds
+        }
+    }
+
+    public let settings: Settings
+    /// This process's name in `lease_owner`.
+    public let replica: String
+    let schema: String
+    let channel: String
+    let client: PostgresClient
+    let logger: Logger
+    let wakeups = ReaderWakeups()
+    /// How long one statement may take before the store counts as unavailable.
+    static let statementLimit: Duration = .seconds(5)
+    /// A reader waiting for lines queries again after this long without a notification.
+    static let pollInterval: Duration = .seconds(1)
+    var tick: Duration { .milliseconds(Int(min(1.0, settings.leaseSeconds / 3) * 1000)) }
+
+    private struct Local {
+        /// The jobs this replica runs: their `onCancel`, and whether it was called.
+        var running: [String: (onCancel: @Sendable () -> Void, cancelled: Bool)] = [:]
+        var available = false
+        var neverWait = false
+        var usage = JobStoreUsage()
+        var background: Task<Void, Never>?
+    }
+
+    private let local = Locked(Local())
+
+    public init(settings: Settings, logger: Logger) throws {
+        self.settings = settings
+        self.schema = settings.url.schema
+        self.channel = "fanout_\(settings.url.schema)"
+        self.logger = logger
+        var generator = SystemRandomNumberGenerator()
+        self.replica = String(generator.next() as UInt64, radix: 16)
+        // postgres-nio logs every failed connection attempt at info; ours says it once.
+        var background = logger
+        background.logLevel = max(logger.logLevel, .warning)
+        self.client = PostgresClient(configuration: try settings.url.clientConfiguration(poolSize: settings.poolSize), backgroundLogger: background)
+    }
+
+    // MARK: Lifecycle
+
+    /// Starts the pool, migrates the schema and starts the listener and the lease loop. Throws
+    /// (and stops again) when the database cannot be reached within `limit`.
+    public func start(limit: Duration = .seconds(10)) async throws {
+        let client = self.client
+        let background = Task {
+            await withDiscardingTaskGroup { group in
+                group.addTask { await client.run() }
+                group.addTask { await self.listen() }
+                group.addTask { await self.maintain() }
+            }
+        }
+        local.withLock { $0.background = background }
+        // Let client.run() begin before the first lease (postgres-nio warns otherwise).
+        await Task.yield()
+        do {
+            try await Self.deadline(limit) {
+                try await PostgresSchema.migrate(client, schema: self.schema, logger: self.logger)
+            }
+            local.withLock { $0.available = true }
+        } catch {
+            await stop()
+            throw error
+        }
+    }
+
+    /// Stops the listener, the lease loop and the pool. A write still being retried gives up
+    /// within 10 s (as after ``stopWaitingForSpace()``).
+    public func stop() async {
+        let background = local.withLock { state in
+            state.neverWait = true
+            defer { state.background = nil }
+            return state.background
+        }
+        background?.cancel()
+        await background?.value
+    }
+
+    public var isAvailable: Bool { local.withLock { $0.available } }
+
+    // MARK: JobStore
+
+    public func create(_ job: NewRetainedJob) async {
+        local.withLock { $0.running[job.id] = (job.onCancel, false) }
+        let key = job.idempotencyKey.map { Self.scoped($0, owner: job.owner) }
+        await persist("create") { client, schema, replica, lease in
+            try await client.query("""
+                with job as (
+                    insert into \(unescaped: schema).fanout_jobs (id, owner, state, total, task_ids, created_at, lease_owner, lease_until)
+                    values (\(job.id), \(job.owner), 'running', \(job.total), \(job.taskIDs), \(job.createdAt), \(replica), extract(epoch from clock_timestamp()) + \(lease))
+                    on conflict (id) do nothing
+                    returning id
+                )
+                update \(unescaped: schema).fanout_claims set job = (select id from job) where key = \(key) and exists (select 1 from job)
+                """)
+        }
+    }
+
+    public func append(_ id: String, lines: [RetainedLine]) async {
+        guard !lines.isEmpty else { return }
+        let bodies = lines.map { ByteBuffer(bytes: $0.bytes) }
+        let seqs = lines.map(\.seq)
+        let events = lines.map { Self.code($0.event) }
+        let statuses = lines.map { $0.status.map(Self.code) ?? -1 }
+        let indexes = lines.map { $0.index ?? -1 }
+        let last = seqs.last!
+        let retention = settings.retentionSeconds
+        let channel = self.channel
+        let ends = lines.contains { $0.event == .end }
+        await persist("append") { client, schema, replica, _ in
+            let now = WallClock.now
+            return try await client.query("""
+                with ins as (
+                    insert into \(unescaped: schema).fanout_lines (job, seq, event, status, task_index, body)
+                    select \(id), u.seq, u.event, nullif(u.status, -1), nullif(u.idx, -1), u.body
+                    from unnest(\(seqs)::bigint[], \(events)::smallint[], \(statuses)::smallint[], \(indexes)::integer[], \(bodies)::bytea[])
+                        as u(seq, event, status, idx, body)
+                    where exists (
+                        select 1 from \(unescaped: schema).fanout_jobs where id = \(id) and state = 'running' and lease_owner = \(replica)
+                    )
+                    on conflict do nothing
+                    returning event, status, octet_length(body) as size
+                ), c as (
+                    select count(*) filter (where status = 0) as ok, count(*) filter (where status = 1) as error,
+                           count(*) filter (where status = 2) as timeout, count(*) filter (where status = 3) as cancelled,
+                           count(*) filter (where event = 2) as ends, coalesce(sum(size + 64), 0) as bytes
+                    from ins
+                )
+                update \(unescaped: schema).fanout_jobs j set
+                    ok = j.ok + c.ok, error = j.error + c.error, timeout = j.timeout + c.timeout, cancelled = j.cancelled + c.cancelled,
+                    bytes = j.bytes + c.bytes, last_seq = greatest(j.last_seq, \(last)),
+                    state = case when c.ends > 0 then 'finished' else j.state end,
+                    finished_at = case when c.ends > 0 then \(now) else j.finished_at end,
+                    expires_at = case when c.ends > 0 then \(now + retention) else j.expires_at end
+                from c
+                where j.id = \(id) and c.ok + c.error + c.timeout + c.cancelled + c.ends + c.bytes > 0
+                returning pg_notify(\(channel), \("l" + id))
+                """)
+        }
+        if ends { _ = local.withLock { $0.running.removeValue(forKey: id) } }
+        wakeups.notify(id)
+    }
+
+    public func read(_ id: String, owner: String?, after: Int, maxLines: Int) async throws -> JobRead {
+        var failingSince: ContinuousClock.Instant?
+        while true {
+            try Task.checkCancellation()
+            let generation = wakeups.watch(id)
+            defer { wakeups.unwatch(id) }
+            let step: JobRead?
+            do {
+                step = try await readOnce(id, owner: owner, after: after, maxLines: maxLines)
+                failingSince = nil
+            } catch let error as JobStoreError {
+                throw error
+            } catch {
+                // The database is away: keep trying for a while, then let the reader go (it resumes).
+                try Task.checkCancellation()
+                let since = failingSince ?? .now
+                failingSince = since
+                if ContinuousClock.now - since > .seconds(10) { throw JobStoreError.unavailable }
+                try await Task.sleep(for: .milliseconds(250))
+                continue
+            }
+            if let step { return step }
+            await wakeups.wait(for: id, since: generation, atMost: Self.pollInterval)
+        }
+    }
+
+    /// One query: the job's row and its next lines. nil: none yet, the job runs.
+    private func readOnce(_ id: String, owner: String?, after: Int, maxLines: Int) async throws -> JobRead? {
+        let limit = max(maxLines, 1)
+        let rows = try await query { client, schema in
+            try await client.query("""
+                select j.state, j.owner, j.expires_at, j.last_seq, l.seq, l.event, l.status, l.body
+                from \(unescaped: schema).fanout_jobs j
+                left join lateral (
+                    select seq, event, status, body from \(unescaped: schema).fanout_lines
+                    where job = j.id and seq > \(after) order by seq limit \(limit)
+                ) l on true
+                where j.id = \(id)
+                order by l.seq
+                """)
+        } decode: { rows in
+            var out: [(String, String?, Double?, Int, Int?, Int?, Int?, ByteBuffer?)] = []
+            for try await row in rows.decode((String, String?, Double?, Int, Int?, Int?, Int?, ByteBuffer?).self) { out.append(row) }
+            return out
+        }
+        guard let first = rows.first, first.1 == nil || first.1 == owner, first.2.map({ $0 > WallClock.now }) ?? true else {
+            throw JobStoreError.notFound
+        }
+        let ended = first.0 != RetainedJobState.running.rawValue
+        let lines = rows.compactMap { row -> RetainedLine? in
+            guard let seq = row.4, let event = row.5, let body = row.7 else { return nil }
+            return RetainedLine(seq: seq, event: Self.event(event), status: row.6.flatMap(Self.status), bytes: Array(body.readableBytesView))
+        }
+        if let lastLine = lines.last { return JobRead(lines: lines, ended: ended && lastLine.seq >= first.3) }
+        return ended ? JobRead(lines: [], ended: true) : nil
+    }
+
+    public func status(_ id: String, owner: String?) async -> RetainedJobStatus? {
+        try? await statuses(id: id, owner: owner).first
+    }
+
+    public func list(owner: String?, state: RetainedJobState?) async -> [RetainedJobStatus] {
+        (try? await statuses(id: nil, owner: owner, state: state)) ?? []
+    }
+
+    static let statusColumns = "id, state, total, ok, error, timeout, cancelled, created_at, finished_at, expires_at, last_seq, owner"
+
+    /// Status documents of the job `id` if visible to `owner`, or (nil) the owner's jobs (in
+    /// `state`, if given), newest first, at most 10,000.
+    private func statuses(id: String?, owner: String?, state: RetainedJobState? = nil) async throws -> [RetainedJobStatus] {
+        let wanted = state?.rawValue
+        let now = WallClock.now
+        return try await query { client, schema in
+            let sql: PostgresQuery
+            switch id {
+            case .some(let id):
+                sql = "select \(unescaped: Self.statusColumns) from \(unescaped: schema).fanout_jobs where id = \(id) and (owner is null or owner = \(owner)) and (expires_at is null or expires_at > \(now))"
+            case .none:
+                sql = "select \(unescaped: Self.statusColumns) from \(unescaped: schema).fanout_jobs where (owner is null or owner = \(owner)) and (expires_at is null or expires_at > \(now)) and (\(wanted)::text is null or state = \(wanted)) order by serial desc limit 10000"
+            }
+            return try await client.query(sql)
+        } decode: { rows in
+            var out: [RetainedJobStatus] = []
+            for try await row in rows.decode((String, String, Int, Int, Int, Int, Int, Double, Double?, Double?, Int, String?).self) {
+                var status = RetainedJobStatus(job: row.0, state: RetainedJobState(rawValue: row.1) ?? .running, total: row.2, createdAt: row.7)
+                status.ok = row.3
+                status.error = row.4
+                status.timeout = row.5
+                status.cancelled = row.6
+                status.finishedAt = row.8
+                status.expiresAt = row.9
+                status.lastSeq = row.10
+                out.append(status)
+            }
+            return out
+        }
+    }
+
+    public func requestCancel(_ id: String, owner: String?) async -> RetainedJobStatus? {
+        guard let status = await status(id, owner: owner) else { return nil }
+        guard status.state == .running else { return status }
+        let channel = self.channel
+        _ = try? await query { client, schema in
+            try await client.query("""
+                update \(unescaped: schema).fanout_jobs set cancel_requested = true where id = \(id) and state = 'running'
+                returning pg_notify(\(channel), \("c" + id))
+                """)
+        } decode: { _ in () }
+        cancelLocally(id)
+        return status
+    }
+
+    public func waitUntilEnded(_ id: String, owner: String?, limit: Duration) async -> RetainedJobStatus? {
+        let deadline = ContinuousClock.now + limit
+        while true {
+            let generation = wakeups.watch(id)
+            defer { wakeups.unwatch(id) }
+            guard let status = await status(id, owner: owner) else { return nil }
+            if status.state != .running || ContinuousClock.now >= deadline { return status }
+            await wakeups.wait(for: id, since: generation, atMost: min(.milliseconds(250), deadline - .now))
+        }
+    }
+
+    public func delete(_ id: String, owner: String?) async -> DeleteOutcome {
+        guard let status = await status(id, owner: owner) else { return .notFound }
+        if status.state == .running { return .running }
+        let deleted = (try? await query { client, schema in
+            try await client.query("delete from \(unescaped: schema).fanout_jobs where id = \(id) and state <> 'running' returning id")
+        } decode: { rows in
+            var count = 0
+            for try await _ in rows.decode(String.self) { count += 1 }
+            return count
+        }) ?? 0
+        return deleted > 0 ? .deleted : .notFound
+    }
+
+    public func expire() async -> Int {
+        let now = WallClock.now
+        return (try? await query { client, schema in
+            try await client.query("""
+                with gone as (delete from \(unescaped: schema).fanout_jobs where expires_at <= \(now) returning id),
+                     stale as (delete from \(unescaped: schema).fanout_claims where job is null and claimed_at < \(now - Self.claimLifetime) returning key)
+                select (select count(*) from gone)::bigint
+                """)
+        } decode: { rows in
+            var count = 0
+            for try await value in rows.decode(Int.self) { count = value }
+            return count
+        }) ?? 0
+    }
+
+    /// A claim whose job was never created (its replica died while admitting it) is free after this long.
+    static let claimLifetime = 60.0
+
+    public func claim(key: String, fingerprint: String, owner: String?) async -> IdempotencyClaim {
+        let scoped = Self.scoped(key, owner: owner)
+        for _ in 0..<5 {
+            let now = WallClock.now
+            do {
+                let inserted = try await query { client, schema in
+                    try await client.query("""
+                        insert into \(unescaped: schema).fanout_claims (key, fingerprint, job, claimed_at) values (\(scoped), \(fingerprint), null, \(now))
+                        on conflict (key) do nothing returning key
+                        """)
+                } decode: { rows in
+                    var any = false
+                    for try await _ in rows.decode(String.self) { any = true }
+                    return any
+                }
+                if inserted { return .claimed }
+                let existing = try await query { client, schema in
+                    try await client.query("""
+                        select c.fingerprint, c.job, c.claimed_at, j.expires_at from \(unescaped: schema).fanout_claims c
+                        left join \(unescaped: schema).fanout_jobs j on j.id = c.job where c.key = \(scoped)
+                        """)
+                } decode: { rows in
+                    var out: (String, String?, Double, Double?)?
+                    for try await row in rows.decode((String, String?, Double, Double?).self) { out = row }
+                    return out
+                }
+                guard let (claimedFingerprint, job, claimedAt, expiresAt) = existing else { continue }
+                let expired = job != nil && (expiresAt.map { $0 <= now } ?? false)
+                let abandoned = job == nil && claimedAt < now - Self.claimLifetime
+                if expired || abandoned {
+                    // Free again: take it over, unless another replica just did.
+                    let taken = try await query { client, schema in
+                        try await client.query("""
+                            update \(unescaped: schema).fanout_claims set fingerprint = \(fingerprint), job = null, claimed_at = \(now)
+                            where key = \(scoped) and job is not distinct from \(job) and claimed_at = \(claimedAt) returning key
+                            """)
+                    } decode: { rows in
+                        var any = false
+                        for try await _ in rows.decode(String.self) { any = true }
+                        return any
+                    }
+                    if taken { return .claimed }
+                    continue
+                }
+                guard claimedFingerprint == fingerprint else { return .mismatch }
+                guard let job else { return .inProgress }
+                return .existing(jobID: job)
+            } catch {
+                return .unavailable
+            }
+        }
+        return .inProgress
+    }
+
+    public func releaseClaim(key: String, owner: String?) async {
+        let scoped = Self.scoped(key, owner: owner)
+        _ = try? await query { client, schema in
+            try await client.query("delete from \(unescaped: schema).fanout_claims where key = \(scoped) and job is null")
+        } decode: { _ in () }
+    }
+
+    public func stopWaitingForSpace() {
+        local.withLock { $0.neverWait = true }
+    }
+
+    /// The whole store's figures (all replicas), refreshed every few lease ticks.
+    public func usage() -> JobStoreUsage { local.withLock { $0.usage } }
+
+    func setUsage(_ usage: JobStoreUsage) { local.withLock { $0.usage = usage } }
+
+    // MARK: Helpers
+
+    /// The owner-scoped key (an owner is hex, so ":" cannot be part of it).
+    static func scoped(_ key: String, owner: String?) -> String { (owner ?? "") + ":" + key }
+
+    static func code(_ event: RetainedLine.Event) -> Int {
+        switch event {
+        case .result: 0
+        case .heartbeat: 1
+        case .end: 2
+        }
+    }
+
+    static func event(_ code: Int) -> RetainedLine.Event { code == 0 ? .result : code == 2 ? .end : .heartbeat }
+
+    static func code(_ status: SubtaskOutcome.Status) -> Int {
+        switch status {
+        case .ok: 0
+        case .error: 1
+        case .timeout: 2
+        case .cancelled: 3
+        }
+    }
+
+    static func status(_ code: Int) -> SubtaskOutcome.Status? {
+        [SubtaskOutcome.Status.ok, .error, .timeout, .cancelled].indices.contains(code) ? [SubtaskOutcome.Status.ok, .error, .timeout, .cancelled][code] : nil
+    }
+
+    func cancelLocally(_ id: String) {
+        let onCancel = local.withLock { state -> (@Sendable () -> Void)? in
+            guard let entry = state.running[id], !entry.cancelled else { return nil }
+            state.running[id]!.cancelled = true
+            return entry.onCancel
+        }
+        onCancel?()
+    }
+
+    var runningHere: [String] { local.withLock { Array($0.running.keys) } }
+
+    /// Runs one statement (and reads its rows) within ``statementLimit``, noting whether the
+    /// database answered.
+    func query<Value: Sendable>(
+        _ run: @escaping @Sendable (PostgresClient, String) async throws -> PostgresRowSequence,
+        decode: @escaping @Sendable (PostgresRowSequence) async throws -> Value
+    ) async throws -> Value {
+        let client = self.client
+        let schema = self.schema
+        do {
+            let value = try await Self.deadline(Self.statementLimit) { try await decode(try await run(client, schema)) }
+            local.withLock { $0.available = true }
+            return value
+        } catch let error as PSQLError where error.code == .server {
+            local.withLock { $0.available = true }
+            throw error
+        } catch {
+            if !Task.isCancelled {
+                let wasAvailable = local.withLock { state in
+                    defer { state.available = false }
+                    return state.available
+                }
+                if wasAvailable { logger.error("job store unreachable", metadata: ["error": "\(String(reflecting: error))"]) }
+            }
+            throw error
+        }
+    }
+
+    /// Writes that must happen (a job's lines): retried with backoff until they do, in a task of
+    /// their own so that the job's cancellation (the drain) cannot stop them. After
+    /// ``stopWaitingForSpace()`` (shutdown) it gives up after 10 s: the lease then lapses and
+    /// another replica ends the job as `interrupted`.
+    func persist(_ what: String, _ write: @escaping @Sendable (PostgresClient, String, String, Double) async throws -> PostgresRowSequence) async {
+        let replica = self.replica
+        let lease = settings.leaseSeconds
+        let attempt = Task {
+            var backoff = 0.05
+            var givingUpAt: ContinuousClock.Instant?
+            while true {
+                do {
+                    try await self.query { client, schema in try await write(client, schema, replica, lease) } decode: { rows in
+                        for try await _ in rows {}
+                    }
+                    return
+                } catch {
+                    if self.local.withLock({ $0.neverWait }) {
+                        let at = givingUpAt ?? .now + .seconds(10)
+                        givingUpAt = at
+                        if ContinuousClock.now >= at {
+                            self.logger.error("job store write abandoned at shutdown", metadata: ["what": "\(what)", "error": "\(error)"])
+                            return
+                        }
+                    }
+                    try? await Task.sleep(for: .milliseconds(Int(backoff * 1000)))
+                    backoff = min(backoff * 2, 2)
+                }
+            }
+        }
+        await attempt.value
+    }
+
+    /// `operation`, or ``StoreTimeout`` after `limit`, or `CancellationError` when the caller is
+    /// cancelled. The operation runs in a task of its own and is cancelled, not awaited, when the
+    /// limit passes first: a statement blocked in the database (a lock, a dead peer) does not
+    /// hold the caller.
+    static func deadline<Value: Sendable>(_ limit: Duration, _ operation: @escaping @Sendable () async throws -> Value) async throws -> Value {
+        let race = Race<Value>()
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Value, any Error>) in
+                race.begin(continuation, work: Task {
+                    do { race.finish(.success(try await operation())) } catch { race.finish(.failure(error)) }
+                }, timer: Task {
+                    try await Task.sleep(for: limit)
+                    race.finish(.failure(StoreTimeout()))
+                })
+            }
+        } onCancel: {
+            race.finish(.failure(CancellationError()))
+        }
+    }
+
+    /// The first of operation, timer and cancellation to finish resumes the caller and cancels the rest.
+    final class Race<Value: Sendable>: Sendable {
+        private struct State {
+            var continuation: CheckedContinuation<Value, any Error>?
+            var tasks: [Task<Void, any Error>] = []
+            var result: Result<Value, any Error>?
+        }
+
+        private let state = Locked(State())
+
+        func begin(_ continuation: CheckedContinuation<Value, any Error>, work: Task<Void, any Error>, timer: Task<Void, any Error>) {
+            let early = state.withLock { state -> Result<Value, any Error>? in
+                state.tasks = [work, timer]
+                guard let result = state.result else {
+                    state.continuation = continuation
+                    return nil
+                }
+                return result
+            }
+            if let early {
+                work.cancel()
+                timer.cancel()
+                continuation.resume(with: early)
+            }
+        }
+
+        func finish(_ result: Result<Value, any Error>) {
+            let (continuation, tasks) = state.withLock { state -> (CheckedContinuation<Value, any Error>?, [Task<Void, any Error>]) in
+                guard state.result == nil else { return (nil, []) }
+                state.result = result
+                defer { state.continuation = nil }
+                return (state.continuation, state.tasks)
+            }
+            for task in tasks { task.cancel() }
+            continuation?.resume(with: result)
+        }
+    }
+
+    struct StoreTimeout: Error, CustomStringConvertible {
+        var description: String { "PostgreSQL did not answer in time (is it running and reachable, and is the URL right?)" }
+    }
+}
+
