@@ -17,6 +17,9 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        // OTLP/HTTP span export only: the gRPC exporter (its default trait) would add grpc-swift to every build.
+        .package(url: "https://github.com/swift-otel/swift-otel.git", from: "1.6.0", traits: ["OTLPHTTP"]),
+        .package(url: "https://github.com/apple/swift-distributed-tracing.git", from: "1.7.3"),
     ],
     targets: [
         // libmicrohttpd from the system (Debian: libmicrohttpd-dev), found through pkg-config.
@@ -61,11 +64,24 @@ let package = Package(
         ),
         // Retained jobs (SPEC v1.1): the job store protocol, the in-memory store, the numbering sink.
         .target(name: "FanoutJobs", dependencies: ["FanoutCore", "FanoutSync"]),
+        // Span export over OTLP/HTTP (swift-otel) behind FanoutCore's small tracing protocol, so
+        // that nothing below the service links OpenTelemetry.
+        .target(
+            name: "FanoutTracing",
+            dependencies: [
+                "FanoutCore",
+                .product(name: "OTel", package: "swift-otel"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
         // The service: routes, problem+json, configuration, metrics, lifecycle.
         .target(
             name: "FanoutService",
             dependencies: [
                 "CAllocator",
+                "FanoutTracing",
                 "FanoutSync",
                 "MicroHTTPServer",
                 "FanoutCore",

@@ -1,5 +1,6 @@
 import FanoutCore
 import FanoutJobs
+import FanoutTracing
 import FanoutUpstream
 public import Logging
 import MicroHTTPServer
@@ -20,6 +21,8 @@ public final class FanoutService: Service {
     let httpRunner: HTTPRunner
     /// Runs retained jobs (``run()`` runs it beside the server).
     let retainedJobs: RetainedJobs
+    /// Span export, when `tracing.otlp_endpoint` is set; runs beside the server, flushed last.
+    let tracing: OTLPTracing?
     /// An invalid `egress.allow` entry found by `init`; ``start()`` throws it, so the service
     /// refuses to start (with the key named) instead of running with a policy nobody asked for.
     private let configurationError: ConfigurationError?
@@ -35,13 +38,30 @@ public final class FanoutService: Service {
         var runners = RunnerRegistry()
         runners.register(EchoRunner())
         var egress = EgressPolicy()
+        var configurationError: ConfigurationError?
         do {
             egress = try EgressPolicy(allow: configuration.egress.allow)
             egress.allowsPublicAddresses = configuration.egress.allowPublic
-            configurationError = nil
         } catch {
             configurationError = ConfigurationError("egress.allow: \(error)")
         }
+        var tracing: OTLPTracing?
+        if !configuration.tracing.otlpEndpoint.isEmpty {
+            do {
+                tracing = try OTLPTracing(
+                    settings: .init(
+                        endpoint: configuration.tracing.otlpEndpoint, protocolName: configuration.tracing.otlpProtocol,
+                        serviceName: configuration.tracing.serviceName, sampleRatio: configuration.tracing.sampleRatio
+                    ),
+                    logger: logger
+                )
+            } catch {
+                configurationError = configurationError ?? ConfigurationError("tracing: \(error)")
+            }
+        }
+        self.tracing = tracing
+        self.configurationError = configurationError
+        let jobTracing = JobTracing(recorder: tracing?.recorder)
         let httpRunner = HTTPRunner(
             configuration: HTTPRunner.Configuration(
                 maxConnectionsPerHost: configuration.upstream.maxConnectionsPerHost,
@@ -71,13 +91,14 @@ public final class FanoutService: Service {
             maxBodyBytes: configuration.server.maxBodyBytes,
             streamBufferBytes: configuration.limits.streamBufferBytes,
             reclaimer: MemoryReclaimer(),
+            tracing: jobTracing,
             logger: logger
         )
         let auth = BearerAuth(tokens: configuration.auth.tokens, protectMetrics: configuration.auth.protectMetrics)
         // Retained jobs (SPEC v1.1): the store, the runner of jobs tied to no connection, their routes.
         let store = MemoryJobStore(maxBytes: configuration.jobs.maxRetainedBytes, retentionSeconds: Double(configuration.jobs.retentionSeconds))
         metrics.retained.usage.withLock { $0 = { store.usage() } }
-        let retainedJobs = RetainedJobs(store: store, admission: admission, metrics: metrics, logger: logger)
+        let retainedJobs = RetainedJobs(store: store, admission: admission, metrics: metrics, tracing: jobTracing, logger: logger)
         let plain = jobs
         jobs.retained = RetainedJobRoutes(
             runner: retainedJobs, admission: admission, auth: auth, metrics: metrics,
@@ -172,12 +193,13 @@ public final class FanoutService: Service {
     }
 
     /// Runs the tasks the service owns — every stream and deferred answer of the main and admin
-    /// listeners, and the retained jobs — until ``drain()`` has stopped them all.
+    /// listeners, the retained jobs and the span export — until ``drain()`` has stopped them all.
     public func serve() async {
         await withDiscardingTaskGroup { group in
             group.addTask { await self.server.run() }
             if let adminServer { group.addTask { await adminServer.run() } }
             group.addTask { await self.retainedJobs.run() }
+            if let tracing { group.addTask { await tracing.run() } }
         }
     }
 
@@ -197,6 +219,8 @@ public final class FanoutService: Service {
         // Last, so probes see /readyz 503 for the whole drain.
         await adminServer?.shutdown(gracePeriod: .zero)
         try? await httpRunner.shutdown()
+        // Every job has ended its spans: export what is still queued.
+        await tracing?.shutdown()
         logger.info("fanoutd stopped")
     }
 

@@ -53,6 +53,10 @@ extension FanoutConfiguration {
             "auth.tokens": "\(auth.tokens.isEmpty ? "none (auth off)" : "\(auth.tokens.count) redacted")",
             "auth.protect_metrics": "\(auth.protectMetrics)",
             "shutdown.grace_s": "\(shutdown.graceSeconds)",
+            "tracing.otlp_endpoint": "\(tracing.otlpEndpoint.isEmpty ? "none (no spans)" : tracing.otlpEndpoint)",
+            "tracing.otlp_protocol": "\(tracing.otlpProtocol)",
+            "tracing.service_name": "\(tracing.serviceName)",
+            "tracing.sample_ratio": "\(tracing.sampleRatio)",
             "log.level": "\(log.level)",
             "log.format": "\(log.format.rawValue)",
         ]
