@@ -10,6 +10,7 @@ import MicroHTTPServer
 /// | `/v1/traces` | 200, the spans kept |
 /// | `/ok` | 200 JSON |
 /// | `/flaky/<token>` | 503 the first time, then 200 |
+/// | `/tail/<token>` | 200 after 1 s the first time, then at once (a hedge's target) |
 final class TraceCollector: Sendable {
     struct Call: Sendable {
         var path: String
@@ -64,10 +65,15 @@ final class TraceCollector: Sendable {
         let state: Locked<State>
 
         func head(_ request: HTTPRequest) -> HeadDecision {
-            request.path == "/v1/traces" ? .readBody : .respond(answer(request))
+            request.path == "/v1/traces" || request.path.hasPrefix("/tail/") ? .readBody : .respond(answer(request))
         }
 
         func respond(to request: HTTPRequest) async -> HTTPResponse {
+            if request.path.hasPrefix("/tail/") {
+                let firstTime = record(request)
+                if firstTime { try? await Task.sleep(for: .seconds(1)) }
+                return HTTPResponse(status: 200, contentType: "application/json", text: #"{"ok":true}"#)
+            }
             guard request.path == "/v1/traces", request.method == "POST" else { return answer(request) }
             guard request.headers["Content-Type"] == "application/x-protobuf",
                   let (names, spans) = try? ExportedSpan.decode(request: request.body)
@@ -82,11 +88,16 @@ final class TraceCollector: Sendable {
             return HTTPResponse(status: 200, headers: [("Content-Type", "application/x-protobuf")], body: .bytes([]))
         }
 
-        func answer(_ request: HTTPRequest) -> HTTPResponse {
-            let firstTime = state.withLock { state in
+        /// Records the call; whether it is the first to its path.
+        func record(_ request: HTTPRequest) -> Bool {
+            state.withLock { state in
                 state.calls.append(Call(path: request.path, traceparent: request.headers["traceparent"], tracestate: request.headers["tracestate"]))
                 return state.seen.insert(request.path).inserted
             }
+        }
+
+        func answer(_ request: HTTPRequest) -> HTTPResponse {
+            let firstTime = record(request)
             if request.path.hasPrefix("/flaky/"), firstTime {
                 return HTTPResponse(status: 503, contentType: "text/plain", text: "try again")
             }

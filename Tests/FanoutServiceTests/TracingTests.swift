@@ -43,79 +43,90 @@ struct TracingTests {
 
     /// Parent links of the exported spans: the job's span continues the request's traceparent,
     /// subtask spans are its children, attempt spans (a retry too) the subtasks', and each
-    /// upstream request carried a traceparent whose parent is its attempt's span.
+    /// upstream request carried a traceparent whose parent is its attempt's span. A hedge is an
+    /// attempt span of its own, beside the one it overtook (which ends cancelled).
     @Test func exportedSpansLinkJobSubtasksAttemptsAndUpstream() async throws {
-        try await TraceCollector.with { collector in
-            let logs = CapturedLogs()
-            let job = """
-                {"tasks":[
-                 {"id":"plain","kind":"http","url":"http://127.0.0.1:\(collector.port)/ok"},
-                 {"id":"retried","kind":"http","url":"http://127.0.0.1:\(collector.port)/flaky/a","retries":1},
-                 {"id":"timer","kind":"echo","delay_ms":5,"value":1}
-                ]}
-                """
-            let stream = try await withService(logger: Logger(label: "test") { _ in logs }) { configuration in
-                configuration.egress.allow = ["127.0.0.1"]
-                configuration.tracing.otlpEndpoint = "http://127.0.0.1:\(collector.port)"
-                configuration.tracing.serviceName = "fanoutd-test"
-            } _: { _, port in
-                let connection = try await RawConnection.connect(port: port)
-                try await connection.send(RawRequest.job(job, extraHeaders: [("traceparent", Self.incoming), ("tracestate", Self.state)]))
-                var stream = JobStream(head: try await connection.readHead())
-                while let line = try await connection.readLine(stream.head) {
-                    stream.lines.append((.zero, try JSONParser.parse(Array(line.utf8))))
-                }
-                return stream
-                // Leaving withService drains the service, which exports the spans still queued.
+        try await TraceCollector.with { collector in try await Self.checkExportedSpans(collector) }
+    }
+
+    /// (A function of its own: Swift 6.3.1's region checker crashes on this body inside a closure.)
+    static func checkExportedSpans(_ collector: TraceCollector) async throws {
+        let logs = CapturedLogs()
+        let job = """
+            {"tasks":[
+             {"id":"plain","kind":"http","url":"http://127.0.0.1:\(collector.port)/ok"},
+             {"id":"retried","kind":"http","url":"http://127.0.0.1:\(collector.port)/flaky/a","retries":1},
+             {"id":"hedged","kind":"http","url":"http://127.0.0.1:\(collector.port)/tail/h","hedge_after_ms":50},
+             {"id":"timer","kind":"echo","delay_ms":5,"value":1}
+            ]}
+            """
+        let stream = try await withService(logger: Logger(label: "test") { _ in logs }) { configuration in
+            configuration.egress.allow = ["127.0.0.1"]
+            configuration.tracing.otlpEndpoint = "http://127.0.0.1:\(collector.port)"
+            configuration.tracing.serviceName = "fanoutd-test"
+        } _: { _, port in
+            let connection = try await RawConnection.connect(port: port)
+            try await connection.send(RawRequest.job(job, extraHeaders: [("traceparent", Self.incoming), ("tracestate", Self.state)]))
+            var stream = JobStream(head: try await connection.readHead())
+            while let line = try await connection.readLine(stream.head) {
+                stream.lines.append((.zero, try JSONParser.parse(Array(line.utf8))))
             }
-            #expect(stream.head.status == 200)
-            stream.checkInvariants(total: 3)
-            #expect(stream.end?["ok"] == .number(3))
-
-            let spans = collector.spans
-            #expect(collector.serviceNames.allSatisfy { $0 == "fanoutd-test" } && !collector.serviceNames.isEmpty)
-            #expect(spans.allSatisfy { $0.traceID == Self.incomingTrace })
-
-            let jobs = spans.filter { $0.kind == 2 }
-            try #require(jobs.count == 1)
-            let jobSpan = jobs[0]
-            #expect(jobSpan.name == "POST /v1/jobs")
-            #expect(jobSpan.parentSpanID == Self.incomingSpan)
-            // OpenTelemetry writes the list back with ", " between members: the same list.
-            #expect(Self.members(jobSpan.traceState) == Self.members(Self.state))
-            #expect(jobSpan.attributes["fanout.job.ok"] == "3")
-
-            let subtasks = spans.filter { $0.kind == 1 }
-            #expect(Set(subtasks.map(\.name)) == ["subtask plain", "subtask retried", "subtask timer"])
-            #expect(subtasks.allSatisfy { $0.parentSpanID == jobSpan.spanID })
-            let subtaskByName = Dictionary(uniqueKeysWithValues: subtasks.map { ($0.name, $0) })
-
-            let attempts = spans.filter { $0.kind == 3 }
-            let plainAttempts = attempts.filter { $0.parentSpanID == subtaskByName["subtask plain"]?.spanID }
-            let retriedAttempts = attempts.filter { $0.parentSpanID == subtaskByName["subtask retried"]?.spanID }
-            #expect(plainAttempts.count == 1)
-            #expect(retriedAttempts.count == 2)
-            #expect(attempts.count == 3)
-            #expect(Set(retriedAttempts.map { $0.attributes["http.response.status_code"] ?? "" }) == ["503", "200"])
-            #expect(retriedAttempts.first { $0.attributes["http.response.status_code"] == "503" }?.statusCode == 2)
-
-            // What the upstream saw: one request per attempt, each the child of its attempt's span.
-            let calls = collector.calls
-            #expect(calls.count == 3)
-            var parents: [String] = []
-            for call in calls {
-                let header = try #require(call.traceparent.flatMap { TraceContext(traceparent: $0, tracestate: nil) })
-                #expect(header.traceIDHex == Self.incomingTrace)
-                #expect(header.sampled)
-                #expect(Self.members(call.tracestate ?? "") == Self.members(Self.state))
-                parents.append(header.spanIDHex)
-            }
-            #expect(Set(parents) == Set(attempts.map(\.spanID)))
-
-            let line = try #require(logs.finished().first)
-            #expect(line["trace_id"] == Self.incomingTrace)
-            #expect(line["span_id"] == jobSpan.spanID)
+            return stream
+            // Leaving withService drains the service, which exports the spans still queued.
         }
+        #expect(stream.head.status == 200)
+        stream.checkInvariants(total: 4)
+        #expect(stream.end?["ok"] == .number(4))
+
+        let spans = collector.spans
+        #expect(collector.serviceNames.allSatisfy { $0 == "fanoutd-test" } && !collector.serviceNames.isEmpty)
+        #expect(spans.allSatisfy { $0.traceID == Self.incomingTrace })
+
+        let jobs = spans.filter { $0.kind == 2 }
+        try #require(jobs.count == 1)
+        let jobSpan = jobs[0]
+        #expect(jobSpan.name == "POST /v1/jobs")
+        #expect(jobSpan.parentSpanID == Self.incomingSpan)
+        // OpenTelemetry writes the list back with ", " between members: the same list.
+        #expect(Self.members(jobSpan.traceState) == Self.members(Self.state))
+        #expect(jobSpan.attributes["fanout.job.ok"] == "4")
+
+        let subtasks = spans.filter { $0.kind == 1 }
+        #expect(Set(subtasks.map(\.name)) == ["subtask plain", "subtask retried", "subtask hedged", "subtask timer"])
+        #expect(subtasks.allSatisfy { $0.parentSpanID == jobSpan.spanID })
+        let subtaskByName = Dictionary(uniqueKeysWithValues: subtasks.map { ($0.name, $0) })
+
+        let attempts = spans.filter { $0.kind == 3 }
+        let plainAttempts = attempts.filter { $0.parentSpanID == subtaskByName["subtask plain"]?.spanID }
+        let retriedAttempts = attempts.filter { $0.parentSpanID == subtaskByName["subtask retried"]?.spanID }
+        #expect(plainAttempts.count == 1)
+        #expect(retriedAttempts.count == 2)
+        let hedgedAttempts = attempts.filter { $0.parentSpanID == subtaskByName["subtask hedged"]?.spanID }
+        #expect(hedgedAttempts.count == 2)
+        let hedge = hedgedAttempts.first { $0.attributes["fanout.hedge"] == "true" }
+        #expect(hedge?.attributes["http.response.status_code"] == "200")
+        #expect(hedgedAttempts.first { $0.attributes["fanout.hedge"] == nil }?.statusCode == 2)
+        #expect(attempts.count == 5)
+        #expect(attempts.allSatisfy { $0.name == "GET" })
+        #expect(Set(retriedAttempts.map { $0.attributes["http.response.status_code"] ?? "" }) == ["503", "200"])
+        #expect(retriedAttempts.first { $0.attributes["http.response.status_code"] == "503" }?.statusCode == 2)
+
+        // What the upstream saw: one request per attempt, each the child of its attempt's span.
+        let calls = collector.calls
+        #expect(calls.count == 5)
+        var parents: [String] = []
+        for call in calls {
+            let header = try #require(call.traceparent.flatMap { TraceContext(traceparent: $0, tracestate: nil) })
+            #expect(header.traceIDHex == Self.incomingTrace)
+            #expect(header.sampled)
+            #expect(Self.members(call.tracestate ?? "") == Self.members(Self.state))
+            parents.append(header.spanIDHex)
+        }
+        #expect(Set(parents) == Set(attempts.map(\.spanID)))
+
+        let line = try #require(logs.finished().first)
+        #expect(line["trace_id"] == Self.incomingTrace)
+        #expect(line["span_id"] == jobSpan.spanID)
     }
 
     /// Without an endpoint nothing is exported, yet the upstream still gets a child traceparent
