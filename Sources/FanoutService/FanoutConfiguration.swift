@@ -99,6 +99,13 @@ public struct FanoutConfiguration: Sendable, Equatable {
         public var serviceName = "fanoutd"
         /// Share of new traces recorded; a continued trace follows its `sampled` flag.
         public var sampleRatio = 1.0
+
+        public init(otlpEndpoint: String = "", otlpProtocol: String = "http/protobuf", serviceName: String = "fanoutd", sampleRatio: Double = 1.0) {
+            self.otlpEndpoint = otlpEndpoint
+            self.otlpProtocol = otlpProtocol
+            self.serviceName = serviceName
+            self.sampleRatio = sampleRatio
+        }
     }
 
     public struct Log: Sendable, Equatable {

@@ -182,4 +182,55 @@ struct TracingTests {
             #expect(logs.finished().first?["trace_id"] == header.traceIDHex)
         }
     }
+
+    /// A retained (detached) job continues the POST's trace too: its server span, its subtask's
+    /// span and attempt, the upstream's traceparent, and its log line.
+    @Test func aDetachedJobContinuesThePostsTrace() async throws {
+        try await TraceCollector.with { collector in try await Self.checkDetachedJob(collector) }
+    }
+
+    static func checkDetachedJob(_ collector: TraceCollector) async throws {
+        let logs = CapturedLogs()
+        let job = #"{"tasks":[{"id":"call","kind":"http","url":"http://127.0.0.1:\#(collector.port)/ok"}]}"#
+        try await withService(logger: Logger(label: "test") { _ in logs }) { configuration in
+            configuration.egress.allow = ["127.0.0.1"]
+            configuration.tracing.otlpEndpoint = "http://127.0.0.1:\(collector.port)/v1/traces"
+        } _: { _, port in
+            let (_, status) = try await detach(job, port: port, headers: [("traceparent", Self.incoming)])
+            let id = try #require(status["job"]?.stringValue)
+            let events = try await readEvents(id, port: port)
+            #expect(events.last?.json["event"] == .string("end"))
+        }
+        let spans = collector.spans
+        let jobSpan = try #require(spans.first { $0.kind == 2 })
+        #expect(jobSpan.parentSpanID == Self.incomingSpan && jobSpan.traceID == Self.incomingTrace)
+        #expect(jobSpan.attributes["fanout.job.retained"] == "true")
+        let subtask = try #require(spans.first { $0.kind == 1 })
+        #expect(subtask.parentSpanID == jobSpan.spanID)
+        let attempt = try #require(spans.first { $0.kind == 3 })
+        #expect(attempt.parentSpanID == subtask.spanID)
+        let header = try #require(collector.calls.first?.traceparent.flatMap { TraceContext(traceparent: $0, tracestate: nil) })
+        #expect(header.spanIDHex == attempt.spanID)
+        let line = try #require(logs.finished().first)
+        #expect(line["job.retained"] == "true")
+        #expect(line["trace_id"] == Self.incomingTrace)
+        #expect(line["span_id"] == jobSpan.spanID)
+    }
+
+    /// The tracing keys from the file and variables, and what is refused (naming the key).
+    @Test func tracingKeysAreReadAndChecked() throws {
+        let environment = ["FANOUT_TRACING_OTLP_ENDPOINT": "http://127.0.0.1:4318", "FANOUT_TRACING_SAMPLE_RATIO": "0.25"]
+        let config = try ConfigurationLoader(environment: environment).load(
+            configPath: nil, overrides: [("tracing.service_name", "edge"), ("tracing.otlp_protocol", "http/json")]
+        )
+        #expect(config.tracing == FanoutConfiguration.Tracing(otlpEndpoint: "http://127.0.0.1:4318", otlpProtocol: "http/json", serviceName: "edge", sampleRatio: 0.25))
+        for (key, value) in [
+            ("tracing.sample_ratio", "1.5"), ("tracing.sample_ratio", "half"), ("tracing.otlp_protocol", "grpc"),
+            ("tracing.otlp_endpoint", "collector:4318"), ("tracing.service_name", ""),
+        ] {
+            #expect {
+                try ConfigurationLoader(environment: [:]).load(configPath: nil, overrides: [(key, value)])
+            } throws: { "\($0)".contains(key) }
+        }
+    }
 }
