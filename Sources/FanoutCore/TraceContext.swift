@@ -1,3 +1,5 @@
+import Synchronization
+
 /// The W3C Trace Context (`traceparent`, `tracestate`; https://www.w3.org/TR/trace-context/) of
 /// one span: what a job continues from its request, and what each upstream request carries.
 /// A value with no storage of its own beyond ``state``.
@@ -29,7 +31,7 @@ public struct TraceContext: Sendable, Equatable {
 
     /// The first span of a new trace: random trace and span IDs.
     public static func newTrace(sampled: Bool) -> TraceContext {
-        var random = SystemRandomNumberGenerator()
+        var random = TraceIDGenerator()
         return TraceContext(
             traceID: (random.nonZero(), random.nonZero()), spanID: random.nonZero(),
             flags: sampled ? sampledFlag : 0
@@ -38,7 +40,7 @@ public struct TraceContext: Sendable, Equatable {
 
     /// A child span in the same trace: a new span ID, the same flags and state.
     public func child() -> TraceContext {
-        var random = SystemRandomNumberGenerator()
+        var random = TraceIDGenerator()
         var child = self
         child.spanID = random.nonZero()
         return child
@@ -46,41 +48,41 @@ public struct TraceContext: Sendable, Equatable {
 
     /// `00-<trace-id>-<span-id>-<flags>`.
     public var traceparent: String {
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(55)
-        bytes.append(contentsOf: [UInt8(ascii: "0"), UInt8(ascii: "0"), UInt8(ascii: "-")])
-        Self.appendHex(traceID.high, digits: 16, to: &bytes)
-        Self.appendHex(traceID.low, digits: 16, to: &bytes)
-        bytes.append(UInt8(ascii: "-"))
-        Self.appendHex(spanID, digits: 16, to: &bytes)
-        bytes.append(UInt8(ascii: "-"))
-        Self.appendHex(UInt64(flags), digits: 2, to: &bytes)
-        return String(decoding: bytes, as: UTF8.self)
+        String(unsafeUninitializedCapacity: 55) { buffer in
+            buffer[0] = UInt8(ascii: "0")
+            buffer[1] = UInt8(ascii: "0")
+            buffer[2] = UInt8(ascii: "-")
+            Self.writeHex(traceID.high, digits: 16, into: buffer, at: 3)
+            Self.writeHex(traceID.low, digits: 16, into: buffer, at: 19)
+            buffer[35] = UInt8(ascii: "-")
+            Self.writeHex(spanID, digits: 16, into: buffer, at: 36)
+            buffer[52] = UInt8(ascii: "-")
+            Self.writeHex(UInt64(flags), digits: 2, into: buffer, at: 53)
+            return 55
+        }
     }
 
     /// 32 lower-case hex digits.
     public var traceIDHex: String {
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(32)
-        Self.appendHex(traceID.high, digits: 16, to: &bytes)
-        Self.appendHex(traceID.low, digits: 16, to: &bytes)
-        return String(decoding: bytes, as: UTF8.self)
+        String(unsafeUninitializedCapacity: 32) { buffer in
+            Self.writeHex(traceID.high, digits: 16, into: buffer, at: 0)
+            Self.writeHex(traceID.low, digits: 16, into: buffer, at: 16)
+            return 32
+        }
     }
 
     /// 16 lower-case hex digits.
     public var spanIDHex: String {
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(16)
-        Self.appendHex(spanID, digits: 16, to: &bytes)
-        return String(decoding: bytes, as: UTF8.self)
+        String(unsafeUninitializedCapacity: 16) { buffer in
+            Self.writeHex(spanID, digits: 16, into: buffer, at: 0)
+            return 16
+        }
     }
 
-    private static func appendHex(_ value: UInt64, digits: Int, to bytes: inout [UInt8]) {
-        let hex: [UInt8] = Array("0123456789abcdef".utf8)
-        var shift = (digits - 1) * 4
-        while shift >= 0 {
-            bytes.append(hex[Int((value >> UInt64(shift)) & 0xF)])
-            shift -= 4
+    private static func writeHex(_ value: UInt64, digits: Int, into buffer: UnsafeMutableBufferPointer<UInt8>, at start: Int) {
+        for index in 0..<digits {
+            let digit = UInt8((value >> UInt64(4 * (digits - 1 - index))) & 0xF)
+            buffer[start + index] = digit < 10 ? UInt8(ascii: "0") + digit : UInt8(ascii: "a") + digit - 10
         }
     }
 }
@@ -179,6 +181,25 @@ extension TraceContext {
         let bytes = Array(value.utf8)
         guard !bytes.isEmpty, bytes.count <= 256, bytes.last != 0x20 else { return false }
         return bytes.allSatisfy { $0 >= 0x20 && $0 <= 0x7E && $0 != UInt8(ascii: ",") && $0 != UInt8(ascii: "=") }
+    }
+}
+
+/// Trace and span IDs: SplitMix64 over a process-wide counter that starts from a random seed.
+/// Unique within the process, evenly spread, and one atomic add each; `SystemRandomNumberGenerator`
+/// costs a getrandom(2) system call per value, three per job that starts a trace.
+struct TraceIDGenerator: RandomNumberGenerator {
+    private static let seed: UInt64 = {
+        var random = SystemRandomNumberGenerator()
+        return random.next()
+    }()
+    private static let counter = Atomic<UInt64>(0)
+
+    mutating func next() -> UInt64 {
+        let count = Self.counter.wrappingAdd(1, ordering: .relaxed).newValue
+        var mixed = Self.seed &+ count &* 0x9E37_79B9_7F4A_7C15
+        mixed = (mixed ^ (mixed >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        mixed = (mixed ^ (mixed >> 27)) &* 0x94D0_49BB_1331_11EB
+        return mixed ^ (mixed >> 31)
     }
 }
 
