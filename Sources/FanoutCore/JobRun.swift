@@ -30,6 +30,13 @@ final class JobRun {
     private let trace: TraceScope?
     /// Spans of started subtasks without a line yet, by index (only when spans are recorded).
     private var spans: [Int: any RecordingSpan] = [:]
+    /// Subtask spans started so far; past ``maxSubtaskSpans`` subtasks get none.
+    private var subtaskSpans = 0
+
+    /// Most subtasks of one job that get spans (their attempts too): a span costs about a
+    /// kilobyte until exported, and the exporter queues 2048 at most anyway. Later subtasks' upstream
+    /// requests still carry the trace, with span IDs of their own that are not exported.
+    static let maxSubtaskSpans = 1000
 
     /// Heap per subtask this bookkeeping takes at most (reported, startedAt), for ``Job/estimatedBytes``.
     static let bytesPerSubtask = MemoryLayout<Bool>.stride + MemoryLayout<UInt32>.stride
@@ -51,6 +58,8 @@ final class JobRun {
     func started(index: Int) -> TraceScope? {
         let scope = trace.map { trace in
             guard let jobSpan = trace.span else { return trace }
+            guard subtaskSpans < Self.maxSubtaskSpans else { return TraceScope(context: trace.context) }
+            subtaskSpans += 1
             let span = jobSpan.child("subtask \(job.tasks.id(at: index))", kind: .internal)
             span.set("fanout.task.id", job.tasks.id(at: index))
             span.set("fanout.task.index", index)

@@ -233,4 +233,20 @@ struct TracingTests {
             } throws: { "\($0)".contains(key) }
         }
     }
+
+    /// A big job records spans for its first 1000 subtasks only (each costs memory until exported).
+    @Test func aBigJobRecordsABoundedNumberOfSubtaskSpans() async throws {
+        try await TraceCollector.with { collector in
+            let tasks = (0..<1100).map { #"{"kind":"echo","delay_ms":1,"value":\#($0)}"# }.joined(separator: ",")
+            try await withService { configuration in
+                configuration.tracing.otlpEndpoint = "http://127.0.0.1:\(collector.port)"
+            } _: { _, port in
+                let stream = try await JobStream.run(#"{"tasks":[\#(tasks)]}"#, port: port)
+                stream.checkInvariants(total: 1100)
+            }
+            let spans = collector.spans
+            #expect(spans.filter { $0.kind == 2 }.count == 1)
+            #expect(spans.filter { $0.kind == 1 }.count == 1000)
+        }
+    }
 }
