@@ -1,6 +1,7 @@
 import FanoutSync
 import Logging
 import MicroHTTPServer
+import TestSupport
 
 /// A loopback server that is both an OTLP/HTTP receiver (`POST /v1/traces`, protobuf, decoded
 /// here) and an upstream for `http` subtasks that records the trace headers each request carried.
@@ -10,7 +11,7 @@ import MicroHTTPServer
 /// | `/v1/traces` | 200, the spans kept |
 /// | `/ok` | 200 JSON |
 /// | `/flaky/<token>` | 503 the first time, then 200 |
-/// | `/tail/<token>` | 200 after 1 s the first time, then at once (a hedge's target) |
+/// | `/tail/<token>` | 200 after 1 s (scaled: TestTime) the first time, then at once (a hedge's target) |
 final class TraceCollector: Sendable {
     struct Call: Sendable {
         var path: String
@@ -71,7 +72,7 @@ final class TraceCollector: Sendable {
         func respond(to request: HTTPRequest) async -> HTTPResponse {
             if request.path.hasPrefix("/tail/") {
                 let firstTime = record(request)
-                if firstTime { try? await Task.sleep(for: .seconds(1)) }
+                if firstTime { try? await Task.sleep(for: TestTime.scaled(.seconds(1))) }
                 return HTTPResponse(status: 200, contentType: "application/json", text: #"{"ok":true}"#)
             }
             guard request.path == "/v1/traces", request.method == "POST" else { return answer(request) }
