@@ -11,14 +11,30 @@ struct JobTracing: Sendable {
 
     /// The job's point in its trace, from the request's headers.
     func start(_ request: HTTPRequest, job id: String) -> TraceScope {
-        let incoming = TraceContext(traceparent: request.headers["traceparent"], tracestate: request.headers["tracestate"])
-        let scope = TraceScope.job("POST /v1/jobs", incoming: incoming, recorder: recorder)
+        let scope = TraceScope.job("POST /v1/jobs", incoming: Self.incoming(request), recorder: recorder)
         if let span = scope.span {
             span.set("http.request.method", "POST")
             span.set("http.route", "/v1/jobs")
             span.set("fanout.job.id", id)
         }
         return scope
+    }
+
+    /// The request's trace context: nil without a `traceparent`, with an invalid one, or with
+    /// more than one (W3C: then the trace restarts). Several `tracestate` fields are one list.
+    static func incoming(_ request: HTTPRequest) -> TraceContext? {
+        guard let traceparent = request.headers["traceparent"] else { return nil }
+        var parents = 0
+        var states: [String] = []
+        for (name, value) in request.headers {
+            switch name.lowercased() {
+            case "traceparent": parents += 1
+            case "tracestate": states.append(value)
+            default: break
+            }
+        }
+        guard parents == 1 else { return nil }
+        return TraceContext(traceparent: traceparent, tracestate: states.isEmpty ? nil : states.joined(separator: ","))
     }
 
     /// Ends the job's span (if any) with its counts. The span's status stays unset: a job whose

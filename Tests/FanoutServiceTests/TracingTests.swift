@@ -249,4 +249,31 @@ struct TracingTests {
             #expect(spans.filter { $0.kind == 1 }.count == 1000)
         }
     }
+
+    /// Two `traceparent` fields restart the trace (W3C); two `tracestate` fields are one list.
+    @Test func repeatedTraceHeaders() async throws {
+        try await TraceCollector.with { collector in
+            let job = #"{"tasks":[{"kind":"http","url":"http://127.0.0.1:\#(collector.port)/ok"}]}"#
+            try await withService { configuration in
+                configuration.egress.allow = ["127.0.0.1"]
+            } _: { _, port in
+                for headers in [
+                    [("traceparent", Self.incoming), ("traceparent", Self.incoming)],
+                    [("traceparent", Self.incoming), ("tracestate", "a=1"), ("tracestate", "b=2")],
+                ] {
+                    let exchange = try await HTTPExchange.send(
+                        port: port, method: "POST", path: "/v1/jobs", headers: [("Content-Type", "application/json")] + headers, body: job
+                    )
+                    #expect(exchange.head.status == 200)
+                }
+            }
+            let calls = collector.calls
+            try #require(calls.count == 2)
+            let parents = calls.compactMap { $0.traceparent.flatMap { TraceContext(traceparent: $0, tracestate: nil) } }
+            try #require(parents.count == 2)
+            #expect(parents[0].traceIDHex != Self.incomingTrace)
+            #expect(parents[1].traceIDHex == Self.incomingTrace)
+            #expect(calls[1].tracestate == "a=1,b=2")
+        }
+    }
 }
