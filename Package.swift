@@ -20,6 +20,9 @@ let package = Package(
         .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
         // In the graph through async-http-client and postgres-nio; FanoutPostgres names NIOSSL for TLS to PostgreSQL.
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.25.0"),
+        // OTLP/HTTP span export only: the gRPC exporter (its default trait) would add grpc-swift to every build.
+        .package(url: "https://github.com/swift-otel/swift-otel.git", from: "1.6.0", traits: ["OTLPHTTP"]),
+        .package(url: "https://github.com/apple/swift-distributed-tracing.git", from: "1.7.3"),
     ],
     targets: [
         // libmicrohttpd from the system (Debian: libmicrohttpd-dev), found through pkg-config.
@@ -78,11 +81,24 @@ let package = Package(
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ]
         ),
+        // Span export over OTLP/HTTP (swift-otel) behind FanoutCore's small tracing protocol, so
+        // that nothing below the service links OpenTelemetry.
+        .target(
+            name: "FanoutTracing",
+            dependencies: [
+                "FanoutCore",
+                .product(name: "OTel", package: "swift-otel"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
         // The service: routes, problem+json, configuration, metrics, lifecycle.
         .target(
             name: "FanoutService",
             dependencies: [
                 "CAllocator",
+                "FanoutTracing",
                 "FanoutSync",
                 "MicroHTTPServer",
                 "FanoutCore",

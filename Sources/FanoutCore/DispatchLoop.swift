@@ -24,14 +24,14 @@ final class DispatchLoop {
     private var deadlineTimer: DeadlineTimer.Token?
     private var heartbeatTimer: DeadlineTimer.Token?
 
-    init(job: Job, id: String, observer: (any DispatchObserver)?, timer: DeadlineTimer, bufferBytes: Int) {
+    init(job: Job, id: String, observer: (any DispatchObserver)?, timer: DeadlineTimer, bufferBytes: Int, trace: TraceScope? = nil) {
         self.job = job
         self.timer = timer
         self.start = ContinuousClock.now
         self.jobDeadline = start + .milliseconds(job.timeoutMilliseconds)
         self.heartbeat = .milliseconds(job.heartbeatMilliseconds)
         self.bufferBytes = bufferBytes
-        self.jobRun = JobRun(job: job, id: id, start: start, observer: observer)
+        self.jobRun = JobRun(job: job, id: id, start: start, observer: observer, trace: trace)
     }
 
     typealias Spawn = (
@@ -122,7 +122,7 @@ final class DispatchLoop {
                 continue
             }
             inFlight += 1
-            jobRun.started(index: index)
+            let trace = jobRun.started(index: index)
             // A subtask's own timeout counts from when it starts, within the job's deadline.
             let now = ContinuousClock.now
             let deadline: ContinuousClock.Instant
@@ -135,7 +135,7 @@ final class DispatchLoop {
             case .immediate:
                 break
             case .run(let work):
-                spawn(work, SubtaskContext(deadline: deadline, deadlineIsJobDeadline: deadline == jobDeadline), index, events)
+                spawn(work, SubtaskContext(deadline: deadline, deadlineIsJobDeadline: deadline == jobDeadline, trace: trace), index, events)
             case .delayed(let outcome, let delay):
                 schedule(index: index, outcome: outcome, due: now + delay, deadline: deadline)
             }

@@ -37,6 +37,8 @@ public enum Dispatcher {
     /// client is gone (the sink threw, or the calling task was cancelled).
     /// - Parameter bufferBytes: The stream's buffer (`limits.stream_buffer_bytes`): in input order,
     ///   lines waiting for an earlier one may take this much before no new subtask starts.
+    /// - Parameter trace: The job's point in its trace; with a span, each subtask that starts gets
+    ///   a child span, ended with its line.
     public static func run(
         _ job: Job,
         id: String,
@@ -44,9 +46,10 @@ public enum Dispatcher {
         observer: (any DispatchObserver)? = nil,
         timer: DeadlineTimer = .shared,
         bufferBytes: Int = 64 * 1024,
+        trace: TraceScope? = nil,
         sink: some LineSink
     ) async -> JobSummary {
-        let loop = DispatchLoop(job: job, id: id, observer: observer, timer: timer, bufferBytes: bufferBytes)
+        let loop = DispatchLoop(job: job, id: id, observer: observer, timer: timer, bufferBytes: bufferBytes, trace: trace)
         control?.attach(loop.events)
         defer { control?.detach() }
         // Subtasks that do work are children of one group, which a stop cancels; sends are children

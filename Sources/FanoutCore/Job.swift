@@ -120,9 +120,13 @@ public struct SubtaskContext: Sendable {
     public var deadline: ContinuousClock.Instant
     /// Whether `deadline` is the job's deadline rather than the subtask's own timeout.
     public var deadlineIsJobDeadline: Bool
+    /// Where the subtask is in its job's trace: what its upstream requests are children of.
+    /// nil when the job runs outside any trace (unit tests of the dispatcher).
+    public var trace: TraceScope?
 
-    public init(deadline: ContinuousClock.Instant, deadlineIsJobDeadline: Bool = false) {
+    public init(deadline: ContinuousClock.Instant, deadlineIsJobDeadline: Bool = false, trace: TraceScope? = nil) {
         self.deadline = deadline
         self.deadlineIsJobDeadline = deadlineIsJobDeadline
+        self.trace = trace
     }
 }

@@ -26,11 +26,24 @@ final class JobRun {
     /// most an hour (`limits.max_timeout_ms`), 3.6e9 µs, within UInt32.
     private var startedAt: [UInt32] = []
 
+    /// The job's point in its trace; with a span, started subtasks get spans (``spans``).
+    private let trace: TraceScope?
+    /// Spans of started subtasks without a line yet, by index (only when spans are recorded).
+    private var spans: [Int: any RecordingSpan] = [:]
+    /// Subtask spans started so far; past ``maxSubtaskSpans`` subtasks get none.
+    private var subtaskSpans = 0
+
+    /// Most subtasks of one job that get spans (their attempts too): a span costs about a
+    /// kilobyte until exported, and the exporter queues 2048 at most anyway. Later subtasks' upstream
+    /// requests still carry the trace, with span IDs of their own that are not exported.
+    static let maxSubtaskSpans = 1000
+
     /// Heap per subtask this bookkeeping takes at most (reported, startedAt), for ``Job/estimatedBytes``.
     static let bytesPerSubtask = MemoryLayout<Bool>.stride + MemoryLayout<UInt32>.stride
 
-    init(job: Job, id: String, start: ContinuousClock.Instant, observer: (any DispatchObserver)? = nil) {
+    init(job: Job, id: String, start: ContinuousClock.Instant, observer: (any DispatchObserver)? = nil, trace: TraceScope? = nil) {
         self.job = job
+        self.trace = trace
         self.id = id
         self.start = start
         self.summary = JobSummary(total: job.tasks.count)
@@ -40,8 +53,25 @@ final class JobRun {
         if observer != nil { startedAt = Array(repeating: 0, count: job.tasks.count) }
     }
 
-    /// A subtask began (a task or a timer).
-    func started(index: Int) {
+    /// A subtask began (a task or a timer); returns its point in the trace: its own span when
+    /// spans are recorded, else the job's.
+    func started(index: Int) -> TraceScope? {
+        let scope = trace.map { trace in
+            guard let jobSpan = trace.span else { return trace }
+            guard subtaskSpans < Self.maxSubtaskSpans else { return TraceScope(context: trace.context) }
+            subtaskSpans += 1
+            let span = jobSpan.child("subtask \(job.tasks.id(at: index))", kind: .internal)
+            span.set("fanout.task.id", job.tasks.id(at: index))
+            span.set("fanout.task.index", index)
+            span.set("fanout.task.kind", job.tasks.kind(at: index))
+            spans[index] = span
+            return TraceScope(context: span.traceContext, span: span)
+        }
+        observe(startOf: index)
+        return scope
+    }
+
+    private func observe(startOf index: Int) {
         guard let observer else { return }
         startedAt[index] = UInt32(clamping: Self.microseconds(ContinuousClock.now - start) + 1)
         observer.subtaskStarted(kind: job.tasks.kind(at: index))
@@ -50,6 +80,11 @@ final class JobRun {
     /// The client is gone: every subtask without a line ends as `cancelled` in the summary's
     /// `byKind` (so metrics count each subtask once), and what started ends for the observer too.
     func abandon() {
+        for (_, span) in spans {
+            span.set("fanout.task.status", "cancelled")
+            span.end(failure: "the client went away")
+        }
+        spans.removeAll()
         let now = ContinuousClock.now
         for index in reported.indices where !reported[index] {
             reported[index] = true
@@ -81,6 +116,10 @@ final class JobRun {
         if let observer, startedAt[index] != 0 {
             observer.subtaskEnded(kind: kind, duration: at - began(index))
             startedAt[index] = 0
+        }
+        if !spans.isEmpty, let span = spans.removeValue(forKey: index) {
+            span.set("fanout.task.status", outcome.status.rawValue)
+            span.end(failure: outcome.status == .ok ? nil : outcome.errorMessage ?? outcome.status.rawValue)
         }
         let elapsed = (at - start).milliseconds
         summary.count(outcome.status, kind: kind)

@@ -10,6 +10,8 @@ struct ConfigurationKey: Sendable {
         case string
         case boolean
         case list
+        /// A number from 0 to 1.
+        case fraction
     }
 
     let name: String
@@ -28,7 +30,9 @@ enum ConfigurationValue: Sendable {
     case string(String)
     case boolean(Bool)
     case list([String])
+    case fraction(Double)
 
+    var fraction: Double { if case .fraction(let value) = self { value } else { 0 } }
     var int: Int? { if case .integer(let value) = self { value } else { nil } }
     var string: String { if case .string(let value) = self { value } else { "" } }
     var bool: Bool { if case .boolean(let value) = self { value } else { false } }
@@ -107,6 +111,23 @@ extension ConfigurationKey {
         .init(name: "cors.allow_origins", kind: .list) { config, value in config.cors.allowOrigins = value.list },
         .init(name: "cors.allow_credentials", kind: .boolean) { config, value in config.cors.allowCredentials = value.bool },
         int("cors.max_age_s", 0...86_400, \.cors.maxAgeSeconds),
+        .init(name: "tracing.otlp_endpoint", kind: .string) { (config, value) throws(ConfigurationError) in
+            guard value.string.isEmpty || value.string.hasPrefix("http://") || value.string.hasPrefix("https://") else {
+                throw ConfigurationError("tracing.otlp_endpoint: \"\(value.string)\" is not an http:// or https:// URL (or empty, for no export)")
+            }
+            config.tracing.otlpEndpoint = value.string
+        },
+        .init(name: "tracing.otlp_protocol", kind: .string) { (config, value) throws(ConfigurationError) in
+            guard ["http/protobuf", "http/json"].contains(value.string) else {
+                throw ConfigurationError("tracing.otlp_protocol: \"\(value.string)\" is not one of http/protobuf, http/json")
+            }
+            config.tracing.otlpProtocol = value.string
+        },
+        .init(name: "tracing.service_name", kind: .string) { (config, value) throws(ConfigurationError) in
+            guard !value.string.isEmpty else { throw ConfigurationError("tracing.service_name: must not be empty") }
+            config.tracing.serviceName = value.string
+        },
+        .init(name: "tracing.sample_ratio", kind: .fraction) { config, value in config.tracing.sampleRatio = value.fraction },
         .init(name: "log.level", kind: .string) { (config, value) throws(ConfigurationError) in
             guard let level = Logger.Level(rawValue: value.string) else {
                 throw ConfigurationError("log.level: \"\(value.string)\" is not one of trace, debug, info, notice, warning, error, critical")

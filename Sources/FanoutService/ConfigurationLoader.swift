@@ -79,6 +79,11 @@ public struct ConfigurationLoader: Sendable {
             case "false", "0", "no", "off": value = .boolean(false)
             default: throw ConfigurationError("\(key.name) (\(source)): \"\(text)\" is not a boolean")
             }
+        case .fraction:
+            guard let number = Double(trimmed), (0...1).contains(number) else {
+                throw ConfigurationError("\(key.name) (\(source)): \"\(text)\" is not a number from 0 to 1")
+            }
+            value = .fraction(number)
         case .list:
             value = .list(trimmed.split(separator: ",").map { String($0).trimmingWhitespace() }.filter { !$0.isEmpty })
         }
@@ -149,6 +154,9 @@ public struct ConfigurationLoader: Sendable {
                 list.append(text)
             }
             return .list(list)
+        case .fraction:
+            guard case .number(let number) = raw, (0...1).contains(number) else { throw problem }
+            return .fraction(number)
         }
     }
 
@@ -218,6 +226,7 @@ extension ConfigurationKey.Kind {
         case .string: "a string"
         case .boolean: "a boolean"
         case .list: "an array of strings"
+        case .fraction: "a number from 0 to 1"
         }
     }
 }

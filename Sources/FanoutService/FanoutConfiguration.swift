@@ -102,6 +102,26 @@ public struct FanoutConfiguration: Sendable, Equatable {
         public var maxAgeSeconds = 600
     }
 
+    /// W3C trace context is always read and passed on; spans are exported only with an endpoint.
+    public struct Tracing: Sendable, Equatable {
+        /// The OTLP/HTTP collector (`http://host:4318`, spans go to `/v1/traces`; a URL with a
+        /// path is used as it is); empty: no spans are recorded.
+        public var otlpEndpoint = ""
+        /// `http/protobuf` or `http/json`.
+        public var otlpProtocol = "http/protobuf"
+        /// The `service.name` of the exported spans.
+        public var serviceName = "fanoutd"
+        /// Share of new traces recorded; a continued trace follows its `sampled` flag.
+        public var sampleRatio = 1.0
+
+        public init(otlpEndpoint: String = "", otlpProtocol: String = "http/protobuf", serviceName: String = "fanoutd", sampleRatio: Double = 1.0) {
+            self.otlpEndpoint = otlpEndpoint
+            self.otlpProtocol = otlpProtocol
+            self.serviceName = serviceName
+            self.sampleRatio = sampleRatio
+        }
+    }
+
     public struct Log: Sendable, Equatable {
         public enum Format: String, Sendable, Equatable {
             /// `text` on a terminal, `json` otherwise.
@@ -124,6 +144,7 @@ public struct FanoutConfiguration: Sendable, Equatable {
     public var log = Log()
     public var jobs = Jobs()
     public var cors = CORS()
+    public var tracing = Tracing()
 
     public init() {}
 }

@@ -1,6 +1,7 @@
 import FanoutCore
 import FanoutJobs
 import FanoutPostgres
+import FanoutTracing
 import FanoutUpstream
 public import Logging
 import MicroHTTPServer
@@ -24,6 +25,8 @@ public final class FanoutService: Service {
     /// The shared store when `jobs.store` is a PostgreSQL URL (``connectStore()`` starts it).
     let postgresStore: PostgresJobStore?
     private let storeConnected = Locked(false)
+    /// Span export, when `tracing.otlp_endpoint` is set; runs beside the server, flushed last.
+    let tracing: OTLPTracing?
     /// An invalid `egress.allow` entry found by `init`; ``start()`` throws it, so the service
     /// refuses to start (with the key named) instead of running with a policy nobody asked for.
     private let configurationError: ConfigurationError?
@@ -46,6 +49,22 @@ public final class FanoutService: Service {
         } catch {
             configurationError = ConfigurationError("egress.allow: \(error)")
         }
+        var tracing: OTLPTracing?
+        if !configuration.tracing.otlpEndpoint.isEmpty {
+            do {
+                tracing = try OTLPTracing(
+                    settings: .init(
+                        endpoint: configuration.tracing.otlpEndpoint, protocolName: configuration.tracing.otlpProtocol,
+                        serviceName: configuration.tracing.serviceName, sampleRatio: configuration.tracing.sampleRatio
+                    ),
+                    logger: logger
+                )
+            } catch {
+                configurationError = configurationError ?? ConfigurationError("tracing: \(error)")
+            }
+        }
+        self.tracing = tracing
+        let jobTracing = JobTracing(recorder: tracing?.recorder)
         let httpRunner = HTTPRunner(
             configuration: HTTPRunner.Configuration(
                 maxConnectionsPerHost: configuration.upstream.maxConnectionsPerHost,
@@ -75,6 +94,7 @@ public final class FanoutService: Service {
             maxBodyBytes: configuration.server.maxBodyBytes,
             streamBufferBytes: configuration.limits.streamBufferBytes,
             reclaimer: MemoryReclaimer(),
+            tracing: jobTracing,
             logger: logger
         )
         let auth = BearerAuth(tokens: configuration.auth.tokens, protectMetrics: configuration.auth.protectMetrics)
@@ -101,7 +121,7 @@ public final class FanoutService: Service {
         self.configurationError = configurationError
         metrics.retained.available.withLock { $0 = { store.isAvailable } }
         metrics.retained.usage.withLock { $0 = { store.usage() } }
-        let retainedJobs = RetainedJobs(store: store, admission: admission, metrics: metrics, logger: logger)
+        let retainedJobs = RetainedJobs(store: store, admission: admission, metrics: metrics, tracing: jobTracing, logger: logger)
         let plain = jobs
         jobs.retained = RetainedJobRoutes(
             runner: retainedJobs, admission: admission, auth: auth, metrics: metrics,
@@ -217,12 +237,13 @@ public final class FanoutService: Service {
     }
 
     /// Runs the tasks the service owns — every stream and deferred answer of the main and admin
-    /// listeners, and the retained jobs — until ``drain()`` has stopped them all.
+    /// listeners, the retained jobs and the span export — until ``drain()`` has stopped them all.
     public func serve() async {
         await withDiscardingTaskGroup { group in
             group.addTask { await self.server.run() }
             if let adminServer { group.addTask { await adminServer.run() } }
             group.addTask { await self.retainedJobs.run() }
+            if let tracing { group.addTask { await tracing.run() } }
         }
     }
 
@@ -243,6 +264,8 @@ public final class FanoutService: Service {
         await adminServer?.shutdown(gracePeriod: .zero)
         try? await httpRunner.shutdown()
         await postgresStore?.stop()
+        // Every job has ended its spans: export what is still queued.
+        await tracing?.shutdown()
         logger.info("fanoutd stopped")
     }
 

@@ -15,6 +15,7 @@ struct JobEndpoint: Sendable {
     let streamBufferBytes: Int
     /// Told of every large body once its job or rejection no longer needs it.
     let reclaimer: MemoryReclaimer
+    let tracing: JobTracing
     let logger: Logger
     /// Retained jobs (SPEC v1.1): a POST asking for retention goes there once admitted and valid.
     var retained: RetainedJobRoutes?
@@ -133,10 +134,11 @@ struct JobEndpoint: Sendable {
         ]
         let client = request.peer ?? "unknown"
         let bodyBytes = request.body.count
+        let trace = tracing.start(request, job: id)
         metrics.jobStarted()
         // Every outcome known already (e.g. echo tasks without delay): the whole stream is ready now.
         if let (lines, summary) = Dispatcher.runImmediately(job, id: id, maxBytes: streamBufferBytes) {
-            finished(id: id, client: client, ticket: ticket, summary: summary, duration: .milliseconds(summary.elapsedMilliseconds))
+            finished(id: id, client: client, ticket: ticket, summary: summary, duration: .milliseconds(summary.elapsedMilliseconds), trace: trace)
             reclaimer.noteRelease(bytes: bodyBytes)
             return .answer(HTTPResponse(status: 200, headers: headers, body: .finishedStream(lines)))
         }
@@ -148,21 +150,22 @@ struct JobEndpoint: Sendable {
                 let start = ContinuousClock.now
                 let summary = await Dispatcher.run(
                     job, id: id, control: control, observer: endpoint.metrics, bufferBytes: endpoint.streamBufferBytes,
-                    sink: StreamSink(stream: stream)
+                    trace: trace, sink: StreamSink(stream: stream)
                 )
-                endpoint.finished(id: id, client: client, ticket: ticket, summary: summary, duration: .now - start)
+                endpoint.finished(id: id, client: client, ticket: ticket, summary: summary, duration: .now - start, trace: trace)
                 endpoint.reclaimer.noteRelease(bytes: bodyBytes)
             }
         ))
     }
 
-    /// Frees the job's admission slot, records its metrics and logs its line.
-    private func finished(id: String, client: String, ticket: UInt64, summary: JobSummary, duration: Duration) {
+    /// Frees the job's admission slot, records its metrics, ends its span and logs its line.
+    private func finished(id: String, client: String, ticket: UInt64, summary: JobSummary, duration: Duration, trace: TraceScope) {
         admission.release(ticket)
         metrics.jobEnded(summary, duration: duration)
+        JobTracing.end(trace, summary: summary)
         logger.info(
             "job finished",
-            metadata: [
+            metadata: JobTracing.withTrace(trace, [
                 "job.id": "\(id)",
                 "job.client": "\(client)",
                 "job.tasks": "\(summary.total)",
@@ -173,7 +176,7 @@ struct JobEndpoint: Sendable {
                 "job.client_gone": "\(summary.clientGone)",
                 "job.duration_ms": "\(Int(duration.milliseconds.rounded()))",
                 "job.bytes": "\(summary.bytes)",
-            ]
+            ])
         )
     }
 

@@ -59,6 +59,10 @@ extension FanoutConfiguration {
             "jobs.lease_s": "\(jobs.leaseSeconds)",
             "jobs.retention_s": "\(jobs.retentionSeconds)",
             "jobs.max_retained_bytes": "\(jobs.maxRetainedBytes)",
+            "tracing.otlp_endpoint": "\(tracing.otlpEndpoint.isEmpty ? "none (no spans)" : tracing.otlpEndpoint)",
+            "tracing.otlp_protocol": "\(tracing.otlpProtocol)",
+            "tracing.service_name": "\(tracing.serviceName)",
+            "tracing.sample_ratio": "\(tracing.sampleRatio)",
             "log.level": "\(log.level)",
             "log.format": "\(log.format.rawValue)",
         ]

@@ -95,7 +95,9 @@ struct RetainedJobRoutes: Sendable {
         }
         await store.create(created)
         metrics.jobStarted()
-        runner.start(RetainedJobs.Start(job: job, id: id, ticket: ticket, control: control, client: request.peer ?? "unknown"))
+        let trace = runner.tracing.start(request, job: id)
+        trace.span?.set("fanout.job.retained", "true")
+        runner.start(RetainedJobs.Start(job: job, id: id, ticket: ticket, control: control, client: request.peer ?? "unknown", trace: trace))
         if detach {
             let status = await store.status(id, owner: owner)
                 ?? RetainedJobStatus(job: id, state: .running, total: job.tasks.count, createdAt: created.createdAt)

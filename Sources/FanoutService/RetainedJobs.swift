@@ -14,17 +14,21 @@ final class RetainedJobs: Sendable {
         var ticket: UInt64
         var control: JobControl
         var client: String
+        /// The job's point in its trace, from the POST that submitted it.
+        var trace: TraceScope
     }
 
     let store: any JobStore
+    let tracing: JobTracing
     private let admission: JobAdmission
     private let metrics: ServiceMetrics
     private let logger: Logger
     private let starts: AsyncStream<Start>
     private let continuation: AsyncStream<Start>.Continuation
 
-    init(store: any JobStore, admission: JobAdmission, metrics: ServiceMetrics, logger: Logger) {
+    init(store: any JobStore, admission: JobAdmission, metrics: ServiceMetrics, tracing: JobTracing, logger: Logger) {
         self.store = store
+        self.tracing = tracing
         self.admission = admission
         self.metrics = metrics
         self.logger = logger
@@ -66,14 +70,16 @@ final class RetainedJobs: Sendable {
     private func execute(_ start: Start) async {
         let began = ContinuousClock.now
         let summary = await Dispatcher.run(
-            start.job, id: start.id, control: start.control, observer: metrics, sink: SequencedSink(id: start.id, store: store)
+            start.job, id: start.id, control: start.control, observer: metrics, trace: start.trace,
+            sink: SequencedSink(id: start.id, store: store)
         )
         admission.release(start.ticket)
         let duration = ContinuousClock.now - began
         metrics.jobEnded(summary, duration: duration)
+        JobTracing.end(start.trace, summary: summary)
         logger.info(
             "job finished",
-            metadata: [
+            metadata: JobTracing.withTrace(start.trace, [
                 "job.id": "\(start.id)",
                 "job.retained": "true",
                 "job.client": "\(start.client)",
@@ -84,7 +90,7 @@ final class RetainedJobs: Sendable {
                 "job.cancelled": "\(summary.cancelled)",
                 "job.duration_ms": "\(Int(duration.milliseconds.rounded()))",
                 "job.bytes": "\(summary.bytes)",
-            ]
+            ])
         )
     }
 }

@@ -58,18 +58,19 @@ extension HTTPRunner {
         addresses: [IPAddress],
         first index: Int,
         deadline: ContinuousClock.Instant,
+        trace: TraceScope?,
         progress: SubtaskProgress
     ) async -> (outcome: AttemptOutcome, started: Int) {
         let primary = addresses[index % addresses.count]
         guard let hedgeAfter = task.effectiveHedgeAfter else {
-            let report = await attempt(task, address: primary, number: index + 1, deadline: deadline, progress: progress)
+            let report = await attempt(task, address: primary, number: index + 1, deadline: deadline, trace: trace, progress: progress)
             return (report.outcome, report.started ? 1 : 0)
         }
         let secondary = addresses[(index + 1) % addresses.count]
         let hedge = HedgeLaunch()
         return await withTaskGroup(of: AttemptReport?.self) { group in
             group.addTask {
-                await self.attempt(task, address: primary, number: index + 1, deadline: deadline, progress: progress)
+                await self.attempt(task, address: primary, number: index + 1, deadline: deadline, trace: trace, progress: progress)
             }
             group.addTask {
                 do {
@@ -78,7 +79,7 @@ extension HTTPRunner {
                     return nil
                 }
                 guard hedge.launchUnlessCancelled() else { return nil }
-                return await self.attempt(task, address: secondary, number: index + 2, deadline: deadline, progress: progress)
+                return await self.attempt(task, address: secondary, number: index + 2, hedge: true, deadline: deadline, trace: trace, progress: progress)
             }
             var started = 0
             var decided: AttemptOutcome?
@@ -111,11 +112,52 @@ extension HTTPRunner {
     /// "I/O on closed channel") is sent once more at once, on a fresh connection, as Go's net/http
     /// does. That resend is part of this attempt: it counts neither against `retries` nor in
     /// `attempts`, and only the attempt's final outcome is reported to `onAttempt`.
+    ///
+    /// Each attempt (a hedge too) is a child of the subtask's point in the trace, `trace`: a
+    /// client span when spans are recorded, and always the `traceparent` the upstream is sent.
     func attempt(
         _ task: HTTPSubtask,
         address: IPAddress,
         number: Int,
+        hedge: Bool = false,
         deadline: ContinuousClock.Instant,
+        trace: TraceScope?,
+        progress: SubtaskProgress
+    ) async -> AttemptReport {
+        let call = trace?.child("\(task.method)", kind: .client)
+        if let span = call?.span {
+            span.set("http.request.method", task.method)
+            span.set("server.address", task.url.hostText)
+            span.set("server.port", task.url.port)
+            span.set("network.peer.address", address.urlHost)
+            span.set("fanout.attempt", number)
+            if hedge { span.set("fanout.hedge", "true") }
+        }
+        let report = await attempt(task, address: address, number: number, deadline: deadline, call: call?.context, progress: progress)
+        if let span = call?.span { Self.end(span, with: report) }
+        return report
+    }
+
+    /// Ends an attempt's span with its outcome (an error status from 500 up, as OpenTelemetry's
+    /// HTTP conventions say for a client span).
+    private static func end(_ span: any RecordingSpan, with report: AttemptReport) {
+        switch report.outcome {
+        case .response(let response):
+            span.set("http.response.status_code", response.status)
+            span.end(failure: response.status >= 500 ? "the upstream answered \(response.status)" : nil)
+        case .tooLarge(let message): span.end(failure: message)
+        case .failed(let message, _): span.end(failure: message)
+        case .timeout: span.end(failure: "the deadline passed")
+        case .cancelled: span.end(failure: report.started ? "cancelled" : "cancelled before it was sent")
+        }
+    }
+
+    private func attempt(
+        _ task: HTTPSubtask,
+        address: IPAddress,
+        number: Int,
+        deadline: ContinuousClock.Instant,
+        call: TraceContext?,
         progress: SubtaskProgress
     ) async -> AttemptReport {
         let key = task.url.hostAndPort
@@ -130,13 +172,13 @@ extension HTTPRunner {
         }
         defer { limiter.release(key) }
 
-        var exchange = await send(task, address: address, number: number, deadline: deadline, progress: progress, fresh: false)
+        var exchange = await send(task, address: address, number: number, deadline: deadline, call: call, progress: progress, fresh: false)
         if exchange.lostReusedConnection, task.isIdempotent, !Task.isCancelled {
             configuration.logger.debug(
                 "resending on a fresh connection: a pooled one was closed before answering",
                 metadata: ["upstream": "\(address.urlHost):\(task.url.port)", "method": "\(task.method)"]
             )
-            exchange = await send(task, address: address, number: number, deadline: deadline, progress: progress, fresh: true)
+            exchange = await send(task, address: address, number: number, deadline: deadline, call: call, progress: progress, fresh: true)
         }
         guard let outcome = exchange.outcome else { return AttemptReport(outcome: .cancelled, started: false) }
         if case .failed = outcome { configuration.onAttempt?("error") }
@@ -156,6 +198,7 @@ extension HTTPRunner {
         address: IPAddress,
         number: Int,
         deadline: ContinuousClock.Instant,
+        call: TraceContext?,
         progress: SubtaskProgress,
         fresh: Bool
     ) async -> Exchange {
@@ -166,6 +209,11 @@ extension HTTPRunner {
         request.method = HTTPMethod(rawValue: task.method)
         if let host = lease.hostHeader { request.headers.add(name: "host", value: host) }
         for (name, value) in task.headers { request.headers.add(name: name, value: value) }
+        // A subtask that names its own trace headers sends those instead.
+        if let call, !task.setsTraceHeaders {
+            request.headers.add(name: "traceparent", value: call.traceparent)
+            if !call.state.isEmpty { request.headers.add(name: "tracestate", value: call.state) }
+        }
         if let body = task.body { request.body = .bytes(body) }
 
         progress.set("waiting for the response from \(address.urlHost):\(task.url.port) (attempt \(number))")

@@ -57,7 +57,7 @@ public final class HTTPRunner: SubtaskRunner {
         let progress = SubtaskProgress()
         return await withTaskGroup(of: SubtaskOutcome?.self) { group in
             group.addTask {
-                await self.perform(payload, deadline: context.deadline, progress: progress)
+                await self.perform(payload, deadline: context.deadline, trace: context.trace, progress: progress)
             }
             group.addTask {
                 do {
@@ -95,7 +95,7 @@ public final class HTTPRunner: SubtaskRunner {
     }
 
     /// Resolve and check, then attempt, retrying what may be retried while the deadline allows.
-    private func perform(_ task: HTTPSubtask, deadline: ContinuousClock.Instant, progress: SubtaskProgress) async -> SubtaskOutcome {
+    private func perform(_ task: HTTPSubtask, deadline: ContinuousClock.Instant, trace: TraceScope?, progress: SubtaskProgress) async -> SubtaskOutcome {
         var addresses: [IPAddress] = []
         var attempts = 0
         var retriesMade = 0
@@ -106,7 +106,7 @@ public final class HTTPRunner: SubtaskRunner {
                 switch await gate.check(task.url) {
                 case .connect(let checked):
                     addresses = checked
-                    step = await attemptStep(task, addresses: addresses, attempts: &attempts, deadline: deadline, progress: progress)
+                    step = await attemptStep(task, addresses: addresses, attempts: &attempts, deadline: deadline, trace: trace, progress: progress)
                 case .forbidden(let reason):
                     step = .done(.error(code: "forbidden", message: reason))
                 case .cancelled:
@@ -116,7 +116,7 @@ public final class HTTPRunner: SubtaskRunner {
                     step = .failed(.error(code: "connect", message: reason), retryable: true, retryAfter: nil)
                 }
             } else {
-                step = await attemptStep(task, addresses: addresses, attempts: &attempts, deadline: deadline, progress: progress)
+                step = await attemptStep(task, addresses: addresses, attempts: &attempts, deadline: deadline, trace: trace, progress: progress)
             }
 
             let (failure, retryable, retryAfter): (SubtaskOutcome, Bool, Duration?)
@@ -144,9 +144,10 @@ public final class HTTPRunner: SubtaskRunner {
         addresses: [IPAddress],
         attempts: inout Int,
         deadline: ContinuousClock.Instant,
+        trace: TraceScope?,
         progress: SubtaskProgress
     ) async -> Step {
-        let round = await attemptRound(task, addresses: addresses, first: attempts, deadline: deadline, progress: progress)
+        let round = await attemptRound(task, addresses: addresses, first: attempts, deadline: deadline, trace: trace, progress: progress)
         attempts += round.started
         switch round.outcome {
         case .response(let response):

@@ -13,6 +13,12 @@ public struct HTTPSubtask: Sendable {
     public var retries: Int
     public var hedgeAfter: Duration?
 
+    /// The subtask's `headers` include `traceparent` or `tracestate`: they are sent as given, in
+    /// place of the service's own trace context.
+    public var setsTraceHeaders: Bool {
+        headers.contains { ["traceparent", "tracestate"].contains($0.name.lowercased()) }
+    }
+
     /// GET, HEAD, PUT, DELETE and OPTIONS: the methods that may be retried and hedged.
     public var isIdempotent: Bool { RetryPolicy.idempotentMethods.contains(method) }
 
