@@ -18,12 +18,13 @@ import json
 import os
 import select
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+
+from checklib import finish, free_ports
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DELAYS_MS = [300, 600, 900, 1200, 1500]
@@ -62,16 +63,6 @@ async function streamJob(api, job) {
 }
 </script>
 """
-
-
-def free_ports(count):
-    socks = [socket.socket() for _ in range(count)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
 
 
 class PageHandler(http.server.BaseHTTPRequestHandler):
@@ -277,17 +268,7 @@ def main():
                 server.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 server.kill()
-    if failures:
-        for failure in failures:
-            print(f"browser-check: FAILED: {failure}", file=sys.stderr)
-        for name in ("fanoutd.log", "chromium.log"):
-            path = os.path.join(work, name)
-            if os.path.exists(path):
-                print(f"--- last lines of {path}", file=sys.stderr)
-                print("".join(open(path).readlines()[-12:]), file=sys.stderr)
-        sys.exit(1)
-    shutil.rmtree(work, ignore_errors=True)
-    print("browser-check: passed")
+    finish("browser-check", failures, work, ("fanoutd.log", "chromium.log"), tail=12)
 
 
 if __name__ == "__main__":

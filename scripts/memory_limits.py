@@ -23,6 +23,8 @@ import sys
 import tempfile
 import time
 
+from checklib import finish, free_ports
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MIB = 1024 * 1024
 
@@ -39,16 +41,6 @@ def pod_limit():
     if not match:
         sys.exit("memory-limits: no memory limit found in deploy/kubernetes/deployment.yaml")
     return int(match.group(1)) * (MIB if match.group(2) == "Mi" else 1024 * MIB)
-
-
-def free_ports(count):
-    socks = [socket.socket() for _ in range(count)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
 
 
 def status_kib(pid, field):
@@ -259,12 +251,7 @@ def main():
         except subprocess.TimeoutExpired:
             server.kill()
     print(f"memory-limits: {time.monotonic() - started:.1f} s in all")
-    if failures:
-        for failure in failures:
-            print(f"memory-limits: FAILED: {failure}", file=sys.stderr)
-        print("".join(open(os.path.join(work, "fanoutd.log")).readlines()[-10:]), file=sys.stderr)
-        sys.exit(1)
-    print("memory-limits: passed")
+    finish("memory-limits", failures, work, ("fanoutd.log",))
 
 
 if __name__ == "__main__":

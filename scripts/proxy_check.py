@@ -24,6 +24,8 @@ import sys
 import tempfile
 import time
 
+from checklib import finish, free_ports
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LAG_TASKS = 20
 LAG_SPACING_MS = 50
@@ -32,16 +34,6 @@ HANGUP_TASKS = 4
 # Detection must be well within a heartbeat: both recipes pass the hang-up on at once (nginx by
 # default, HAProxy with option abortonclose); fanoutd's watchdog polls every 250 ms.
 HANGUP_LIMIT_S = {"direct": 2.0, "nginx": 2.0, "haproxy": 2.0}
-
-
-def free_ports(count):
-    socks = [socket.socket() for _ in range(count)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
 
 
 def job_body(tasks):
@@ -337,17 +329,7 @@ http {{
                 proc.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 proc.kill()
-    if failures:
-        for failure in failures:
-            print(f"proxy-check: FAILED: {failure}", file=sys.stderr)
-        for name in ("fanoutd.log", "nginx-error.log", "haproxy.out"):
-            path = os.path.join(work, name)
-            if os.path.exists(path):
-                print(f"--- last lines of {path}", file=sys.stderr)
-                print("".join(open(path).readlines()[-10:]), file=sys.stderr)
-        sys.exit(1)
-    shutil.rmtree(work, ignore_errors=True)
-    print("proxy-check: passed")
+    finish("proxy-check", failures, work, ("fanoutd.log", "nginx-error.log", "haproxy.out"), tail=10)
 
 
 if __name__ == "__main__":
