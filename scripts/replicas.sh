@@ -23,6 +23,9 @@ bin=$(scripts/release-binary.sh replicas "$@")
 command -v haproxy >/dev/null || { echo "replicas: haproxy is not installed (apt-get install haproxy)" >&2; exit 2; }
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/fanoutd-replicas.XXXXXX")
+script=replicas
+# shellcheck source=scripts/replica-lib.sh
+. scripts/replica-lib.sh
 declare -A pid=()
 other_pids=()
 own_postgres=""
@@ -75,8 +78,6 @@ declare -A port=([a]=$port_a [b]=$port_b [c]=$port_c)
 python3 scripts/replicas_load.py upstream --port "$port_up" --counts "$work/counts.json" >>"$work/upstream.log" 2>&1 &
 other_pids+=($!)
 
-unset_fanout=()
-while IFS= read -r name; do unset_fanout+=(-u "$name"); done < <(env | sed -n 's/^\(FANOUT_[A-Za-z0-9_]*\)=.*/\1/p')
 
 start_replica() {
     local name=$1
@@ -88,69 +89,12 @@ start_replica() {
     pid[$name]=$!
 }
 
-ready() {
-    local answer
-    { exec 3<>"/dev/tcp/127.0.0.1/$1"; } 2>/dev/null || return 1
-    printf 'GET /readyz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n' >&3
-    IFS= read -r -t 2 answer <&3 || { exec 3<&-; return 1; }
-    exec 3<&-
-    [[ $answer == "HTTP/1."?" 200"* ]]
-}
-
-haproxy_state() {
-    python3 scripts/rolling_load.py haproxy-state --socket "$work/haproxy.sock" --backend fanoutd --server "$1" 2>/dev/null || true
-}
-haproxy_up() { [ "$(haproxy_state "$1")" = UP ]; }
 gone() { ! kill -0 "$1" 2>/dev/null; }
-
-wait_until() {  # wait_until SECONDS DESCRIPTION COMMAND...
-    local limit=$1 what=$2 deadline
-    shift 2
-    deadline=$(( $(date +%s) + limit ))
-    until "$@"; do
-        if [ "$(date +%s)" -ge "$deadline" ]; then echo "replicas: timed out waiting for $what" >&2; return 1; fi
-        sleep 0.1
-    done
-}
 
 for name in a b c; do start_replica "$name"; done
 for name in a b c; do wait_until 30 "replica $name ready" ready "${port[$name]}"; done
 
-# As scripts/rolling-restart.sh; a reader's stream may last a job's whole life, so the timeouts
-# sit above the heartbeat interval.
-cat >"$work/haproxy.cfg" <<EOF
-global
-    maxconn 4096
-    stats socket $work/haproxy.sock mode 600 level admin
-
-defaults
-    mode http
-    option http-server-close
-    option http-no-delay
-    option redispatch 1
-    retries 3
-    retry-on conn-failure 503
-    timeout connect 2s
-    timeout client 60s
-    timeout server 60s
-    timeout http-request 10s
-    timeout queue 10s
-    timeout check 2s
-
-frontend fanoutd_in
-    bind 127.0.0.1:$port_fe
-    default_backend fanoutd
-
-backend fanoutd
-    balance roundrobin
-    option httpchk GET /readyz
-    http-check expect status 200
-    default-server check inter 1s fastinter 250ms downinter 250ms fall 1 rise 2
-    server a 127.0.0.1:$port_a
-    server b 127.0.0.1:$port_b
-    server c 127.0.0.1:$port_c
-EOF
-haproxy -c -q -f "$work/haproxy.cfg"
+write_haproxy_cfg "$work/haproxy.cfg" "$port_fe" a="$port_a" b="$port_b" c="$port_c"
 haproxy -db -f "$work/haproxy.cfg" >>"$work/haproxy.log" 2>&1 &
 other_pids+=($!)
 for name in a b c; do wait_until 20 "HAProxy to see $name up" haproxy_up "$name"; done

@@ -30,6 +30,9 @@ command -v haproxy >/dev/null || { echo "rolling-restart: haproxy is not install
 command -v python3 >/dev/null || { echo "rolling-restart: python3 is needed" >&2; exit 2; }
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/fanoutd-rolling.XXXXXX")
+script=rolling-restart
+# shellcheck source=scripts/replica-lib.sh
+. scripts/replica-lib.sh
 declare -A pid=()
 haproxy_pid=""
 load_pid=""
@@ -72,8 +75,6 @@ declare -A port=([a]=$port_a [b]=$port_b)
 
 # The replicas get no FANOUT_* variable from the caller's environment (auth would change the
 # answers); their configuration is the repository's file plus these flags.
-unset_fanout=()
-while IFS= read -r name; do unset_fanout+=(-u "$name"); done < <(env | sed -n 's/^\(FANOUT_[A-Za-z0-9_]*\)=.*/\1/p')
 
 start_replica() {
     local name=$1
@@ -85,83 +86,12 @@ start_replica() {
     event started "$name" "${pid[$name]}"
 }
 
-# GET /readyz answered 200, through bash's /dev/tcp (no curl needed).
-ready() {
-    local answer
-    # (The braces keep 2>/dev/null from becoming the shell's own stderr through exec.)
-    { exec 3<>"/dev/tcp/127.0.0.1/$1"; } 2>/dev/null || return 1
-    printf 'GET /readyz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n' >&3
-    IFS= read -r -t 2 answer <&3 || { exec 3<&-; return 1; }
-    exec 3<&-
-    [[ $answer == "HTTP/1."?" 200"* ]]
-}
-
-haproxy_state() {
-    python3 scripts/rolling_load.py haproxy-state --socket "$work/haproxy.sock" --backend fanoutd --server "$1" 2>/dev/null || true
-}
-
-wait_until() {  # wait_until SECONDS DESCRIPTION COMMAND...
-    local limit=$1 what=$2 deadline
-    shift 2
-    deadline=$(( $(date +%s) + limit ))
-    until "$@"; do
-        if [ "$(date +%s)" -ge "$deadline" ]; then echo "rolling-restart: timed out waiting for $what" >&2; return 1; fi
-        sleep 0.1
-    done
-}
-
-haproxy_up() { [ "$(haproxy_state "$1")" = UP ]; }
-haproxy_down() { [ "$(haproxy_state "$1")" != UP ]; }
-
 start_replica a
 start_replica b
 wait_until 30 "replica a ready" ready "$port_a"
 wait_until 30 "replica b ready" ready "$port_b"
 
-# HAProxy for a streaming API:
-#   - health checks on /readyz, so a draining replica leaves the rotation within one check
-#     (every second, as a Kubernetes readiness probe would: jobs that reach a draining replica
-#     before that get 503, which HAProxy retries on the other one);
-#   - http-server-close: no idle keep-alive connection to a replica is reused once it drains;
-#   - the response is forwarded as it arrives (no compression filter, http-no-delay);
-#   - `timeout server` above the heartbeat interval, so idle streams are not cut;
-#   - a refused connection or a 503 (draining or saturated; the job never started) is retried
-#     on the other replica.
-#   - No on-marked-down shutdown-sessions: a replica marked down keeps its running streams.
-cat >"$work/haproxy.cfg" <<EOF
-global
-    maxconn 4096
-    stats socket $work/haproxy.sock mode 600 level admin
-    pidfile $work/haproxy.pid
-
-defaults
-    mode http
-    option http-server-close
-    option http-no-delay
-    option redispatch 1
-    retries 3
-    retry-on conn-failure 503
-    timeout connect 2s
-    timeout client 60s
-    timeout server 60s
-    timeout http-request 10s
-    timeout queue 10s
-    timeout check 2s
-
-frontend fanoutd_in
-    bind 127.0.0.1:$port_fe
-    default_backend fanoutd
-
-backend fanoutd
-    balance roundrobin
-    option httpchk GET /readyz
-    http-check expect status 200
-    http-response set-header X-Served-By %[srv_name]
-    default-server check inter 1s fastinter 250ms downinter 250ms fall 1 rise 2
-    server a 127.0.0.1:$port_a
-    server b 127.0.0.1:$port_b
-EOF
-haproxy -c -q -f "$work/haproxy.cfg"
+write_haproxy_cfg "$work/haproxy.cfg" "$port_fe" a="$port_a" b="$port_b"
 haproxy -db -f "$work/haproxy.cfg" >>"$work/haproxy.log" 2>&1 &
 haproxy_pid=$!
 wait_until 20 "HAProxy to see a up" haproxy_up a
