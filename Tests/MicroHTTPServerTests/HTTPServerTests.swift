@@ -47,6 +47,18 @@ struct HTTPServerTests {
         }
     }
 
+    /// An HTTP/1.0 body goes through MHD's read block (``RequestFlow/streamReadBlockBytes``), smaller
+    /// than each 8 KiB write: every byte still arrives, in order, until the close.
+    @Test func streamsWritesLargerThanTheReadBlockToHTTP10Clients() async throws {
+        try await withTestServer { _, port, _ in
+            let exchange = try await HTTPExchange.send(port: port, method: "GET", path: "/flood", version: "HTTP/1.0")
+            #expect(exchange.head.status == 200)
+            #expect(exchange.head.header("Transfer-Encoding") == nil)
+            #expect(exchange.body.count == floodChunks * 8192)
+            #expect(exchange.body.allSatisfy { $0 == UInt8(ascii: "x") })
+        }
+    }
+
     @Test func answers100ContinueBeforeTheBody() async throws {
         try await withTestServer { _, port, _ in
             let connection = try await RawConnection.connect(port: port)
