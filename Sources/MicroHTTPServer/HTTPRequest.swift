@@ -63,8 +63,10 @@ public struct HTTPHeaders: Sendable, Sequence {
         return nil
     }
 
-    /// Compares without allocating (header names are ASCII).
-    static func equalIgnoringASCIICase(_ a: String, _ b: String) -> Bool {
+    /// Compares without allocating (header names are ASCII); ASCII letters match either case.
+    public static func equalIgnoringASCIICase(_ a: some StringProtocol, _ b: some StringProtocol) -> Bool {
+        // Most names looked up differ in length from most names present.
+        guard a.utf8.count == b.utf8.count else { return false }
         var a = a.utf8.makeIterator()
         var b = b.utf8.makeIterator()
         while true {
