@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Every figure in BENCHMARKS.md, in one run, on 127.0.0.1 only.
-# usage: bench/run-all.sh [SHARED_BENCH_DIR]   (default ../shared/bench beside the project root)
+# usage: bench/run-all.sh [SHARED_BENCH_DIR] [FANOUTD_BINARY]   (default ../shared/bench beside the
+# project root; without a binary it builds the release one)
 # Needs: wrk, node, python3 with aiohttp + uvloop (pip install aiohttp uvloop), libmicrohttpd-dev.
 set -u
 cd "$(dirname "$0")/.."
@@ -11,8 +12,12 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null; }
 trap cleanup EXIT
 
-swift build -c release --product fanoutd >/dev/null || exit 1
-bin=$root/.build/release/fanoutd
+if [ -n "${2:-}" ]; then
+    bin=$(cd "$(dirname "$2")" && pwd)/$(basename "$2")
+else
+    swift build -c release --product fanoutd >/dev/null || exit 1
+    bin=$root/.build/release/fanoutd
+fi
 gcc -O2 -o "$work/mhd_limit" "$kit/peers/mhd_limit.c" $(pkg-config --cflags --libs libmicrohttpd) || exit 1
 gcc -O2 -o "$work/fanclient" "$kit/fanclient.c" || exit 1
 # Job files for fanclient: one job of 100,000 x 100 ms echo, a one-task 1 s job, 1,000 http GETs to mhd_limit.
