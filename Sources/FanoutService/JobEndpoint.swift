@@ -97,10 +97,14 @@ struct JobEndpoint: Sendable {
         if request.bodyTooLarge { return .answer(reject(.bodyTooLarge(limit: maxBodyBytes), request, reason: "body_too_large")) }
         // Memory: the worst that decoding this body can take, or what is free; the job itself then
         // (its estimate, and its stream's buffers: the response stream's and, in input order, the
-        // lines waiting for an earlier one).
+        // lines waiting for an earlier one — no more than all its lines, when they are bounded).
         let buffers = 2 * streamBufferBytes
+        // Before decoding, at least what the smallest such job needs (a subtask takes at least 16
+        // bytes of body, so its lines are at most 40× the body); 10,000 one-task streams need not
+        // hold 128 KiB each of the budget.
+        let leastBuffers = min(buffers, 40 * request.body.count + 1024)
         let admitted: JobAdmission.Admitted
-        switch admission.admit(wanting: JobAdmission.decodingCost(bodyBytes: request.body.count) + buffers, minimum: buffers + 8192) {
+        switch admission.admit(wanting: JobAdmission.decodingCost(bodyBytes: request.body.count) + buffers, minimum: leastBuffers + 8192) {
         case .success(let granted):
             admitted = granted
         case .failure(let refusal):
@@ -109,7 +113,7 @@ struct JobEndpoint: Sendable {
         let (ticket, control) = (admitted.ticket, admitted.control)
         let job: Job
         do {
-            job = try decoder.decode(request.body, maxBytes: admitted.grantedBytes - buffers)
+            job = try decoder.decode(request.body, maxBytes: admitted.grantedBytes - leastBuffers)
         } catch {
             admission.release(ticket)
             if error.kind == .overMemory {
@@ -117,7 +121,8 @@ struct JobEndpoint: Sendable {
             }
             return .answer(reject(.invalidJob(error), request, reason: error.kind == .tooManyTasks ? "too_many_tasks" : "invalid_job"))
         }
-        if case .failure(let refusal) = admission.settle(ticket, cost: job.estimatedBytes + buffers) {
+        let jobBuffers = min(buffers, job.plannedOutputBound(bodyBytes: request.body.count) ?? buffers)
+        if case .failure(let refusal) = admission.settle(ticket, cost: job.estimatedBytes + jobBuffers) {
             admission.release(ticket)
             return .answer(reject(refusal, request))
         }
