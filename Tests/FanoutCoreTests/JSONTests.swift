@@ -22,6 +22,9 @@ struct JSONTests {
     @Test(arguments: [
         (Array(#"{"a":1,"a":2}"#.utf8), "duplicate member name \"a\"", 7),
         (Array(#"{"x":{"k":[],"k":null}}"#.utf8), "duplicate member name \"k\"", 13),
+        // Past the four names held inline, and past the sixteen kept in a list.
+        (Array(#"{"a":1,"b":2,"c":3,"d":4,"e":5,"c":6}"#.utf8), "duplicate member name \"c\"", 31),
+        (Array(("{" + (0..<20).map { "\"m\($0)\":0" }.joined(separator: ",") + ",\"m3\":1}").utf8), "duplicate member name \"m3\"", 151),
         (Array(#"["\ud800"]"#.utf8), "lone surrogate \\ud800", 2),
         (Array(#""\ud800x""#.utf8), "lone surrogate \\ud800", 1),
         (Array(#""\udfff""#.utf8), "lone surrogate \\udfff", 1),
@@ -38,6 +41,15 @@ struct JSONTests {
         let error = #expect(throws: JSONParser.Error.self) { try JSONParser.parse(bytes) }
         #expect(error?.reason.contains(reason) == true, "\(String(describing: error))")
         #expect(error?.offset == offset, "\(String(describing: error))")
+    }
+
+    @Test func acceptsManyDistinctMemberNames() throws {
+        let names = (0..<40).map { "m\($0)" }
+        let value = try JSONParser.parse(Array(("{" + names.map { "\"\($0)\":0" }.joined(separator: ",") + "}").utf8))
+        #expect(names.allSatisfy { value[$0] == .number(0) })
+        // The empty name is a name like any other.
+        #expect(throws: JSONParser.Error.self) { try JSONParser.parse(Array(#"{"":1,"":2}"#.utf8)) }
+        #expect(try JSONParser.parse(Array(#"{"":1,"a":2}"#.utf8))["a"] == .number(2))
     }
 
     @Test func acceptsWhatIsWellFormed() throws {

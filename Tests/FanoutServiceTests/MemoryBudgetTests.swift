@@ -47,6 +47,24 @@ struct MemoryBudgetTests {
         }
     }
 
+    /// A job of echo subtasks is charged no more stream buffer than all its lines can take: twenty
+    /// one-task streams fit in 1 MiB (at 2 × 64 KiB each, seven would).
+    @Test func smallEchoJobsAreChargedTheirLinesNotWholeBuffers() async throws {
+        try await withService({ $0.limits.maxJobMemoryBytes = 1024 * 1024 }) { service, port in
+            var streams: [RawConnection] = []
+            defer { for stream in streams { stream.abort() } }
+            for _ in 0..<20 {
+                let stream = try await RawConnection.connect(port: port)
+                streams.append(stream)
+                try await stream.send(RawRequest.job(#"{"tasks":[{"kind":"echo","delay_ms":60000,"value":"x"}]}"#))
+                #expect(try await stream.readHead().status == 200)
+            }
+            #expect(service.admission.running == 20)
+            let charged = service.admission.chargedBytes
+            #expect(charged < 20 * 16 * 1024, "each one-task job holds a few KiB, not 128: \(charged)")
+        }
+    }
+
     @Test func aJobBiggerThanTheWholeBudgetIsRefusedOutright() async throws {
         try await withService({ $0.limits.maxJobMemoryBytes = 256 * 1024 }) { service, port in
             let refused = try await HTTPExchange.send(port: port, method: "POST", path: "/v1/jobs", headers: Self.json, body: Self.job)

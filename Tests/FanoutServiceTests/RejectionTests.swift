@@ -48,6 +48,18 @@ struct RejectionTests {
         }
     }
 
+    /// What counts as JSON (`application/json`, any parameters, any `+json` suffix), compared
+    /// without copying the header.
+    @Test(arguments: [
+        ("application/json", true), ("Application/JSON", true), (" application/json ; charset=utf-8", true),
+        ("application/problem+json", true), ("APPLICATION/VND.X+JSON;v=1", true), ("application/+json", true),
+        ("text/json", false), ("application/jsonx", false), ("application/json5", false), ("application/xjson", false),
+        ("", false), (";application/json", false), ("text/plain+json", false),
+    ])
+    func recognisesJSONMediaTypes(contentType: String, isJSON: Bool) {
+        #expect(JobEndpoint.isJSON(contentType) == isJSON)
+    }
+
     @Test func refusesBodiesOverTheCap() async throws {
         try await withService({ $0.server.maxBodyBytes = 1024 }) { _, port in
             let big = #"{"tasks":[{"kind":"echo","value":"\#(String(repeating: "z", count: 2000))"}]}"#

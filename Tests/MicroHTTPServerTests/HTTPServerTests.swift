@@ -47,6 +47,17 @@ struct HTTPServerTests {
         }
     }
 
+    /// An HTTP/1.0 body goes through MHD's read block (``RequestFlow/streamReadBlockBytes``), smaller
+    /// than each 8 KiB write: every byte still arrives, in order, until the close.
+    @Test func streamsWritesLargerThanTheReadBlockToHTTP10Clients() async throws {
+        try await withTestServer { _, port, _ in
+            let exchange = try await HTTPExchange.send(port: port, method: "GET", path: "/sixteen", version: "HTTP/1.0")
+            #expect(exchange.head.status == 200)
+            #expect(exchange.head.header("Transfer-Encoding") == nil)
+            #expect(exchange.body == (0..<16).flatMap { [UInt8](repeating: UInt8(ascii: "a") + UInt8($0), count: 8192) })
+        }
+    }
+
     @Test func answers100ContinueBeforeTheBody() async throws {
         try await withTestServer { _, port, _ in
             let connection = try await RawConnection.connect(port: port)

@@ -100,6 +100,13 @@ struct TestHandler: HTTPHandler {
                     probe.state.withLock { $0.cancelled += 1 }
                 }
             })
+        case "/sixteen":
+            // 16 writes of 8 KiB, each larger than MHD's read block.
+            return HTTPResponse(status: 200, body: .stream { stream in
+                for index in 0..<16 {
+                    try? await stream.write([UInt8](repeating: UInt8(ascii: "a") + UInt8(index), count: 8192))
+                }
+            })
         case "/flood":
             return HTTPResponse(status: 200, body: .stream { stream in
                 let chunk = [UInt8](repeating: UInt8(ascii: "x"), count: 8192)
