@@ -83,3 +83,20 @@ CFG
     done
     haproxy -c -q -f "$file"
 }
+
+# report_and_exit STATUS — for the scripts' EXIT trap: on failure the last lines of every log in
+# $work, else $work removed; then exits with STATUS.
+report_and_exit() {
+    local status=$1 f
+    if [ "$status" -ne 0 ]; then
+        echo "$script: failed; logs in $work" >&2
+        for f in "$work"/*.log; do
+            [ -f "$f" ] || continue
+            echo "--- last lines of $f" >&2
+            tail -n 15 "$f" >&2
+        done
+    else
+        rm -rf "$work"
+    fi
+    exit "$status"
+}

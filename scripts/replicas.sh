@@ -40,17 +40,7 @@ cleanup() {
     elif [ -n "$schema" ] && command -v psql >/dev/null; then
         psql -q "$url" -c "drop schema if exists $schema cascade" >/dev/null 2>&1 || true
     fi
-    if [ $status -ne 0 ]; then
-        echo "replicas: failed; logs in $work" >&2
-        for f in "$work"/*.log; do
-            [ -f "$f" ] || continue
-            echo "--- last lines of $f" >&2
-            tail -n 15 "$f" >&2
-        done
-    else
-        rm -rf "$work"
-    fi
-    exit $status
+    report_and_exit "$status"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM

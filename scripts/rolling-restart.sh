@@ -42,17 +42,7 @@ cleanup() {
         kill "$p" 2>/dev/null || true
     done
     wait 2>/dev/null || true
-    if [ $status -ne 0 ]; then
-        echo "rolling-restart: failed; logs in $work" >&2
-        for f in "$work"/*.log; do
-            [ -f "$f" ] || continue
-            echo "--- last lines of $f" >&2
-            tail -n 15 "$f" >&2
-        done
-    else
-        rm -rf "$work"
-    fi
-    exit $status
+    report_and_exit "$status"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
