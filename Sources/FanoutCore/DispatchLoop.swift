@@ -173,6 +173,8 @@ final class DispatchLoop {
         case .sent(let delivered):
             sending = false
             if delivered { jobRun.sent() } else { clientGone = true }
+        case .clientGone:
+            clientGone = true
         }
     }
 

@@ -1,11 +1,13 @@
 import FanoutSync
 
-/// Lets the service end a running job early (graceful shutdown): what has not finished ends as
-/// `cancelled` lines, then the end line, as for `fail_fast`.
+/// Lets the service end a running job early: on graceful shutdown (or a `DELETE`) what has not
+/// finished ends as `cancelled` lines, then the end line, as for `fail_fast`; when its client goes
+/// away, the job stops as if its task were cancelled (no more lines, subtasks cancelled).
 public final class JobControl: Sendable {
     private struct State {
         var events: JobEvents?
         var stopReason: String?
+        var clientGone = false
     }
 
     private let state = Locked(State())
@@ -22,12 +24,24 @@ public final class JobControl: Sendable {
         events?.post(.stop(reason: reason))
     }
 
+    /// The job's client went away: the dispatcher stops at once, as when a send fails (for a
+    /// stream whose task is not cancelled when its client leaves).
+    public func clientGone() {
+        let events = state.withLock { state -> JobEvents? in
+            guard !state.clientGone else { return nil }
+            state.clientGone = true
+            return state.events
+        }
+        events?.post(.clientGone)
+    }
+
     func attach(_ events: JobEvents) {
-        let reason = state.withLock { state -> String? in
+        let (reason, gone) = state.withLock { state -> (String?, Bool) in
             state.events = events
-            return state.stopReason
+            return (state.stopReason, state.clientGone)
         }
         if let reason { events.post(.stop(reason: reason)) }
+        if gone { events.post(.clientGone) }
     }
 
     func detach() {

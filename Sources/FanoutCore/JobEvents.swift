@@ -8,6 +8,8 @@ enum DispatchEvent: Sendable {
     case stop(reason: String)
     /// The lines handed to the sink are with the client (true), or the client is gone (false).
     case sent(Bool)
+    /// The client went away (``JobControl/clientGone()``): stop as when a send fails.
+    case clientGone
 }
 
 /// The dispatcher's inbox: subtasks, timers and ``JobControl`` post events from any thread; the

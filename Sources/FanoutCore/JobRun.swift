@@ -15,8 +15,9 @@ final class JobRun {
     /// Input order: bytes of the lines held for an earlier one; they count against the stream's
     /// buffer, so the loop starts nothing new while they fill it.
     private(set) var waitingBytes = 0
-    /// Lines ready to hand to the sink.
-    private var outgoing = JSONWriter(capacity: 512)
+    /// Lines ready to hand to the sink. Empty, with no buffer, between sends: an open stream
+    /// waiting for its subtasks holds none (``reserveOutgoing()`` gives it one for the next lines).
+    private var outgoing = JSONWriter(capacity: 0)
     private var lastSend: ContinuousClock.Instant
     private(set) var stopped = false
     private(set) var finished = false
@@ -110,6 +111,7 @@ final class JobRun {
     func record(index: Int, outcome: SubtaskOutcome, at: ContinuousClock.Instant) {
         guard !reported[index] else { return }
         reported[index] = true
+        reserveOutgoing()
         recorded += 1
         let kind = job.tasks.kind(at: index)
         let taskID = job.tasks.id(at: index)
@@ -176,6 +178,7 @@ final class JobRun {
     func heartbeatIfIdle(every interval: Duration) {
         let now = ContinuousClock.now
         guard !finished, now - lastSend >= interval, outgoing.bytes.isEmpty else { return }
+        reserveOutgoing()
         LineEncoder.heartbeat(
             done: summary.done, total: summary.total, elapsedMilliseconds: (now - start).milliseconds, into: &outgoing
         )
@@ -184,9 +187,16 @@ final class JobRun {
     /// Takes the lines ready to send, counting them as sent.
     func takeOutgoing() -> [UInt8] {
         let bytes = outgoing.bytes
-        outgoing.bytes.removeAll(keepingCapacity: true)
+        // Not `removeAll(keepingCapacity:)`: the buffer is shared with `bytes`, so that would
+        // allocate a second one of the same size at once.
+        outgoing.bytes = []
         summary.bytes += bytes.count
         return bytes
+    }
+
+    /// One allocation for the next batch of lines instead of growing from a few bytes.
+    private func reserveOutgoing() {
+        if outgoing.bytes.capacity == 0 { outgoing.bytes.reserveCapacity(256) }
     }
 
     /// Lines are waiting to be sent.

@@ -19,6 +19,23 @@ struct JobEndpoint: Sendable {
     let logger: Logger
     /// Retained jobs (SPEC v1.1): a POST asking for retention goes there once admitted and valid.
     var retained: RetainedJobRoutes?
+    /// What ends every plain job: slot, metrics, span, log line (one object, shared by all).
+    let completion: JobCompletion
+
+    init(
+        decoder: JobDecoder, admission: JobAdmission, metrics: ServiceMetrics, maxBodyBytes: Int, streamBufferBytes: Int,
+        reclaimer: MemoryReclaimer, tracing: JobTracing, logger: Logger
+    ) {
+        self.decoder = decoder
+        self.admission = admission
+        self.metrics = metrics
+        self.maxBodyBytes = maxBodyBytes
+        self.streamBufferBytes = streamBufferBytes
+        self.reclaimer = reclaimer
+        self.tracing = tracing
+        self.logger = logger
+        self.completion = JobCompletion(admission: admission, metrics: metrics, reclaimer: reclaimer, logger: logger)
+    }
 
     /// The refusals decided on the head, before the body is read (nil: read it): a body announced
     /// over the cap, a media type other than JSON, a draining or saturated server. Admission is
@@ -138,52 +155,22 @@ struct JobEndpoint: Sendable {
             ("X-Accel-Buffering", "no"),
             ("X-Job-Id", id),
         ]
-        let client = request.peer ?? "unknown"
-        let bodyBytes = request.body.count
         let trace = tracing.start(request, job: id)
         metrics.jobStarted()
+        let client = request.peer ?? "unknown"
         // Every outcome known already (e.g. echo tasks without delay): the whole stream is ready now.
         if let (lines, summary) = Dispatcher.runImmediately(job, id: id, maxBytes: streamBufferBytes) {
-            finished(id: id, client: client, ticket: ticket, summary: summary, duration: .milliseconds(summary.elapsedMilliseconds), trace: trace)
-            reclaimer.noteRelease(bytes: bodyBytes)
+            completion.finished(
+                id: id, client: client, ticket: ticket, summary: summary, duration: .milliseconds(summary.elapsedMilliseconds),
+                trace: trace, bodyBytes: request.body.count
+            )
             return .answer(HTTPResponse(status: 200, headers: headers, body: .finishedStream(lines)))
         }
-        let endpoint = self
-        return .answer(HTTPResponse(
-            status: 200,
-            headers: headers,
-            body: .stream { stream in
-                let start = ContinuousClock.now
-                let summary = await Dispatcher.run(
-                    job, id: id, control: control, observer: endpoint.metrics, bufferBytes: endpoint.streamBufferBytes,
-                    trace: trace, sink: StreamSink(stream: stream)
-                )
-                endpoint.finished(id: id, client: client, ticket: ticket, summary: summary, duration: .now - start, trace: trace)
-                endpoint.reclaimer.noteRelease(bytes: bodyBytes)
-            }
-        ))
-    }
-
-    /// Frees the job's admission slot, records its metrics, ends its span and logs its line.
-    private func finished(id: String, client: String, ticket: UInt64, summary: JobSummary, duration: Duration, trace: TraceScope) {
-        admission.release(ticket)
-        metrics.jobEnded(summary, duration: duration)
-        JobTracing.end(trace, summary: summary)
-        logger.info(
-            "job finished",
-            metadata: JobTracing.withTrace(trace, [
-                "job.id": "\(id)",
-                "job.client": "\(client)",
-                "job.tasks": "\(summary.total)",
-                "job.ok": "\(summary.ok)",
-                "job.error": "\(summary.error)",
-                "job.timeout": "\(summary.timeout)",
-                "job.cancelled": "\(summary.cancelled)",
-                "job.client_gone": "\(summary.clientGone)",
-                "job.duration_ms": "\(Int(duration.milliseconds.rounded()))",
-                "job.bytes": "\(summary.bytes)",
-            ])
+        let run = PlainJobStream(
+            job: job, id: id, client: client, ticket: ticket, control: control, trace: trace,
+            bodyBytes: request.body.count, bufferBytes: streamBufferBytes, completion: completion
         )
+        return .answer(HTTPResponse(status: 200, headers: headers, body: .closeObservingStream { stream in await run.run(into: stream) }))
     }
 
     func reject(_ refusal: JobAdmission.Refusal, _ request: HTTPRequest) -> HTTPResponse {
@@ -230,15 +217,6 @@ struct JobEndpoint: Sendable {
     static func makeJobID() -> String {
         let hex = String(UInt64.random(in: .min ... .max), radix: 16)
         return String(repeating: "0", count: 16 - hex.count) + hex
-    }
-}
-
-/// The dispatcher's lines go to the response stream, waiting while the client reads slowly.
-struct StreamSink: LineSink {
-    let stream: ResponseStream
-
-    func send(_ bytes: [UInt8]) async throws {
-        try await stream.write(bytes)
     }
 }
 

@@ -7,6 +7,11 @@ public struct HTTPResponse: Sendable {
         /// The server runs the closure in a task of ``HTTPServer/run()`` once the head is queued and
         /// ends the body when it returns. The task is cancelled when the client goes away.
         case stream(@Sendable (ResponseStream) async -> Void)
+        /// As ``stream(_:)``, but the closure runs in the task of ``HTTPServer/run()`` itself, with
+        /// no second task to cancel it: it is not cancelled when the client goes away, it is told
+        /// (``ResponseStream/onClose(_:)``, and every write from then on throws). One task per open
+        /// stream instead of two, for producers that can stop on being told.
+        case closeObservingStream(@Sendable (ResponseStream) async -> Void)
         /// A streamed body (chunked, or close-delimited on HTTP/1.0) whose bytes are all known now:
         /// sent like ``stream(_:)`` but with no task and no suspension.
         case finishedStream([UInt8])

@@ -14,11 +14,15 @@ import Logging
 ///    body), or suspend the connection and hand the request to a task of ``HTTPServer/run()``; when
 ///    ``HTTPHandler/respond(to:)`` returned, the connection is resumed and the next call queues its answer.
 enum RequestFlow {
-    /// `block_size` of a streamed response. MHD callocs this much with every response, but a
-    /// chunked reply is read straight into the connection's pool and never uses it (LIBMICROHTTPD.md
-    /// §1); only an HTTP/1.0 client's body goes through it. At 32 KiB the zeroing alone cost a job10
-    /// request ~34,000 instructions (callgrind), and an open stream up to 32 KiB of touched heap.
-    static let streamReadBlockBytes = 4 * 1024
+    /// `block_size` of a streamed response. MHD callocs this much with every response and keeps
+    /// it for the stream's life, but a chunked reply (any HTTP/1.1 client) is read straight into
+    /// the connection's pool and never uses it (LIBMICROHTTPD.md §1, `try_ready_chunked_body`);
+    /// only an HTTP/1.0 client's close-delimited body goes through it. So an HTTP/1.1 stream gets
+    /// a token block (at 4 KiB it was 4 KiB of every open stream's heap; at 32 KiB its zeroing
+    /// alone cost a job10 request ~34,000 instructions), an HTTP/1.0 one a block worth a read.
+    static func streamReadBlockBytes(version: String) -> Int {
+        version == "HTTP/1.1" ? 64 : 4 * 1024
+    }
 
     static func head(_ context: RequestContext, on connection: OpaquePointer, server: ServerContext) -> MHD_Result {
         let length = context.headers["Content-Length"].flatMap(Int.init)
@@ -97,13 +101,13 @@ enum RequestFlow {
         // Whatever was read of the body is not needed any more.
         context.dropBody(server.budget)
         let mhdResponse: OpaquePointer?
-        var producer: (@Sendable (ResponseStream) async -> Void)?
+        var producer: (body: @Sendable (ResponseStream) async -> Void, supervised: Bool)?
         switch response.body {
         case .bytes(let bytes):
             mhdResponse = bytes.withUnsafeBytes { raw in
                 MHD_create_response_from_buffer(raw.count, UnsafeMutableRawPointer(mutating: raw.baseAddress), .RESPMEM_MUST_COPY)
             }
-        case .stream, .finishedStream:
+        case .stream, .closeObservingStream, .finishedStream:
             let buffer: StreamBuffer
             if case .finishedStream(let bytes) = response.body {
                 buffer = StreamBuffer(highWater: server.streamBufferBytes, finishedWith: bytes)
@@ -114,14 +118,18 @@ enum RequestFlow {
             // Pattern "long-lived context": this retain is released by `freeStream` when MHD destroys the response.
             mhdResponse = MHD_create_response_from_callback(
                 cmhd_size_unknown(),
-                streamReadBlockBytes,
+                streamReadBlockBytes(version: context.version),
                 Callbacks.read,
                 Unmanaged.passRetained(stream).toOpaque(),
                 Callbacks.freeStream
             )
             if mhdResponse == nil { Unmanaged.passUnretained(stream).release() }
             context.stream = stream
-            if case .stream(let body) = response.body { producer = body }
+            switch response.body {
+            case .stream(let body): producer = (body, true)
+            case .closeObservingStream(let body): producer = (body, false)
+            case .bytes, .finishedStream: break
+            }
         }
         var queued = MHD_Result.NO
         if let mhdResponse {
@@ -142,7 +150,7 @@ enum RequestFlow {
             stream.cancel()
         }
         if let producer {
-            if !server.work.enqueue({ await stream.run(producer) }) {
+            if !server.work.enqueue({ await stream.run(producer.body, supervised: producer.supervised) }) {
                 server.logger.warning("a stream was answered while the server stops; its producer does not run")
                 stream.cancel()
             }

@@ -51,9 +51,16 @@ public final class ResponseStream: @unchecked Sendable {
 
     // MARK: Called by the server
 
-    /// Runs `producer` in a child task and ends the body when it returns; cancels it as soon as the
-    /// connection closes (the client left, or the server stopped). Runs in a task of ``HTTPServer/run()``.
-    func run(_ producer: @escaping @Sendable (ResponseStream) async -> Void) async {
+    /// Runs `producer` and ends the body when it returns. Supervised (``HTTPResponse/Body/stream(_:)``),
+    /// it runs in a child task, cancelled as soon as the connection closes (the client left, or the
+    /// server stopped); otherwise (``HTTPResponse/Body/closeObservingStream(_:)``) in this task, told
+    /// of the close by ``onClose(_:)``. Runs in a task of ``HTTPServer/run()``.
+    func run(_ producer: @escaping @Sendable (ResponseStream) async -> Void, supervised: Bool = true) async {
+        guard supervised else {
+            await producer(self)
+            finish()
+            return
+        }
         await withDiscardingTaskGroup { group in
             group.addTask {
                 await producer(self)
@@ -64,6 +71,12 @@ public final class ResponseStream: @unchecked Sendable {
             }
             group.cancelAll()
         }
+    }
+
+    /// Calls `observer` once, on whichever thread ends the stream, when the client goes away or the
+    /// server stops it — at once if that has happened already. Never after the producer returned.
+    public func onClose(_ observer: @escaping @Sendable () -> Void) {
+        if !state.withLock({ $0.observeClose(observer) }) { observer() }
     }
 
     /// The producer returned: end the body once the client has read what is buffered.
@@ -89,6 +102,7 @@ public final class ResponseStream: @unchecked Sendable {
         if wakeups.resume { MHD_resume_connection(connection) }
         wakeups.writer?.resume(throwing: ResponseStreamError.closed)
         wakeups.supervisor?.resume()
+        wakeups.closeObserver?()
     }
 
     /// The socket to poll for a hang-up if the stream is suspended now, else nil.

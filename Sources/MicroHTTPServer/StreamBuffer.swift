@@ -44,6 +44,8 @@ struct StreamBuffer {
         var resume = false
         var writer: CheckedContinuation<Void, any Error>?
         var supervisor: CheckedContinuation<Void, Never>?
+        /// Call it: the stream is over for the producer (``ResponseStream/onClose(_:)``).
+        var closeObserver: (@Sendable () -> Void)?
     }
 
     private(set) var state: State = .idle
@@ -60,6 +62,8 @@ struct StreamBuffer {
     private var writer: CheckedContinuation<Void, any Error>?
     /// The task running the producer, waiting for it to return or the connection to close.
     private var supervisor: CheckedContinuation<Void, Never>?
+    /// Told once when the stream ends under the producer (cancel or close), unless it returned first.
+    private var closeObserver: (@Sendable () -> Void)?
 
     let highWater: Int
     let lowWater: Int
@@ -132,6 +136,7 @@ struct StreamBuffer {
     /// connection, and the supervisor to wake.
     mutating func finish() -> Wakeups {
         producerDone = true
+        closeObserver = nil
         var wakeups = Wakeups()
         wakeups.supervisor = takeSupervisor()
         switch state {
@@ -154,6 +159,7 @@ struct StreamBuffer {
         wakeups.resume = state == .suspended
         wakeups.writer = writer
         writer = nil
+        wakeups.closeObserver = closeObserver.take()
         state = .cancelled
         return wakeups
     }
@@ -165,6 +171,7 @@ struct StreamBuffer {
         wakeups.writer = writer
         writer = nil
         wakeups.supervisor = takeSupervisor()
+        wakeups.closeObserver = closeObserver.take()
         state = .closed
         chunks = []
         head = 0
@@ -178,6 +185,15 @@ struct StreamBuffer {
     mutating func awaitEnd(_ supervisor: CheckedContinuation<Void, Never>) -> Bool {
         if producerDone || state == .closed { return false }
         self.supervisor = supervisor
+        return true
+    }
+
+    /// The producer asks to be told when the stream ends under it: false (and nothing stored) if
+    /// it has already (cancelled or closed), so the caller tells it at once.
+    mutating func observeClose(_ observer: @escaping @Sendable () -> Void) -> Bool {
+        if !isOpen { return false }
+        if producerDone { return true }
+        closeObserver = observer
         return true
     }
 

@@ -58,6 +58,17 @@ struct HTTPServerTests {
         }
     }
 
+    /// An HTTP/1.1 stream gets a 64-byte read block, which its chunked body never goes through:
+    /// 8 KiB writes still arrive whole, in order, in chunks larger than that block.
+    @Test func streamsWritesLargerThanTheReadBlockToHTTP11Clients() async throws {
+        try await withTestServer { _, port, _ in
+            let exchange = try await HTTPExchange.send(port: port, method: "GET", path: "/sixteen", version: "HTTP/1.1")
+            #expect(exchange.head.status == 200)
+            #expect(exchange.head.header("Transfer-Encoding") == "chunked")
+            #expect(exchange.body == (0..<16).flatMap { [UInt8](repeating: UInt8(ascii: "a") + UInt8($0), count: 8192) })
+        }
+    }
+
     @Test func answers100ContinueBeforeTheBody() async throws {
         try await withTestServer { _, port, _ in
             let connection = try await RawConnection.connect(port: port)
@@ -111,6 +122,42 @@ struct HTTPServerTests {
             #expect(await eventually(within: .seconds(2)) { probe.snapshot.cancelled == 1 }, "the producer task is cancelled")
             #expect(await eventually(within: .seconds(1)) { server.openStreams == 0 })
         }
+    }
+
+    /// A `closeObservingStream` runs in the server's task with no supervisor: it learns of the
+    /// hang-up from `onClose`, and the stream is gone once it returns.
+    @Test func tellsACloseObservingProducerThatItsClientLeft() async throws {
+        try await withTestServer { server, port, probe in
+            let connection = try await RawConnection.connect(port: port)
+            try await connection.send(RawRequest.text(method: "GET", path: "/observed"))
+            let head = try await connection.readHead()
+            #expect(try await connection.readLine(head) == "started")
+            #expect(server.openStreams == 1)
+            connection.close()
+            #expect(await eventually(within: .seconds(2)) { probe.snapshot.closesObserved == 1 }, "the producer is told")
+            #expect(await eventually(within: .seconds(1)) { server.openStreams == 0 })
+        }
+    }
+
+    @Test func stopsCleanlyWithCloseObservingStreamsOpen() async throws {
+        let probe = try await withTestServer { server, port, probe in
+            var connections: [RawConnection] = []
+            for _ in 0..<10 {
+                let connection = try await RawConnection.connect(port: port)
+                try await connection.send(RawRequest.text(method: "GET", path: "/observed"))
+                let head = try await connection.readHead()
+                #expect(try await connection.readLine(head) == "started")
+                connections.append(connection)
+            }
+            await server.shutdown(gracePeriod: .milliseconds(100))
+            for connection in connections {
+                #expect(try await connection.peerClosed(within: .seconds(2)))
+                connection.close()
+            }
+            #expect(server.openStreams == 0)
+            return probe
+        }
+        #expect(probe.snapshot.closesObserved == 10, "every producer was told before the server stopped")
     }
 
     @Test func aSlowReaderHoldsTheWriterBack() async throws {

@@ -90,6 +90,33 @@ struct StreamBufferTests {
         #expect(suspended.state == .cancelled)
     }
 
+    /// The observer of a `closeObservingStream` producer: told once by whichever of cancel and
+    /// close comes first, never after the producer returned, at once if it comes too late.
+    @Test func theCloseObserverIsToldOnceUnlessTheProducerReturnedFirst() {
+        let observer: @Sendable () -> Void = {}
+        var cancelled = StreamBuffer(highWater: 16)
+        let storedBeforeCancel = cancelled.observeClose(observer)
+        let cancel = cancelled.cancel()
+        let closeAfterCancel = cancelled.close()
+        #expect(storedBeforeCancel)
+        #expect(cancel?.closeObserver != nil, "a cancel (client gone, server stopping) tells it")
+        #expect(closeAfterCancel.closeObserver == nil, "the close after it does not tell it again")
+
+        var closed = StreamBuffer(highWater: 16)
+        let storedBeforeClose = closed.observeClose(observer)
+        let close = closed.close()
+        let storedAfterClose = closed.observeClose(observer)
+        #expect(storedBeforeClose)
+        #expect(close.closeObserver != nil, "MHD completing the request tells it")
+        #expect(!storedAfterClose, "an observer that comes after the close is told by the caller at once")
+
+        var finished = StreamBuffer(highWater: 16)
+        _ = finished.observeClose(observer)
+        _ = finished.finish()
+        let closeAfterFinish = finished.close()
+        #expect(closeAfterFinish.closeObserver == nil, "a producer that returned is not told")
+    }
+
     @Test func closeIsFinalAndDropsWhatIsQueued() {
         var buffer = StreamBuffer(highWater: 16)
         _ = buffer.write([1, 2, 3])

@@ -11,6 +11,8 @@ let floodChunks = 4096
 final class StreamProbe: Sendable {
     struct State {
         var cancelled = 0
+        /// `/observed` producers told of their close (``ResponseStream/onClose(_:)``).
+        var closesObserved = 0
         var bytesWritten = 0
         var writesFailed = 0
         /// `/gate` requests waiting in `respond(to:)` for ``StreamProbe/openGate()``.
@@ -21,8 +23,8 @@ final class StreamProbe: Sendable {
     }
 
     let state = Locked(State())
-    var snapshot: (cancelled: Int, bytesWritten: Int, writesFailed: Int, gated: Int, bodiesRead: Int) {
-        state.withLock { ($0.cancelled, $0.bytesWritten, $0.writesFailed, $0.gated.count, $0.bodiesRead) }
+    var snapshot: (cancelled: Int, closesObserved: Int, bytesWritten: Int, writesFailed: Int, gated: Int, bodiesRead: Int) {
+        state.withLock { ($0.cancelled, $0.closesObserved, $0.bytesWritten, $0.writesFailed, $0.gated.count, $0.bodiesRead) }
     }
 
     /// Waits until the test opens the gate.
@@ -44,6 +46,28 @@ final class StreamProbe: Sendable {
             return state.gated
         }
         for continuation in waiting { continuation.resume() }
+    }
+}
+
+/// Fired once, from any thread; waited for by one task.
+final class Signal: Sendable {
+    private let state = Locked<(fired: Bool, waiter: CheckedContinuation<Void, Never>?)>((false, nil))
+
+    func fire() {
+        state.withLock { state -> CheckedContinuation<Void, Never>? in
+            state.fired = true
+            return state.waiter.take()
+        }?.resume()
+    }
+
+    func wait() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let fired = state.withLock { state -> Bool in
+                if !state.fired { state.waiter = continuation }
+                return state.fired
+            }
+            if fired { continuation.resume() }
+        }
     }
 }
 
@@ -99,6 +123,15 @@ struct TestHandler: HTTPHandler {
                 } catch {
                     probe.state.withLock { $0.cancelled += 1 }
                 }
+            })
+        case "/observed":
+            // Runs in the server's own task (nothing cancels it): it waits until it is told.
+            return HTTPResponse(status: 200, body: .closeObservingStream { stream in
+                try? await stream.write(Array("started\n".utf8))
+                let told = Signal()
+                stream.onClose { told.fire() }
+                await told.wait()
+                probe.state.withLock { $0.closesObserved += 1 }
             })
         case "/sixteen":
             // 16 writes of 8 KiB, each larger than MHD's read block.

@@ -1,0 +1,92 @@
+import FanoutCore
+import Logging
+import MicroHTTPServer
+
+/// What ends every plain (not retained) job: frees its admission slot, records its metrics, ends
+/// its span, logs its line and tells the reclaimer its body is gone. One per service.
+final class JobCompletion: Sendable {
+    let admission: JobAdmission
+    let metrics: ServiceMetrics
+    let reclaimer: MemoryReclaimer
+    let logger: Logger
+
+    init(admission: JobAdmission, metrics: ServiceMetrics, reclaimer: MemoryReclaimer, logger: Logger) {
+        self.admission = admission
+        self.metrics = metrics
+        self.reclaimer = reclaimer
+        self.logger = logger
+    }
+
+    func finished(id: String, client: String, ticket: UInt64, summary: JobSummary, duration: Duration, trace: TraceScope, bodyBytes: Int) {
+        admission.release(ticket)
+        metrics.jobEnded(summary, duration: duration)
+        JobTracing.end(trace, summary: summary)
+        logger.info(
+            "job finished",
+            metadata: JobTracing.withTrace(trace, [
+                "job.id": "\(id)",
+                "job.client": "\(client)",
+                "job.tasks": "\(summary.total)",
+                "job.ok": "\(summary.ok)",
+                "job.error": "\(summary.error)",
+                "job.timeout": "\(summary.timeout)",
+                "job.cancelled": "\(summary.cancelled)",
+                "job.client_gone": "\(summary.clientGone)",
+                "job.duration_ms": "\(Int(duration.milliseconds.rounded()))",
+                "job.bytes": "\(summary.bytes)",
+            ])
+        )
+        reclaimer.noteRelease(bytes: bodyBytes)
+    }
+}
+
+/// A plain job streamed to its client: everything its stream's task needs after the head is sent,
+/// in one object, so that the closure and the task's async frames hold one reference (every open
+/// stream pays for those bytes). It runs in the server's own task for the stream
+/// (`closeObservingStream`): a client that goes away stops the dispatcher through ``JobControl``.
+final class PlainJobStream: Sendable {
+    let job: Job
+    let id: String
+    let client: String
+    let ticket: UInt64
+    let control: JobControl
+    let trace: TraceScope
+    let bodyBytes: Int
+    let bufferBytes: Int
+    let completion: JobCompletion
+
+    init(
+        job: Job, id: String, client: String, ticket: UInt64, control: JobControl, trace: TraceScope, bodyBytes: Int,
+        bufferBytes: Int, completion: JobCompletion
+    ) {
+        self.job = job
+        self.id = id
+        self.client = client
+        self.ticket = ticket
+        self.control = control
+        self.trace = trace
+        self.bodyBytes = bodyBytes
+        self.bufferBytes = bufferBytes
+        self.completion = completion
+    }
+
+    func run(into stream: ResponseStream) async {
+        let start = ContinuousClock.now
+        let control = self.control
+        stream.onClose { control.clientGone() }
+        let summary = await Dispatcher.run(
+            job, id: id, control: control, observer: completion.metrics, bufferBytes: bufferBytes, trace: trace,
+            sink: StreamSink(stream: stream)
+        )
+        completion.finished(id: id, client: client, ticket: ticket, summary: summary, duration: .now - start, trace: trace, bodyBytes: bodyBytes)
+    }
+}
+
+/// The dispatcher's lines go to the response stream, waiting while the client reads slowly.
+struct StreamSink: LineSink {
+    let stream: ResponseStream
+
+    func send(_ bytes: [UInt8]) async throws {
+        try await stream.write(bytes)
+    }
+}
