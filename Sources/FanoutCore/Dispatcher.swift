@@ -52,17 +52,36 @@ public enum Dispatcher {
         let loop = DispatchLoop(job: job, id: id, observer: observer, timer: timer, bufferBytes: bufferBytes, trace: trace)
         control?.attach(loop.events)
         defer { control?.detach() }
-        // Subtasks that do work are children of one group, which a stop cancels; sends are children
-        // of another, so that a cancelled job still hands its last lines to the client.
+        if let direct = sink as? any NonBlockingLineSink {
+            await run(loop, offeringTo: direct)
+        } else {
+            await run(loop, sendingTo: sink)
+        }
+        return loop.jobRun.summary
+    }
+}
+
+extension Dispatcher {
+    // Subtasks that do work are children of one group, which a stop cancels. A sink that must wait
+    // to take lines (a job store) gets each send as a child of another group, so that a cancelled
+    // job still hands its last lines over; a non-blocking one (the response stream) is handed them
+    // at once and says when it has room for more: no task per send, no second group.
+
+    private static func run(_ loop: DispatchLoop, offeringTo sink: any NonBlockingLineSink) async {
+        await withDiscardingTaskGroup { subtasks in
+            await loop.run(
+                spawn: { work, context, index, events in spawn(work, context, index, events, in: &subtasks) },
+                send: { bytes, events in sink.offer(bytes) { events.post(.sent($0)) } },
+                cancelTasks: { subtasks.cancelAll() }
+            )
+        }
+    }
+
+    private static func run(_ loop: DispatchLoop, sendingTo sink: some LineSink) async {
         await withDiscardingTaskGroup { sends in
             await withDiscardingTaskGroup { subtasks in
                 await loop.run(
-                    spawn: { work, context, index, events in
-                        subtasks.addTask {
-                            let outcome = await work(context)
-                            events.post(.finished(index: index, outcome: outcome, at: .now))
-                        }
-                    },
+                    spawn: { work, context, index, events in spawn(work, context, index, events, in: &subtasks) },
                     send: { bytes, events in
                         sends.addTask {
                             let delivered: Bool
@@ -79,7 +98,20 @@ public enum Dispatcher {
                 )
             }
         }
-        return loop.jobRun.summary
+    }
+
+    /// A subtask that does work, as a child of the job's group; it posts its outcome and is freed.
+    fileprivate static func spawn(
+        _ work: @escaping @Sendable (SubtaskContext) async -> SubtaskOutcome,
+        _ context: SubtaskContext,
+        _ index: Int,
+        _ events: JobEvents,
+        in subtasks: inout DiscardingTaskGroup
+    ) {
+        subtasks.addTask {
+            let outcome = await work(context)
+            events.post(.finished(index: index, outcome: outcome, at: .now))
+        }
     }
 }
 

@@ -60,8 +60,17 @@ public struct JobSummary: Sendable, Equatable {
     }
 }
 
-/// Where a job's lines go: the response stream. `send` waits while the client is slow to read.
+/// Where a job's lines go: the response stream, or a job store. `send` waits while the client is
+/// slow to read (or the store is slow to write).
 public protocol LineSink: Sendable {
     /// - Throws: when the client is gone; the dispatcher then cancels the rest of the job.
     func send(_ bytes: [UInt8]) async throws
+}
+
+/// A sink that queues lines at once and calls back when it has room for more (a response stream):
+/// the dispatcher then needs no task per send, nor a task group for them.
+public protocol NonBlockingLineSink: LineSink {
+    /// Queues `bytes`; calls `ready` once: `true` when the sink has room for more (at once, on the
+    /// calling thread, if it has now), `false` when the client is gone.
+    func offer(_ bytes: [UInt8], ready: @escaping @Sendable (Bool) -> Void)
 }

@@ -82,11 +82,16 @@ final class PlainJobStream: Sendable {
     }
 }
 
-/// The dispatcher's lines go to the response stream, waiting while the client reads slowly.
-struct StreamSink: LineSink {
+/// The dispatcher's lines go to the response stream, queued at once; the dispatcher starts nothing
+/// new while the client reads slowly (the buffer is over its high-water mark).
+struct StreamSink: NonBlockingLineSink {
     let stream: ResponseStream
 
     func send(_ bytes: [UInt8]) async throws {
         try await stream.write(bytes)
+    }
+
+    func offer(_ bytes: [UInt8], ready: @escaping @Sendable (Bool) -> Void) {
+        stream.write(bytes, ready: ready)
     }
 }

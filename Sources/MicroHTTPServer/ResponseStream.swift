@@ -32,21 +32,36 @@ public final class ResponseStream: @unchecked Sendable {
             throw ResponseStreamError.closed
         case .queued(let resume, let wait):
             if resume { MHD_resume_connection(connection) }
-            if wait { try await waitForSpace() }
+            guard wait else { return }
+            let ready = await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
+                whenRoom { continuation.resume(returning: $0) }
+            }
+            if !ready { throw ResponseStreamError.closed }
         }
+    }
+
+    /// Queues `bytes` for the client without waiting. `ready` is called once: `true` as soon as the
+    /// buffer has room for more (at once, on this thread, if it has now; else from the MHD thread
+    /// that drained it), `false` if the stream is over (the bytes then go nowhere).
+    public func write(_ bytes: [UInt8], ready: @escaping @Sendable (Bool) -> Void) {
+        switch state.withLock({ $0.write(bytes) }) {
+        case .refused:
+            ready(false)
+        case .queued(let resume, let wait):
+            if resume { MHD_resume_connection(connection) }
+            guard wait else { return ready(true) }
+            whenRoom(ready)
+        }
+    }
+
+    /// Tells `ready` when the buffer is down to its low-water mark (or at once), or that it is over.
+    private func whenRoom(_ ready: @escaping @Sendable (Bool) -> Void) {
+        if let now = state.withLock({ $0.awaitSpace(ready) }) { ready(now) }
     }
 
     /// Whether the client is gone (or the server is stopping): writes would throw.
     public var isClosed: Bool {
         state.withLock { !$0.isOpen }
-    }
-
-    private func waitForSpace() async throws {
-        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-            if let ready = state.withLock({ $0.awaitSpace(continuation) }) {
-                continuation.resume(with: ready.mapError { $0 as any Error })
-            }
-        }
     }
 
     // MARK: Called by the server
@@ -100,7 +115,7 @@ public final class ResponseStream: @unchecked Sendable {
 
     private func perform(_ wakeups: StreamBuffer.Wakeups) {
         if wakeups.resume { MHD_resume_connection(connection) }
-        wakeups.writer?.resume(throwing: ResponseStreamError.closed)
+        wakeups.writer?(false)
         wakeups.supervisor?.resume()
         wakeups.closeObserver?()
     }
@@ -121,7 +136,7 @@ public final class ResponseStream: @unchecked Sendable {
         }
         switch action {
         case .copied(let count, let writer):
-            writer?.resume()
+            writer?(true)
             return count
         case .suspend, .nothing:
             return 0

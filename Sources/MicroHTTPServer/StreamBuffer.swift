@@ -1,7 +1,7 @@
 /// The state one response stream shares between its producer task and the MHD thread that owns the
 /// connection: a state machine behind one lock (``ResponseStream``). Each transition only decides;
-/// it returns the actions (resume the connection, wake or fail the writer, end the supervisor's
-/// wait) for the caller to perform after unlocking — except ``ReadAction/suspend``, which the
+/// it returns the actions (resume the connection, tell the waiting writer whether it may go on, end
+/// the supervisor's wait) for the caller to perform after unlocking — except ``ReadAction/suspend``, which the
 /// reader performs under the lock so that a writer sees `.suspended` only once MHD recorded it.
 struct StreamBuffer {
     enum State: Equatable, Sendable {
@@ -28,9 +28,13 @@ struct StreamBuffer {
         case queued(resume: Bool, wait: Bool)
     }
 
+    /// A writer waiting for room: called once, `true` when the buffer drained to its low-water
+    /// mark, `false` when the stream is over.
+    typealias Writer = @Sendable (Bool) -> Void
+
     enum ReadAction {
-        /// `count` bytes copied; `writer` may go on (the buffer drained to its low-water mark).
-        case copied(Int, writer: CheckedContinuation<Void, any Error>?)
+        /// `count` bytes copied; tell `writer` it may go on (the buffer drained to its low-water mark).
+        case copied(Int, writer: Writer?)
         /// Nothing to send: suspend the connection (under the lock).
         case suspend
         /// Nothing to send and already suspended (MHD called anyway): return 0, do nothing.
@@ -42,7 +46,8 @@ struct StreamBuffer {
     /// What the caller does after a cancel or close.
     struct Wakeups {
         var resume = false
-        var writer: CheckedContinuation<Void, any Error>?
+        /// Tell it `false`: the stream is over.
+        var writer: Writer?
         var supervisor: CheckedContinuation<Void, Never>?
         /// Call it: the stream is over for the producer (``ResponseStream/onClose(_:)``).
         var closeObserver: (@Sendable () -> Void)?
@@ -59,7 +64,7 @@ struct StreamBuffer {
     /// The producer has returned.
     private(set) var producerDone = false
     /// The producer waiting for the buffer to drain, if any.
-    private var writer: CheckedContinuation<Void, any Error>?
+    private var writer: Writer?
     /// The task running the producer, waiting for it to return or the connection to close.
     private var supervisor: CheckedContinuation<Void, Never>?
     /// Told once when the stream ends under the producer (cancel or close), unless it returned first.
@@ -100,11 +105,11 @@ struct StreamBuffer {
         }
     }
 
-    /// The producer waits for space: `.success` if it may go on now, `.failure` if the stream is
-    /// over, nil if `writer` was stored (resumed by a read, failed by a cancel or close).
-    mutating func awaitSpace(_ writer: CheckedContinuation<Void, any Error>) -> Result<Void, ResponseStreamError>? {
-        if !isOpen { return .failure(.closed) }
-        if buffered <= lowWater { return .success(()) }
+    /// The producer waits for room: whether it may go on now (false: the stream is over), or nil
+    /// if `writer` was stored (told `true` by a read, `false` by a cancel or close).
+    mutating func awaitSpace(_ writer: @escaping Writer) -> Bool? {
+        if !isOpen { return false }
+        if buffered <= lowWater { return true }
         self.writer = writer
         return nil
     }
@@ -123,7 +128,7 @@ struct StreamBuffer {
             if isEmpty { return .endOfStream }  // only `.finished` can be empty here
             let copied = drain(into: destination, max: max)
             if isEmpty, state == .buffering { state = .idle }
-            var woken: CheckedContinuation<Void, any Error>?
+            var woken: Writer?
             if buffered <= lowWater, let waiting = writer {
                 writer = nil
                 woken = waiting

@@ -66,6 +66,56 @@ final class CollectingSink: LineSink {
     var results: [JSONValue] { lines.filter { $0["event"] == .string("result") } }
 }
 
+/// A ``NonBlockingLineSink`` (as the response stream is): lines are taken at once; while `held`,
+/// readiness is told only on ``release()``; after `failAfter` offers, the client is gone.
+final class OfferingSink: NonBlockingLineSink {
+    private struct State {
+        var lines: [JSONValue] = []
+        var held: Bool
+        var waiting: [@Sendable (Bool) -> Void] = []
+        var failAfter: Int?
+        var offers = 0
+    }
+
+    private let state: Locked<State>
+
+    init(held: Bool = false, failAfter: Int? = nil) {
+        state = Locked(State(held: held, failAfter: failAfter))
+    }
+
+    func send(_ bytes: [UInt8]) async throws {
+        Issue.record("a non-blocking sink is offered its lines, never sent them")
+    }
+
+    func offer(_ bytes: [UInt8], ready: @escaping @Sendable (Bool) -> Void) {
+        #expect(bytes.last == 10, "every offer ends with a newline")
+        let parsed = bytes.split(separator: 10).compactMap { try? JSONParser.parse(Array($0)) }
+        let answer = state.withLock { state -> Bool? in
+            state.offers += 1
+            if let limit = state.failAfter, state.offers > limit { return false }
+            state.lines += parsed
+            if state.held {
+                state.waiting.append(ready)
+                return nil
+            }
+            return true
+        }
+        if let answer { ready(answer) }
+    }
+
+    func release() {
+        let waiting = state.withLock { state in
+            state.held = false
+            defer { state.waiting = [] }
+            return state.waiting
+        }
+        for ready in waiting { ready(true) }
+    }
+
+    var lines: [JSONValue] { state.withLock { $0.lines } }
+    var results: [JSONValue] { lines.filter { $0["event"] == .string("result") } }
+}
+
 /// Counts what test subtasks do: how many run at once, started, cancelled.
 final class Probe: Sendable {
     struct Counts {

@@ -286,6 +286,31 @@ struct DispatcherTests {
         checkInvariants(sink.lines, total: 3)
     }
 
+    /// The response stream's way: lines are offered (no task per send) and readiness comes back
+    /// by callback, at once or when the client has read.
+    @Test func aNonBlockingSinkGetsEveryLineAndHoldsBackNewSubtasksUntilReady() async throws {
+        let sink = OfferingSink(held: true)
+        let tasks = (0..<100).map { probe.task("t\($0)", $0, delay: 0) }
+        let run = Task { await Dispatcher.run(.make(tasks, concurrency: 5), id: "j", sink: sink) }
+        try await Task.sleep(for: TestTime.scaled(.milliseconds(150)))
+        #expect(probe.snapshot.started == 5, "no subtask starts while the sink has no room")
+        sink.release()
+        let summary = await run.value
+        #expect(summary.ok == 100 && !summary.clientGone)
+        checkInvariants(sink.lines, total: 100)
+    }
+
+    @Test func aNonBlockingSinkWhoseClientIsGoneStopsTheJob() async {
+        let sink = OfferingSink(failAfter: 0)
+        let tasks = [probe.task("a", 0, delay: TestTime.ms(5))] + (1..<6).map { probe.task("t\($0)", $0, delay: TestTime.ms(10_000)) }
+        let started = ContinuousClock.now
+        let summary = await Dispatcher.run(.make(tasks), id: "j", sink: sink)
+        #expect(ContinuousClock.now - started < TestTime.scaled(.seconds(2)))
+        #expect(summary.clientGone)
+        #expect(sink.results.isEmpty)
+        #expect(probe.snapshot.current == 0, "the subtasks still running were cancelled")
+    }
+
     @Test func aSlowClientHoldsBackNewSubtasks() async throws {
         let sink = CollectingSink(held: true)
         let tasks = (0..<100).map { probe.task("t\($0)", $0, delay: 0) }
