@@ -86,12 +86,8 @@ extension PostgresJobStore {
         if status.state == .running { return .running }
         let deleted = (try? await query { client, schema in
             try await client.query("delete from \(unescaped: schema).fanout_jobs where id = \(id) and state <> 'running' returning id")
-        } decode: { rows in
-            var count = 0
-            for try await _ in rows.decode(String.self) { count += 1 }
-            return count
-        }) ?? 0
-        return deleted > 0 ? .deleted : .notFound
+        } decode: { try await Self.returnedRow($0) }) ?? false
+        return deleted ? .deleted : .notFound
     }
 
     public func expire() async -> Int {

@@ -150,6 +150,13 @@ public final class PostgresJobStore: JobStore {
         [SubtaskOutcome.Status.ok, .error, .timeout, .cancelled].indices.contains(code) ? [SubtaskOutcome.Status.ok, .error, .timeout, .cancelled][code] : nil
     }
 
+    /// Whether a statement's `returning` gave any row (its one column a string: a key or an id).
+    static func returnedRow(_ rows: PostgresRowSequence) async throws -> Bool {
+        var any = false
+        for try await _ in rows.decode(String.self) { any = true }
+        return any
+    }
+
     func cancelLocally(_ id: String) {
         let onCancel = local.withLock { state -> (@Sendable () -> Void)? in
             guard let entry = state.running[id], !entry.cancelled else { return nil }
