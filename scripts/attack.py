@@ -27,6 +27,8 @@ import tempfile
 import threading
 import time
 
+from checklib import LoopbackUpstream
+
 HOST = "127.0.0.1"
 MIB = 1024 * 1024
 # Budgets the server is started with (and the checks hold it to).
@@ -335,42 +337,11 @@ def check_dead(server):
     return held >= 900 and remaining == 0 and freed_in < 2.0 and server.alive()
 
 
-class BigUpstream:
-    """A loopback upstream whose every answer is a 64 KiB JSON string, counting its requests."""
-
-    def __init__(self):
-        import http.server
-        body = json.dumps("z" * 65536).encode()
-        upstream = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_GET(self):
-                upstream.hits += 1
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
-
-        self.hits = 0
-        self.server = http.server.ThreadingHTTPServer((HOST, 0), Handler)
-        self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def stop(self):
-        self.server.shutdown()
-
-
 def check_input_order(server):
     """order "input": task 0 waits 6 s, then 2,000 GETs of a 64 KiB upstream answer; the client
     reads nothing. Lines waiting for task 0 count against the stream buffer, so subtasks stop
     starting: the upstream sees a handful of requests, not 2,000 (125 MiB of lines)."""
-    upstream = BigUpstream()
+    upstream = LoopbackUpstream(json.dumps("z" * 65536).encode(), keep_alive=True)
     url = f"http://{HOST}:{upstream.port}/big"
     tasks = [{"kind": "echo", "delay_ms": 6000, "value": 0}] + [{"kind": "http", "url": url} for _ in range(2000)]
     body = json.dumps({"tasks": tasks, "order": "input", "concurrency": 64, "timeout_ms": 30_000})

@@ -1,10 +1,12 @@
-"""What the scripted checks (proxy, browser, memory limits) share: free loopback ports and the
-failure report with the last lines of each log."""
+"""What the scripted checks (proxy, browser, memory limits, attack, metrics) share: free loopback
+ports, a loopback upstream, and the failure report with the last lines of each log."""
 
+import http.server
 import os
 import shutil
 import socket
 import sys
+import threading
 
 
 def free_ports(count):
@@ -32,3 +34,34 @@ def finish(name, failures, work, logs, tail=10):
         sys.exit(1)
     shutil.rmtree(work, ignore_errors=True)
     print(f"{name}: passed")
+
+
+class LoopbackUpstream:
+    """An upstream on 127.0.0.1 (a free port, served by threads of its own) that answers every GET
+    with the JSON `body` and the status `status(path)`, counting the requests in `hits`.
+    `keep_alive`: answers are HTTP/1.1 and connections stay open (else HTTP/1.0, closed after each)."""
+
+    def __init__(self, body=b'{"ok":true}', status=lambda path: 200, keep_alive=False):
+        upstream = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1" if keep_alive else "HTTP/1.0"
+
+            def do_GET(self):
+                upstream.hits += 1
+                self.send_response(status(self.path))
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.hits = 0
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.server.shutdown()

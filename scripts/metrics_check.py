@@ -10,16 +10,15 @@ and refusals of every common kind, then writes the admin listener's scrape to SC
 checks what a scrape alone can show: fanout_subtasks_total counts every subtask of every job
 exactly once, the rejection reasons, the process_* families, fanout_build_info.
 """
-import http.server
 import json
 import socket
 import sys
-import threading
 import time
 
 import yaml
 
 from attack import Server, get, job_request
+from checklib import LoopbackUpstream
 
 failures = []
 
@@ -38,20 +37,6 @@ def samples(text):
             key, value = line.rsplit(" ", 1)
             values[key] = float(value)
     return values
-
-
-class Upstream(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        status = 503 if self.path == "/busy" else 200
-        body = b'{"ok":true}'
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
 
 
 def run_job(port, job):
@@ -92,9 +77,8 @@ def request(port, method, path, body=None, content_type="application/json"):
 
 def main():
     binary, scrape_path = sys.argv[1], sys.argv[2]
-    upstream = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Upstream)
-    threading.Thread(target=upstream.serve_forever, daemon=True).start()
-    up = f"http://127.0.0.1:{upstream.server_address[1]}"
+    upstream = LoopbackUpstream(status=lambda path: 503 if path == "/busy" else 200)
+    up = f"http://127.0.0.1:{upstream.port}"
     server = Server(binary, "egress.allow=127.0.0.1")
     port = server.port
     tasks_run = 0
@@ -149,7 +133,7 @@ def main():
         text = get(server.admin_port, "/metrics")[2].decode()
     finally:
         server.stop()
-        upstream.shutdown()
+        upstream.stop()
     open(scrape_path, "w").write(text)
 
     values = samples(text)

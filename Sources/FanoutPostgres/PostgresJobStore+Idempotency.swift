@@ -17,11 +17,7 @@ extension PostgresJobStore {
                         insert into \(unescaped: schema).fanout_claims (key, fingerprint, job, claimed_at) values (\(scoped), \(fingerprint), null, \(now))
                         on conflict (key) do nothing returning key
                         """)
-                } decode: { rows in
-                    var any = false
-                    for try await _ in rows.decode(String.self) { any = true }
-                    return any
-                }
+                } decode: { try await Self.returnedRow($0) }
                 if inserted { return .claimed }
                 let existing = try await query { client, schema in
                     try await client.query("""
@@ -43,11 +39,7 @@ extension PostgresJobStore {
                             update \(unescaped: schema).fanout_claims set fingerprint = \(fingerprint), job = null, claimed_at = \(now)
                             where key = \(scoped) and job is not distinct from \(job) and claimed_at = \(claimedAt) returning key
                             """)
-                    } decode: { rows in
-                        var any = false
-                        for try await _ in rows.decode(String.self) { any = true }
-                        return any
-                    }
+                    } decode: { try await Self.returnedRow($0) }
                     if taken { return .claimed }
                     continue
                 }

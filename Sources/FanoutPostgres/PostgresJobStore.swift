@@ -2,7 +2,6 @@ import FanoutCore
 public import FanoutJobs
 import FanoutSync
 public import Logging
-import NIOCore
 import PostgresNIO
 
 /// The shared store (`jobs.store: "postgres://…"`): every replica on one database can answer the
@@ -114,220 +113,6 @@ public final class PostgresJobStore: JobStore {
 
     public var isAvailable: Bool { local.withLock { $0.available } }
 
-    // MARK: JobStore
-
-    public func create(_ job: NewRetainedJob) async {
-        local.withLock { $0.running[job.id] = (job.onCancel, false) }
-        let key = job.idempotencyKey.map { Self.scoped($0, owner: job.owner) }
-        await persist("create") { client, schema, replica, lease in
-            try await client.query("""
-                with job as (
-                    insert into \(unescaped: schema).fanout_jobs (id, owner, state, total, task_ids, created_at, lease_owner, lease_until)
-                    values (\(job.id), \(job.owner), 'running', \(job.total), \(job.taskIDs), \(job.createdAt), \(replica), extract(epoch from clock_timestamp()) + \(lease))
-                    on conflict (id) do nothing
-                    returning id
-                )
-                update \(unescaped: schema).fanout_claims set job = (select id from job) where key = \(key) and exists (select 1 from job)
-                """)
-        }
-    }
-
-    public func append(_ id: String, lines: [RetainedLine]) async {
-        guard !lines.isEmpty else { return }
-        let bodies = lines.map { ByteBuffer(bytes: $0.bytes) }
-        let seqs = lines.map(\.seq)
-        let events = lines.map { Self.code($0.event) }
-        let statuses = lines.map { $0.status.map(Self.code) ?? -1 }
-        let indexes = lines.map { $0.index ?? -1 }
-        let last = seqs.last!
-        let retention = settings.retentionSeconds
-        let channel = self.channel
-        let ends = lines.contains { $0.event == .end }
-        await persist("append") { client, schema, replica, _ in
-            let now = WallClock.now
-            return try await client.query("""
-                with ins as (
-                    insert into \(unescaped: schema).fanout_lines (job, seq, event, status, task_index, body)
-                    select \(id), u.seq, u.event, nullif(u.status, -1), nullif(u.idx, -1), u.body
-                    from unnest(\(seqs)::bigint[], \(events)::smallint[], \(statuses)::smallint[], \(indexes)::integer[], \(bodies)::bytea[])
-                        as u(seq, event, status, idx, body)
-                    where exists (
-                        select 1 from \(unescaped: schema).fanout_jobs where id = \(id) and state = 'running' and lease_owner = \(replica)
-                    )
-                    on conflict do nothing
-                    returning event, status, octet_length(body) as size
-                ), c as (
-                    select count(*) filter (where status = 0) as ok, count(*) filter (where status = 1) as error,
-                           count(*) filter (where status = 2) as timeout, count(*) filter (where status = 3) as cancelled,
-                           count(*) filter (where event = 2) as ends, coalesce(sum(size + 64), 0) as bytes
-                    from ins
-                )
-                update \(unescaped: schema).fanout_jobs j set
-                    ok = j.ok + c.ok, error = j.error + c.error, timeout = j.timeout + c.timeout, cancelled = j.cancelled + c.cancelled,
-                    bytes = j.bytes + c.bytes, last_seq = greatest(j.last_seq, \(last)),
-                    state = case when c.ends > 0 then 'finished' else j.state end,
-                    finished_at = case when c.ends > 0 then \(now) else j.finished_at end,
-                    expires_at = case when c.ends > 0 then \(now + retention) else j.expires_at end
-                from c
-                where j.id = \(id) and c.ok + c.error + c.timeout + c.cancelled + c.ends + c.bytes > 0
-                returning pg_notify(\(channel), \("l" + id))
-                """)
-        }
-        if ends { _ = local.withLock { $0.running.removeValue(forKey: id) } }
-        wakeups.notify(id)
-    }
-
-    public func read(_ id: String, owner: String?, after: Int, maxLines: Int) async throws -> JobRead {
-        var failingSince: ContinuousClock.Instant?
-        while true {
-            try Task.checkCancellation()
-            let generation = wakeups.watch(id)
-            defer { wakeups.unwatch(id) }
-            let step: JobRead?
-            do {
-                step = try await readOnce(id, owner: owner, after: after, maxLines: maxLines)
-                failingSince = nil
-            } catch let error as JobStoreError {
-                throw error
-            } catch {
-                // The database is away: keep trying for a while, then let the reader go (it resumes).
-                try Task.checkCancellation()
-                let since = failingSince ?? .now
-                failingSince = since
-                if ContinuousClock.now - since > .seconds(10) { throw JobStoreError.unavailable }
-                try await Task.sleep(for: .milliseconds(250))
-                continue
-            }
-            if let step { return step }
-            await wakeups.wait(for: id, since: generation, atMost: Self.pollInterval)
-        }
-    }
-
-    /// One query: the job's row and its next lines. nil: none yet, the job runs.
-    private func readOnce(_ id: String, owner: String?, after: Int, maxLines: Int) async throws -> JobRead? {
-        let limit = max(maxLines, 1)
-        let rows = try await query { client, schema in
-            try await client.query("""
-                select j.state, j.owner, j.expires_at, j.last_seq, l.seq, l.event, l.status, l.body
-                from \(unescaped: schema).fanout_jobs j
-                left join lateral (
-                    select seq, event, status, body from \(unescaped: schema).fanout_lines
-                    where job = j.id and seq > \(after) order by seq limit \(limit)
-                ) l on true
-                where j.id = \(id)
-                order by l.seq
-                """)
-        } decode: { rows in
-            var out: [(String, String?, Double?, Int, Int?, Int?, Int?, ByteBuffer?)] = []
-            for try await row in rows.decode((String, String?, Double?, Int, Int?, Int?, Int?, ByteBuffer?).self) { out.append(row) }
-            return out
-        }
-        guard let first = rows.first, first.1 == nil || first.1 == owner, first.2.map({ $0 > WallClock.now }) ?? true else {
-            throw JobStoreError.notFound
-        }
-        let ended = first.0 != RetainedJobState.running.rawValue
-        let lines = rows.compactMap { row -> RetainedLine? in
-            guard let seq = row.4, let event = row.5, let body = row.7 else { return nil }
-            return RetainedLine(seq: seq, event: Self.event(event), status: row.6.flatMap(Self.status), bytes: Array(body.readableBytesView))
-        }
-        if let lastLine = lines.last { return JobRead(lines: lines, ended: ended && lastLine.seq >= first.3) }
-        return ended ? JobRead(lines: [], ended: true) : nil
-    }
-
-    public func status(_ id: String, owner: String?) async -> RetainedJobStatus? {
-        try? await statuses(id: id, owner: owner).first
-    }
-
-    public func list(owner: String?, state: RetainedJobState?) async -> [RetainedJobStatus] {
-        (try? await statuses(id: nil, owner: owner, state: state)) ?? []
-    }
-
-    static let statusColumns = "id, state, total, ok, error, timeout, cancelled, created_at, finished_at, expires_at, last_seq, owner"
-
-    /// Status documents of the job `id` if visible to `owner`, or (nil) the owner's jobs (in
-    /// `state`, if given), newest first, at most 10,000.
-    private func statuses(id: String?, owner: String?, state: RetainedJobState? = nil) async throws -> [RetainedJobStatus] {
-        let wanted = state?.rawValue
-        let now = WallClock.now
-        return try await query { client, schema in
-            let sql: PostgresQuery
-            switch id {
-            case .some(let id):
-                sql = "select \(unescaped: Self.statusColumns) from \(unescaped: schema).fanout_jobs where id = \(id) and (owner is null or owner = \(owner)) and (expires_at is null or expires_at > \(now))"
-            case .none:
-                sql = "select \(unescaped: Self.statusColumns) from \(unescaped: schema).fanout_jobs where (owner is null or owner = \(owner)) and (expires_at is null or expires_at > \(now)) and (\(wanted)::text is null or state = \(wanted)) order by serial desc limit 10000"
-            }
-            return try await client.query(sql)
-        } decode: { rows in
-            var out: [RetainedJobStatus] = []
-            for try await row in rows.decode((String, String, Int, Int, Int, Int, Int, Double, Double?, Double?, Int, String?).self) {
-                var status = RetainedJobStatus(job: row.0, state: RetainedJobState(rawValue: row.1) ?? .running, total: row.2, createdAt: row.7)
-                status.ok = row.3
-                status.error = row.4
-                status.timeout = row.5
-                status.cancelled = row.6
-                status.finishedAt = row.8
-                status.expiresAt = row.9
-                status.lastSeq = row.10
-                out.append(status)
-            }
-            return out
-        }
-    }
-
-    public func requestCancel(_ id: String, owner: String?) async -> RetainedJobStatus? {
-        guard let status = await status(id, owner: owner) else { return nil }
-        guard status.state == .running else { return status }
-        let channel = self.channel
-        _ = try? await query { client, schema in
-            try await client.query("""
-                update \(unescaped: schema).fanout_jobs set cancel_requested = true where id = \(id) and state = 'running'
-                returning pg_notify(\(channel), \("c" + id))
-                """)
-        } decode: { _ in () }
-        cancelLocally(id)
-        return status
-    }
-
-    public func waitUntilEnded(_ id: String, owner: String?, limit: Duration) async -> RetainedJobStatus? {
-        let deadline = ContinuousClock.now + limit
-        while true {
-            let generation = wakeups.watch(id)
-            defer { wakeups.unwatch(id) }
-            guard let status = await status(id, owner: owner) else { return nil }
-            if status.state != .running || ContinuousClock.now >= deadline { return status }
-            await wakeups.wait(for: id, since: generation, atMost: min(.milliseconds(250), deadline - .now))
-        }
-    }
-
-    public func delete(_ id: String, owner: String?) async -> DeleteOutcome {
-        guard let status = await status(id, owner: owner) else { return .notFound }
-        if status.state == .running { return .running }
-        let deleted = (try? await query { client, schema in
-            try await client.query("delete from \(unescaped: schema).fanout_jobs where id = \(id) and state <> 'running' returning id")
-        } decode: { rows in
-            var count = 0
-            for try await _ in rows.decode(String.self) { count += 1 }
-            return count
-        }) ?? 0
-        return deleted > 0 ? .deleted : .notFound
-    }
-
-    public func expire() async -> Int {
-        let now = WallClock.now
-        return (try? await query { client, schema in
-            try await client.query("""
-                with gone as (delete from \(unescaped: schema).fanout_jobs where expires_at <= \(now) returning id),
-                     stale as (delete from \(unescaped: schema).fanout_claims where job is null and claimed_at < \(now - Self.claimLifetime) returning key)
-                select (select count(*) from gone)::bigint
-                """)
-        } decode: { rows in
-            var count = 0
-            for try await value in rows.decode(Int.self) { count = value }
-            return count
-        }) ?? 0
-    }
-
     public func stopWaitingForSpace() {
         local.withLock { $0.neverWait = true }
     }
@@ -365,6 +150,13 @@ public final class PostgresJobStore: JobStore {
         [SubtaskOutcome.Status.ok, .error, .timeout, .cancelled].indices.contains(code) ? [SubtaskOutcome.Status.ok, .error, .timeout, .cancelled][code] : nil
     }
 
+    /// Whether a statement's `returning` gave any row (its one column a string: a key or an id).
+    static func returnedRow(_ rows: PostgresRowSequence) async throws -> Bool {
+        var any = false
+        for try await _ in rows.decode(String.self) { any = true }
+        return any
+    }
+
     func cancelLocally(_ id: String) {
         let onCancel = local.withLock { state -> (@Sendable () -> Void)? in
             guard let entry = state.running[id], !entry.cancelled else { return nil }
@@ -375,6 +167,12 @@ public final class PostgresJobStore: JobStore {
     }
 
     var runningHere: [String] { local.withLock { Array($0.running.keys) } }
+
+    /// Notes a job this replica runs, with its `onCancel`.
+    func runHere(_ id: String, onCancel: @escaping @Sendable () -> Void) { local.withLock { $0.running[id] = (onCancel, false) } }
+
+    /// Forgets a job that ended here.
+    func endedHere(_ id: String) { _ = local.withLock { $0.running.removeValue(forKey: id) } }
 
     /// Runs one statement (and reads its rows) within ``statementLimit``, noting whether the
     /// database answered.
@@ -498,4 +296,3 @@ public final class PostgresJobStore: JobStore {
         var description: String { "PostgreSQL did not answer in time (is it running and reachable, and is the URL right?)" }
     }
 }
-

@@ -6,22 +6,28 @@ import Prometheus
 /// at scrape time: CPU time, resident and virtual memory, open and maximum descriptors, start time.
 final class ProcessMetrics: Sendable {
     private let cpuSeconds: Counter
-    private let residentBytes: Gauge
-    private let virtualBytes: Gauge
-    private let openFDs: Gauge
-    private let maxFDs: Gauge
+    private let gauges: ScrapedGauges<Reading>
     private let startTime: Gauge
     /// The CPU seconds already added to the counter (it only goes up: each scrape adds the difference).
     private let countedCPU = Locked(0.0)
     private let ticksPerSecond = Double(sysconf(Int32(_SC_CLK_TCK)))
-    private let pageSize = Double(sysconf(Int32(_SC_PAGESIZE)))
+
+    /// One scrape's look at the process (nil: that part could not be read).
+    private struct Reading {
+        var stat: Stat?
+        var openFDs: Int?
+        var maxFDs: Double?
+    }
 
     init(registry: PrometheusCollectorRegistry) {
         cpuSeconds = registry.makeCounter(descriptor: .named("process_cpu_seconds_total", "Total user and system CPU time spent in seconds."))
-        residentBytes = registry.makeGauge(descriptor: .named("process_resident_memory_bytes", "Resident memory size in bytes."))
-        virtualBytes = registry.makeGauge(descriptor: .named("process_virtual_memory_bytes", "Virtual memory size in bytes."))
-        openFDs = registry.makeGauge(descriptor: .named("process_open_fds", "Number of open file descriptors."))
-        maxFDs = registry.makeGauge(descriptor: .named("process_max_fds", "Maximum number of open file descriptors."))
+        let pageSize = Double(sysconf(Int32(_SC_PAGESIZE)))
+        gauges = ScrapedGauges(registry, [
+            ("process_resident_memory_bytes", "Resident memory size in bytes.", { reading in reading.stat.map { $0.residentPages * pageSize } }),
+            ("process_virtual_memory_bytes", "Virtual memory size in bytes.", { reading in reading.stat?.virtualBytes }),
+            ("process_open_fds", "Number of open file descriptors.", { reading in reading.openFDs.map(Double.init) }),
+            ("process_max_fds", "Maximum number of open file descriptors.", { reading in reading.maxFDs }),
+        ])
         startTime = registry.makeGauge(
             descriptor: .named("process_start_time_seconds", "Start time of the process since unix epoch in seconds.")
         )
@@ -32,7 +38,8 @@ final class ProcessMetrics: Sendable {
 
     /// Reads `/proc/self/stat`, `/proc/self/fd` and the descriptor limit into the families.
     func record() {
-        if let stat = Self.stat() {
+        let stat = Self.stat()
+        if let stat {
             let seconds = (stat.userTicks + stat.systemTicks) / ticksPerSecond
             countedCPU.withLock { counted in
                 if seconds > counted {
@@ -40,12 +47,10 @@ final class ProcessMetrics: Sendable {
                     counted = seconds
                 }
             }
-            residentBytes.set(to: stat.residentPages * pageSize)
-            virtualBytes.set(to: stat.virtualBytes)
         }
-        if let count = Self.openDescriptors() { openFDs.set(to: Double(count)) }
         var limit = rlimit()
-        if getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 { maxFDs.set(to: Double(limit.rlim_cur)) }
+        let maxFDs = getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 ? Double(limit.rlim_cur) : nil
+        gauges.record(Reading(stat: stat, openFDs: Self.openDescriptors(), maxFDs: maxFDs))
     }
 
     struct Stat {

@@ -4,12 +4,8 @@ import Prometheus
 
 /// Metrics of retained jobs: what the store holds (read at scrape time), readers, resumes, replays.
 final class RetainedJobMetrics: Sendable {
-    private let jobs: Gauge
-    private let runningJobs: Gauge
-    private let bytes: Gauge
-    private let lines: Gauge
-    /// 1 while the job store can be reached (always, for the memory store).
-    private let storeUp: Gauge
+    /// What the store holds, and whether it can be reached (always, for the memory store).
+    private let storeGauges: ScrapedGauges<(available: Bool, usage: JobStoreUsage?)>
     private let readers: Gauge
     private let resumes: Counter
     private let replays: Counter
@@ -20,11 +16,16 @@ final class RetainedJobMetrics: Sendable {
     var storeAvailable: Bool { available.withLock { $0 }?() ?? true }
 
     init(registry: PrometheusCollectorRegistry) {
-        jobs = registry.makeGauge(descriptor: .named("fanout_retained_jobs", "Retained jobs in the store, running or ended."))
-        runningJobs = registry.makeGauge(descriptor: .named("fanout_retained_jobs_running", "Retained jobs still running."))
-        bytes = registry.makeGauge(descriptor: .named("fanout_retained_bytes", "Bytes of lines the store holds for retained jobs."))
-        lines = registry.makeGauge(descriptor: .named("fanout_retained_lines", "Lines the store holds for retained jobs."))
-        storeUp = registry.makeGauge(descriptor: .named("fanout_job_store_up", "1 while the job store (jobs.store) can be reached, 0 while the PostgreSQL store cannot."))
+        storeGauges = ScrapedGauges(registry, [
+            ("fanout_retained_jobs", "Retained jobs in the store, running or ended.", { store in store.usage.map { Double($0.jobs) } }),
+            ("fanout_retained_jobs_running", "Retained jobs still running.", { store in store.usage.map { Double($0.running) } }),
+            ("fanout_retained_bytes", "Bytes of lines the store holds for retained jobs.", { store in store.usage.map { Double($0.bytes) } }),
+            ("fanout_retained_lines", "Lines the store holds for retained jobs.", { store in store.usage.map { Double($0.lines) } }),
+            (
+                "fanout_job_store_up", "1 while the job store (jobs.store) can be reached, 0 while the PostgreSQL store cannot.",
+                { store in store.available ? 1 : 0 }
+            ),
+        ])
         readers = registry.makeGauge(descriptor: .named("fanout_job_readers", "Readers following a retained job's events now."))
         resumes = registry.makeCounter(
             descriptor: .named("fanout_job_resumes_total", "Event reads that resumed after a cursor (after or Last-Event-ID above 0).")
@@ -36,12 +37,7 @@ final class RetainedJobMetrics: Sendable {
 
     /// Updates the gauges from the store; called before each exposition.
     func record() {
-        storeUp.set(to: storeAvailable ? 1 : 0)
-        guard let usage = usage.withLock({ $0 })?() else { return }
-        jobs.set(to: Double(usage.jobs))
-        runningJobs.set(to: Double(usage.running))
-        bytes.set(to: Double(usage.bytes))
-        lines.set(to: Double(usage.lines))
+        storeGauges.record((available: storeAvailable, usage: usage.withLock { $0 }?()))
     }
 
     func readerStarted(resuming: Bool) {
