@@ -68,10 +68,16 @@ extension Dispatcher {
     // at once and says when it has room for more: no task per send, no second group.
 
     private static func run(_ loop: DispatchLoop, offeringTo sink: any NonBlockingLineSink) async {
+        let send: DispatchLoop.Send = { bytes, events in sink.offer(bytes) { events.post(.sent($0)) } }
+        // Only timers (`echo`): no task at all but the stream's own, and no group to hold subtasks.
+        if loop.job.tasks.allPlanned {
+            await loop.run(spawn: { _, _, _, _ in preconditionFailure("a planned subtask never runs in a task") }, send: send, cancelTasks: {})
+            return
+        }
         await withDiscardingTaskGroup { subtasks in
             await loop.run(
                 spawn: { work, context, index, events in spawn(work, context, index, events, in: &subtasks) },
-                send: { bytes, events in sink.offer(bytes) { events.post(.sent($0)) } },
+                send: send,
                 cancelTasks: { subtasks.cancelAll() }
             )
         }

@@ -300,6 +300,18 @@ struct DispatcherTests {
         checkInvariants(sink.lines, total: 100)
     }
 
+    /// Timers only (delayed `echo`): the stream's task alone, no group; lines in finish order.
+    @Test func aNonBlockingSinkGetsTimerOnlyJobsInFinishOrder() async {
+        let sink = OfferingSink()
+        let tasks = [300, 10, 150].enumerated().map { index, ms in
+            Subtask(id: "t\(index)", index: index, kind: "echo", timeoutMilliseconds: nil, work: .delayed(.ok(.null), after: .milliseconds(TestTime.ms(ms))))
+        }
+        let summary = await Dispatcher.run(.make(tasks), id: "j", sink: sink)
+        #expect(summary.ok == 3 && !summary.clientGone)
+        #expect(sink.results.compactMap { $0["index"]?.int } == [1, 2, 0])
+        checkInvariants(sink.lines, total: 3)
+    }
+
     @Test func aNonBlockingSinkWhoseClientIsGoneStopsTheJob() async {
         let sink = OfferingSink(failAfter: 0)
         let tasks = [probe.task("a", 0, delay: TestTime.ms(5))] + (1..<6).map { probe.task("t\($0)", $0, delay: TestTime.ms(10_000)) }
