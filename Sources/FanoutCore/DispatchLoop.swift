@@ -116,9 +116,11 @@ final class DispatchLoop {
             next += 1
             launched += 1
             if case .immediate(let outcome) = work {
-                // What finished before now goes first, so lines stay in finish order.
-                for event in Self.finishOrder(events.take()) { handle(event) }
-                if !jobRun.stopped { jobRun.record(index: index, outcome: outcome, at: .now) }
+                // What finished before now goes first, so lines stay in finish order (`now` is read
+                // under the inbox's lock, after every outcome taken and before every later one).
+                let (earlier, now) = events.takeStamped()
+                for event in Self.finishOrder(earlier) { handle(event) }
+                if !jobRun.stopped { jobRun.record(index: index, outcome: outcome, at: now) }
                 continue
             }
             inFlight += 1
@@ -147,10 +149,10 @@ final class DispatchLoop {
     private func schedule(index: Int, outcome: SubtaskOutcome, due: ContinuousClock.Instant, deadline: ContinuousClock.Instant) {
         let events = self.events
         if due <= deadline {
-            planned[index] = timer.schedule(at: due) { events.post(.finished(index: index, outcome: outcome, at: .now)) }
+            planned[index] = timer.schedule(at: due) { events.postFinished(index: index, outcome: outcome) }
         } else if deadline < jobDeadline {
             let timeout = SubtaskOutcome.timeout("the task did not finish within its timeout")
-            planned[index] = timer.schedule(at: deadline) { events.post(.finished(index: index, outcome: timeout, at: .now)) }
+            planned[index] = timer.schedule(at: deadline) { events.postFinished(index: index, outcome: timeout) }
         }
     }
 

@@ -49,7 +49,7 @@ public enum Dispatcher {
         trace: TraceScope? = nil,
         sink: some LineSink
     ) async -> JobSummary {
-        let loop = DispatchLoop(job: job, id: id, observer: observer, timer: timer, bufferBytes: bufferBytes, trace: trace)
+        let loop = makeLoop(job, id: id, observer: observer, timer: timer, bufferBytes: bufferBytes, trace: trace)
         control?.attach(loop.events)
         defer { control?.detach() }
         if let direct = sink as? any NonBlockingLineSink {
@@ -62,6 +62,16 @@ public enum Dispatcher {
 }
 
 extension Dispatcher {
+    /// Not inlined into ``run(_:id:control:observer:timer:bufferBytes:trace:sink:)``: building the
+    /// loop's bookkeeping there would lay its temporaries out in the async frame, which an open
+    /// stream's task holds for the stream's whole life.
+    @inline(never)
+    private static func makeLoop(
+        _ job: Job, id: String, observer: (any DispatchObserver)?, timer: DeadlineTimer, bufferBytes: Int, trace: TraceScope?
+    ) -> DispatchLoop {
+        DispatchLoop(job: job, id: id, observer: observer, timer: timer, bufferBytes: bufferBytes, trace: trace)
+    }
+
     // Subtasks that do work are children of one group, which a stop cancels. A sink that must wait
     // to take lines (a job store) gets each send as a child of another group, so that a cancelled
     // job still hands its last lines over; a non-blocking one (the response stream) is handed them
@@ -116,7 +126,7 @@ extension Dispatcher {
     ) {
         subtasks.addTask {
             let outcome = await work(context)
-            events.post(.finished(index: index, outcome: outcome, at: .now))
+            events.postFinished(index: index, outcome: outcome)
         }
     }
 }

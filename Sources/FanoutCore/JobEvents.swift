@@ -31,6 +31,26 @@ final class JobEvents: Sendable {
         waiter?.resume()
     }
 
+    /// A subtask's outcome, stamped with the time under the inbox's lock (not before taking it, as
+    /// `post(.finished(…, at: .now))` would be): then every stamp is earlier than the ones posted
+    /// after it and than ``takeStamped()``'s time, so lines in stamp order are in finish order.
+    func postFinished(index: Int, outcome: SubtaskOutcome) {
+        let waiter = state.withLock { state in
+            state.events.append(.finished(index: index, outcome: outcome, at: .now))
+            return state.waiter.take()
+        }
+        waiter?.resume()
+    }
+
+    /// Everything posted so far, and the time read under the same lock: every outcome taken is
+    /// stamped before it, every later one after it.
+    func takeStamped() -> (events: [DispatchEvent], now: ContinuousClock.Instant) {
+        state.withLock { state in
+            defer { state.events = [] }
+            return (state.events, .now)
+        }
+    }
+
     /// Everything posted so far (possibly nothing).
     func take() -> [DispatchEvent] {
         state.withLock { state in

@@ -17,6 +17,9 @@ final class JobCompletion: Sendable {
         self.logger = logger
     }
 
+    /// Not inlined: called from a stream's async function, its temporaries (the log line's
+    /// metadata) would otherwise be laid out in that task's frame, held for the stream's life.
+    @inline(never)
     func finished(id: String, client: String, ticket: UInt64, summary: JobSummary, duration: Duration, trace: TraceScope, bodyBytes: Int) {
         admission.release(ticket)
         metrics.jobEnded(summary, duration: duration)

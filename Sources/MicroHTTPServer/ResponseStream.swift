@@ -76,6 +76,13 @@ public final class ResponseStream: @unchecked Sendable {
             finish()
             return
         }
+        await runSupervised(producer)
+    }
+
+    /// Not inlined into ``run(_:supervised:)``: the task of an unsupervised stream would hold this
+    /// group's frame for the stream's life without using it.
+    @inline(never)
+    private func runSupervised(_ producer: @escaping @Sendable (ResponseStream) async -> Void) async {
         await withDiscardingTaskGroup { group in
             group.addTask {
                 await producer(self)
