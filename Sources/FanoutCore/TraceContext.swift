@@ -31,18 +31,16 @@ public struct TraceContext: Sendable, Equatable {
 
     /// The first span of a new trace: random trace and span IDs.
     public static func newTrace(sampled: Bool) -> TraceContext {
-        var random = TraceIDGenerator()
-        return TraceContext(
-            traceID: (random.nonZero(), random.nonZero()), spanID: random.nonZero(),
+        TraceContext(
+            traceID: (TraceIDs.next(), TraceIDs.next()), spanID: TraceIDs.next(),
             flags: sampled ? sampledFlag : 0
         )
     }
 
     /// A child span in the same trace: a new span ID, the same flags and state.
     public func child() -> TraceContext {
-        var random = TraceIDGenerator()
         var child = self
-        child.spanID = random.nonZero()
+        child.spanID = TraceIDs.next()
         return child
     }
 
@@ -186,28 +184,24 @@ extension TraceContext {
 
 /// Trace and span IDs: SplitMix64 over a process-wide counter that starts from a random seed.
 /// Unique within the process, evenly spread, and one atomic add each; `SystemRandomNumberGenerator`
-/// costs a getrandom(2) system call per value, three per job that starts a trace.
-struct TraceIDGenerator: RandomNumberGenerator {
+/// costs a getrandom(2) system call per value, three per job that starts a trace. Static, with no
+/// instance: a `var` of an empty generator struct has no storage of its own, and ThreadSanitizer's
+/// exclusivity checks then saw two threads' `mutating` calls on whatever address it was given.
+enum TraceIDs {
     private static let seed: UInt64 = {
         var random = SystemRandomNumberGenerator()
         return random.next()
     }()
     private static let counter = Atomic<UInt64>(0)
 
-    mutating func next() -> UInt64 {
-        let count = Self.counter.wrappingAdd(1, ordering: .relaxed).newValue
-        var mixed = Self.seed &+ count &* 0x9E37_79B9_7F4A_7C15
-        mixed = (mixed ^ (mixed >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        mixed = (mixed ^ (mixed >> 27)) &* 0x94D0_49BB_1331_11EB
-        return mixed ^ (mixed >> 31)
-    }
-}
-
-extension RandomNumberGenerator {
-    /// A random value other than zero (an all-zero W3C ID is invalid).
-    mutating func nonZero() -> UInt64 {
+    /// A new ID, never zero (an all-zero W3C ID is invalid).
+    static func next() -> UInt64 {
         while true {
-            let value = next()
+            let count = counter.wrappingAdd(1, ordering: .relaxed).newValue
+            var mixed = seed &+ count &* 0x9E37_79B9_7F4A_7C15
+            mixed = (mixed ^ (mixed >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            mixed = (mixed ^ (mixed >> 27)) &* 0x94D0_49BB_1331_11EB
+            let value = mixed ^ (mixed >> 31)
             if value != 0 { return value }
         }
     }
