@@ -5,7 +5,8 @@
 /// holds it the loop still handles the job's deadline and stops: in-flight subtasks are cancelled
 /// on time, and their lines wait for the client. While a send is out, no new subtask starts.
 final class DispatchLoop {
-    let job: Job
+    /// The job, held once (by ``jobRun``): an open stream pays for every copy.
+    var job: Job { jobRun.job }
     let jobRun: JobRun
     let events = JobEvents()
     let timer: DeadlineTimer
@@ -25,7 +26,6 @@ final class DispatchLoop {
     private var heartbeatTimer: DeadlineTimer.Token?
 
     init(job: Job, id: String, observer: (any DispatchObserver)?, timer: DeadlineTimer, bufferBytes: Int, trace: TraceScope? = nil) {
-        self.job = job
         self.timer = timer
         self.start = ContinuousClock.now
         self.jobDeadline = start + .milliseconds(job.timeoutMilliseconds)

@@ -63,6 +63,13 @@ final class RequestContext {
         body.append(contentsOf: data)
     }
 
+    /// Drops the request's headers and query once its stream is queued: the context lives as long
+    /// as the stream (MHD hands it to the completion callback), nothing reads them after the answer.
+    func releaseHead() {
+        headers = HTTPHeaders()
+        query = HTTPHeaders()
+    }
+
     /// Frees the body and gives its reservation back.
     func dropBody(_ budget: BodyBudget) {
         body = []

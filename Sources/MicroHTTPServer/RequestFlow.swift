@@ -143,6 +143,7 @@ enum RequestFlow {
         guard let stream = context.stream else { return queued }
         if queued == .YES {
             server.registry.add(stream)
+            context.releaseHead()
         } else {
             // Never sent: end the stream at once. Its producer still runs, so whatever it holds
             // (a job's admission slot, its metrics) is given back; every write fails at once.
