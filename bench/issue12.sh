@@ -16,15 +16,7 @@ trap cleanup EXIT
 
 gcc -O2 -o "$work/mhd_limit" "$kit/peers/mhd_limit.c" $(pkg-config --cflags --libs libmicrohttpd) || exit 1
 gcc -O2 -o "$work/fanclient" "$kit/fanclient.c" || exit 1
-python3 - "$work" <<'PY'
-import json, sys
-d = sys.argv[1]
-def write(name, job): open(f"{d}/{name}", "w").write(json.dumps(job, separators=(",", ":")))
-write("burst.json", {"tasks": [{"kind": "echo", "delay_ms": 100, "value": i} for i in range(100000)], "concurrency": 100000})
-write("stream1s.json", {"tasks": [{"kind": "echo", "delay_ms": 1000, "value": "x"}]})
-write("stream10s.json", {"tasks": [{"kind": "echo", "delay_ms": 10000, "value": "x"}]})
-write("http1000.json", {"tasks": [{"kind": "http", "url": f"http://127.0.0.1:18301/healthz?n={i}"} for i in range(1000)], "concurrency": 1000})
-PY
+python3 "$root/bench/jobfiles.py" "$work" 18301 || exit 1  # the job files fanclient posts
 kib() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status"; }  # kib PID VmRSS|VmHWM
 cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }                  # utime + stime, in ticks
 started_pid=""

@@ -20,15 +20,7 @@ else
 fi
 gcc -O2 -o "$work/mhd_limit" "$kit/peers/mhd_limit.c" $(pkg-config --cflags --libs libmicrohttpd) || exit 1
 gcc -O2 -o "$work/fanclient" "$kit/fanclient.c" || exit 1
-# Job files for fanclient: one job of 100,000 x 100 ms echo, a one-task 1 s job, 1,000 http GETs to mhd_limit.
-python3 - "$work" <<'PY'
-import json, sys
-d = sys.argv[1]
-def write(name, job): open(f"{d}/{name}", "w").write(json.dumps(job, separators=(",", ":")))
-write("burst.json", {"tasks": [{"kind": "echo", "delay_ms": 100, "value": i} for i in range(100000)], "concurrency": 100000})
-write("stream1s.json", {"tasks": [{"kind": "echo", "delay_ms": 1000, "value": "x"}]})
-write("http1000.json", {"tasks": [{"kind": "http", "url": f"http://127.0.0.1:18201/healthz?n={i}"} for i in range(1000)], "concurrency": 1000})
-PY
+python3 "$root/bench/jobfiles.py" "$work" 18201 || exit 1  # the job files fanclient posts
 kib() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status"; }  # kib PID VmRSS|VmHWM
 
 start_fanoutd() {  # start_fanoutd PORT [--set k=v ...]; sets $fanoutd_pid
