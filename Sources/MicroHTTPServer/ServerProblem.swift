@@ -1,4 +1,5 @@
 internal import CMicroHTTPD
+internal import CMicroHTTPDShims
 
 /// An `application/problem+json` answer (RFC 9457) the server gives on its own, before or instead of
 /// the handler: malformed framing, over capacity, a body over the limit mid-upload.
