@@ -27,30 +27,31 @@ public final class ResponseStream: @unchecked Sendable {
     /// Queues `bytes` for the client, then waits while the buffer is over its high-water mark.
     /// - Throws: ``ResponseStreamError/closed`` once the client is gone or the server is stopping.
     public func write(_ bytes: [UInt8]) async throws {
-        switch state.withLock({ $0.write(bytes) }) {
-        case .refused:
-            throw ResponseStreamError.closed
-        case .queued(let resume, let wait):
-            if resume { MHD_resume_connection(connection) }
-            guard wait else { return }
-            let ready = await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
-                whenRoom { continuation.resume(returning: $0) }
-            }
-            if !ready { throw ResponseStreamError.closed }
+        guard let wait = enqueue(bytes) else { throw ResponseStreamError.closed }
+        guard wait else { return }
+        let ready = await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
+            whenRoom { continuation.resume(returning: $0) }
         }
+        if !ready { throw ResponseStreamError.closed }
     }
 
     /// Queues `bytes` for the client without waiting. `ready` is called once: `true` as soon as the
     /// buffer has room for more (at once, on this thread, if it has now; else from the MHD thread
     /// that drained it), `false` if the stream is over (the bytes then go nowhere).
     public func write(_ bytes: [UInt8], ready: @escaping @Sendable (Bool) -> Void) {
+        guard let wait = enqueue(bytes) else { return ready(false) }
+        if wait { whenRoom(ready) } else { ready(true) }
+    }
+
+    /// Queues `bytes`, resuming the connection if the reader was suspended: whether the writer must
+    /// now wait for room, or nil if the stream is over (nothing queued).
+    private func enqueue(_ bytes: [UInt8]) -> Bool? {
         switch state.withLock({ $0.write(bytes) }) {
         case .refused:
-            ready(false)
+            return nil
         case .queued(let resume, let wait):
             if resume { MHD_resume_connection(connection) }
-            guard wait else { return ready(true) }
-            whenRoom(ready)
+            return wait
         }
     }
 

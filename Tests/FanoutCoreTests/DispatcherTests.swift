@@ -251,14 +251,26 @@ struct DispatcherTests {
         #expect(probe.snapshot.cancelled == 10)
     }
 
-    @Test func aVanishedClientStopsTheJob() async {
-        let sink = CollectingSink(failAfter: 0)
+    /// With a sink that sends (a job store's way) and one that is offered lines (the response
+    /// stream's): a client gone at the first lines stops the job and cancels what still runs.
+    @Test(arguments: [false, true]) func aVanishedClientStopsTheJob(nonBlocking: Bool) async {
         let tasks = [probe.task("a", 0, delay: TestTime.ms(5))] + (1..<6).map { probe.task("t\($0)", $0, delay: TestTime.ms(10_000)) }
+        let job = Job.make(tasks)
         let started = ContinuousClock.now
-        let summary = await Dispatcher.run(.make(tasks), id: "j", sink: sink)
+        let summary: JobSummary
+        let results: [JSONValue]
+        if nonBlocking {
+            let sink = OfferingSink(failAfter: 0)
+            summary = await Dispatcher.run(job, id: "j", sink: sink)
+            results = sink.results
+        } else {
+            let sink = CollectingSink(failAfter: 0)
+            summary = await Dispatcher.run(job, id: "j", sink: sink)
+            results = sink.results
+        }
         #expect(ContinuousClock.now - started < TestTime.scaled(.seconds(2)))
         #expect(summary.clientGone)
-        #expect(sink.results.isEmpty)
+        #expect(results.isEmpty)
         #expect(probe.snapshot.current == 0, "the subtasks still running were cancelled")
         #expect(probe.snapshot.cancelled == 5)
     }
@@ -310,17 +322,6 @@ struct DispatcherTests {
         #expect(summary.ok == 3 && !summary.clientGone)
         #expect(sink.results.compactMap { $0["index"]?.int } == [1, 2, 0])
         checkInvariants(sink.lines, total: 3)
-    }
-
-    @Test func aNonBlockingSinkWhoseClientIsGoneStopsTheJob() async {
-        let sink = OfferingSink(failAfter: 0)
-        let tasks = [probe.task("a", 0, delay: TestTime.ms(5))] + (1..<6).map { probe.task("t\($0)", $0, delay: TestTime.ms(10_000)) }
-        let started = ContinuousClock.now
-        let summary = await Dispatcher.run(.make(tasks), id: "j", sink: sink)
-        #expect(ContinuousClock.now - started < TestTime.scaled(.seconds(2)))
-        #expect(summary.clientGone)
-        #expect(sink.results.isEmpty)
-        #expect(probe.snapshot.current == 0, "the subtasks still running were cancelled")
     }
 
     @Test func aSlowClientHoldsBackNewSubtasks() async throws {

@@ -36,6 +36,11 @@ private let otlpExport = false
 private let otlpExport = true
 #endif
 
+extension Trait where Self == ConditionTrait {
+    /// Tests of exported spans: skipped in a build without the OTLP exporter.
+    fileprivate static var exportsSpans: Self { .enabled(if: otlpExport, "built without the OTLP exporter (scripts/tsan.sh)") }
+}
+
 @Suite("Tracing")
 struct TracingTests {
     static let incomingTrace = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -52,7 +57,7 @@ struct TracingTests {
     /// subtask spans are its children, attempt spans (a retry too) the subtasks', and each
     /// upstream request carried a traceparent whose parent is its attempt's span. A hedge is an
     /// attempt span of its own, beside the one it overtook (which ends cancelled).
-    @Test(.enabled(if: otlpExport, "built without the OTLP exporter (scripts/tsan.sh)")) func exportedSpansLinkJobSubtasksAttemptsAndUpstream() async throws {
+    @Test(.exportsSpans) func exportedSpansLinkJobSubtasksAttemptsAndUpstream() async throws {
         try await TraceCollector.with { collector in try await Self.checkExportedSpans(collector) }
     }
 
@@ -192,7 +197,7 @@ struct TracingTests {
 
     /// A retained (detached) job continues the POST's trace too: its server span, its subtask's
     /// span and attempt, the upstream's traceparent, and its log line.
-    @Test(.enabled(if: otlpExport, "built without the OTLP exporter (scripts/tsan.sh)")) func aDetachedJobContinuesThePostsTrace() async throws {
+    @Test(.exportsSpans) func aDetachedJobContinuesThePostsTrace() async throws {
         try await TraceCollector.with { collector in try await Self.checkDetachedJob(collector) }
     }
 
@@ -242,7 +247,7 @@ struct TracingTests {
     }
 
     /// A big job records spans for its first 1000 subtasks only (each costs memory until exported).
-    @Test(.enabled(if: otlpExport, "built without the OTLP exporter (scripts/tsan.sh)")) func aBigJobRecordsABoundedNumberOfSubtaskSpans() async throws {
+    @Test(.exportsSpans) func aBigJobRecordsABoundedNumberOfSubtaskSpans() async throws {
         try await TraceCollector.with { collector in
             let tasks = (0..<1100).map { #"{"kind":"echo","delay_ms":1,"value":\#($0)}"# }.joined(separator: ",")
             try await withService { configuration in
