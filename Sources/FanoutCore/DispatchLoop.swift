@@ -51,41 +51,32 @@ final class DispatchLoop {
             && jobRun.waitingBytes < bufferBytes
     }
 
+    /// What the loop does after a pass.
+    private enum Next {
+        case pass, yield, wait, finished, clientGone
+    }
+
+    /// Runs the job to its end line, or until the client is gone. Only the waits are here; each
+    /// pass is a function of its own, so this async frame (which an open stream's task holds for
+    /// the stream's life) has none of the pass's temporaries.
     func run(spawn: Spawn, send: Send, cancelTasks: () -> Void) async {
-        let events = self.events
-        deadlineTimer = timer.schedule(at: jobDeadline) { events.post(.deadline) }
-        if job.heartbeatMilliseconds > 0 {
-            heartbeatTimer = timer.schedule(at: start + heartbeat) { events.post(.heartbeatTick) }
-        }
+        startTimers()
         defer { cancelTimers() }
-        while true {
-            launch(spawn: spawn)
-            var batch = events.take()
-            if batch.isEmpty, !sending, jobRun.hasOutgoing {
-                // Immediate outcomes are ready: send them before waiting for more.
-            } else if batch.isEmpty {
-                if mayLaunch {
-                    await Task.yield()
-                    continue
-                }
+        var resumed = false
+        loop: while true {
+            switch pass(resumed: resumed, spawn: spawn, send: send, cancelTasks: cancelTasks) {
+            case .pass:
+                resumed = false
+            case .yield:
+                resumed = false
+                await Task.yield()
+            case .wait:
                 await events.wait()
-                batch = events.take()
-            }
-            if Task.isCancelled { break }
-            if batch.count > 1 { batch = Self.finishOrder(batch) }
-            for event in batch { handle(event) }
-            if clientGone { break }
-            if jobRun.stopped {
-                cancelPlanned()
-                cancelTasks()
-            }
-            guard !sending else { continue }
-            if jobRun.hasOutgoing {
-                // Only once these lines are with the client may new subtasks start.
-                sending = true
-                send(jobRun.takeOutgoing(), events)
-            } else if jobRun.finished {
+                resumed = true
+            case .finished:
                 return
+            case .clientGone:
+                break loop
             }
         }
         // The client is gone (the task was cancelled, or a send failed): stop everything.
@@ -93,6 +84,44 @@ final class DispatchLoop {
         cancelPlanned()
         cancelTasks()
         jobRun.abandon()
+    }
+
+    @inline(never)
+    private func startTimers() {
+        let events = self.events
+        deadlineTimer = timer.schedule(at: jobDeadline) { events.post(.deadline) }
+        if job.heartbeatMilliseconds > 0 {
+            heartbeatTimer = timer.schedule(at: start + heartbeat) { events.post(.heartbeatTick) }
+        }
+    }
+
+    /// Starts what may start and takes what has arrived (`resumed`: only takes, after a wait),
+    /// turns it into lines and hands them to the sink; says whether to pass again, wait or stop.
+    @inline(never)
+    private func pass(resumed: Bool, spawn: Spawn, send: Send, cancelTasks: () -> Void) -> Next {
+        if !resumed { launch(spawn: spawn) }
+        var batch = events.take()
+        if !resumed, batch.isEmpty {
+            // Immediate outcomes ready to send go on at once; otherwise start more, or wait.
+            if sending || !jobRun.hasOutgoing { return mayLaunch ? .yield : .wait }
+        }
+        if Task.isCancelled { return .clientGone }
+        if batch.count > 1 { batch = Self.finishOrder(batch) }
+        for event in batch { handle(event) }
+        if clientGone { return .clientGone }
+        if jobRun.stopped {
+            cancelPlanned()
+            cancelTasks()
+        }
+        guard !sending else { return .pass }
+        if jobRun.hasOutgoing {
+            // Only once these lines are with the client may new subtasks start.
+            sending = true
+            send(jobRun.takeOutgoing(), events)
+        } else if jobRun.finished {
+            return .finished
+        }
+        return .pass
     }
 
     /// Outcomes in the order their subtasks finished (tasks on different threads may post in a

@@ -49,41 +49,69 @@ public enum Dispatcher {
         trace: TraceScope? = nil,
         sink: some LineSink
     ) async -> JobSummary {
-        let loop = makeLoop(job, id: id, observer: observer, timer: timer, bufferBytes: bufferBytes, trace: trace)
-        control?.attach(loop.events)
-        defer { control?.detach() }
+        let prepared = prepare(job, id: id, control: control, observer: observer, timer: timer, bufferBytes: bufferBytes, trace: trace)
         if let direct = sink as? any NonBlockingLineSink {
-            await run(loop, offeringTo: direct)
+            await run(prepared, offeringTo: direct)
         } else {
-            await run(loop, sendingTo: sink)
+            await run(prepared.loop, sendingTo: sink)
+            control?.detach()
         }
-        return loop.jobRun.summary
+        return prepared.summary
+    }
+
+    /// A job made ready to run for a sink that takes lines at once and says when it has room for
+    /// more (the response stream): ``run(_:offeringTo:)``. Made on the calling thread and small, so
+    /// the async frames that an open stream's task holds for the stream's life stay small too.
+    public struct Prepared {
+        let loop: DispatchLoop
+        let control: JobControl?
+
+        /// The job's counts; final once ``Dispatcher/run(_:offeringTo:)`` has returned.
+        public var summary: JobSummary { loop.jobRun.summary }
+    }
+
+    /// Prepares `job` for ``run(_:offeringTo:)``; the parameters are those of
+    /// ``run(_:id:control:observer:timer:bufferBytes:trace:sink:)``. Not inlined: its temporaries
+    /// would be laid out in the caller's async frame.
+    @inline(never)
+    public static func prepare(
+        _ job: Job,
+        id: String,
+        control: JobControl? = nil,
+        observer: (any DispatchObserver)? = nil,
+        timer: DeadlineTimer = .shared,
+        bufferBytes: Int = 64 * 1024,
+        trace: TraceScope? = nil
+    ) -> Prepared {
+        let loop = DispatchLoop(job: job, id: id, observer: observer, timer: timer, bufferBytes: bufferBytes, trace: trace)
+        control?.attach(loop.events)
+        return Prepared(loop: loop, control: control)
+    }
+
+    /// Runs a prepared job, its lines offered to `sink`: no task per send, no group for them; a
+    /// job of timers only (`echo`) runs no task at all but the caller's, and has no subtask group.
+    /// Returns when the end line is with the sink or the client is gone.
+    public static func run(_ prepared: Prepared, offeringTo sink: any NonBlockingLineSink) async {
+        let send: DispatchLoop.Send = { bytes, events in sink.offer(bytes) { events.post(.sent($0)) } }
+        let loop = prepared.loop
+        if loop.job.tasks.allPlanned {
+            await loop.run(spawn: { _, _, _, _ in preconditionFailure("a planned subtask never runs in a task") }, send: send, cancelTasks: {})
+        } else {
+            await runWithSubtasks(loop, send: send)
+        }
+        prepared.control?.detach()
     }
 }
 
 extension Dispatcher {
-    /// Not inlined into ``run(_:id:control:observer:timer:bufferBytes:trace:sink:)``: building the
-    /// loop's bookkeeping there would lay its temporaries out in the async frame, which an open
-    /// stream's task holds for the stream's whole life.
-    @inline(never)
-    private static func makeLoop(
-        _ job: Job, id: String, observer: (any DispatchObserver)?, timer: DeadlineTimer, bufferBytes: Int, trace: TraceScope?
-    ) -> DispatchLoop {
-        DispatchLoop(job: job, id: id, observer: observer, timer: timer, bufferBytes: bufferBytes, trace: trace)
-    }
-
     // Subtasks that do work are children of one group, which a stop cancels. A sink that must wait
     // to take lines (a job store) gets each send as a child of another group, so that a cancelled
     // job still hands its last lines over; a non-blocking one (the response stream) is handed them
-    // at once and says when it has room for more: no task per send, no second group.
+    // at once and says when it has room for more (`run(_:offeringTo:)`).
 
-    private static func run(_ loop: DispatchLoop, offeringTo sink: any NonBlockingLineSink) async {
-        let send: DispatchLoop.Send = { bytes, events in sink.offer(bytes) { events.post(.sent($0)) } }
-        // Only timers (`echo`): no task at all but the stream's own, and no group to hold subtasks.
-        if loop.job.tasks.allPlanned {
-            await loop.run(spawn: { _, _, _, _ in preconditionFailure("a planned subtask never runs in a task") }, send: send, cancelTasks: {})
-            return
-        }
+    /// The group's storage is laid out in this frame, not in its caller's: a timer-only job never has one.
+    @inline(never)
+    private static func runWithSubtasks(_ loop: DispatchLoop, send: DispatchLoop.Send) async {
         await withDiscardingTaskGroup { subtasks in
             await loop.run(
                 spawn: { work, context, index, events in spawn(work, context, index, events, in: &subtasks) },

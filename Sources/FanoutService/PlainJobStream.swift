@@ -57,6 +57,8 @@ final class PlainJobStream: Sendable {
     let bodyBytes: Int
     let bufferBytes: Int
     let completion: JobCompletion
+    /// When the job's head was answered: its duration runs from here.
+    let start = ContinuousClock.now
 
     init(
         job: Job, id: String, client: String, ticket: UInt64, control: JobControl, trace: TraceScope, bodyBytes: Int,
@@ -73,14 +75,23 @@ final class PlainJobStream: Sendable {
         self.completion = completion
     }
 
+    /// Everything before and after the wait is in functions of their own: while the job runs,
+    /// this frame holds little more than the stream, this object and the prepared job.
     func run(into stream: ResponseStream) async {
-        let start = ContinuousClock.now
+        let prepared = prepare(for: stream)
+        await Dispatcher.run(prepared, offeringTo: StreamSink(stream: stream))
+        finished(prepared.summary)
+    }
+
+    @inline(never)
+    private func prepare(for stream: ResponseStream) -> Dispatcher.Prepared {
         let control = self.control
         stream.onClose { control.clientGone() }
-        let summary = await Dispatcher.run(
-            job, id: id, control: control, observer: completion.metrics, bufferBytes: bufferBytes, trace: trace,
-            sink: StreamSink(stream: stream)
-        )
+        return Dispatcher.prepare(job, id: id, control: control, observer: completion.metrics, bufferBytes: bufferBytes, trace: trace)
+    }
+
+    @inline(never)
+    private func finished(_ summary: JobSummary) {
         completion.finished(id: id, client: client, ticket: ticket, summary: summary, duration: .now - start, trace: trace, bodyBytes: bodyBytes)
     }
 }

@@ -68,7 +68,7 @@ public final class HTTPServer: Sendable {
     private func serve() async {
         await withDiscardingTaskGroup { group in
             while let work = await context.work.next() {
-                group.addTask { await work() }
+                group.addTask { await work.run() }
             }
         }
     }

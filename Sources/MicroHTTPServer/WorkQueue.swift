@@ -7,10 +7,16 @@ import FanoutSync
 final class WorkQueue: Sendable {
     typealias Work = @Sendable () async -> Void
 
+    /// Work in a struct: a closure stored in an array or a continuation's value directly would be
+    /// reabstracted there and back, and every stream's task would hold the thunks' frames.
+    struct Item: Sendable {
+        let run: Work
+    }
+
     private struct State {
-        var items: [Work] = []
+        var items: [Item] = []
         var head = 0
-        var consumer: CheckedContinuation<Work?, Never>?
+        var consumer: CheckedContinuation<Item?, Never>?
         var finished = false
         var claimed = false
     }
@@ -19,16 +25,16 @@ final class WorkQueue: Sendable {
 
     /// Hands `work` to the consumer; false once ``finish()`` was called.
     func enqueue(_ work: @escaping Work) -> Bool {
-        let (accepted, consumer) = state.withLock { state -> (Bool, CheckedContinuation<Work?, Never>?) in
+        let (accepted, consumer) = state.withLock { state -> (Bool, CheckedContinuation<Item?, Never>?) in
             if state.finished { return (false, nil) }
             if let consumer = state.consumer {
                 state.consumer = nil
                 return (true, consumer)
             }
-            state.items.append(work)
+            state.items.append(Item(run: work))
             return (true, nil)
         }
-        consumer?.resume(returning: work)
+        consumer?.resume(returning: Item(run: work))
         return accepted
     }
 
@@ -42,9 +48,9 @@ final class WorkQueue: Sendable {
     }
 
     /// The next work, waiting for it; nil once finished and empty.
-    func next() async -> Work? {
-        await withCheckedContinuation { (continuation: CheckedContinuation<Work?, Never>) in
-            let ready = state.withLock { state -> Work?? in
+    func next() async -> Item? {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Item?, Never>) in
+            let ready = state.withLock { state -> Item?? in
                 if state.head < state.items.count {
                     let work = state.items[state.head]
                     state.head += 1
@@ -64,7 +70,7 @@ final class WorkQueue: Sendable {
 
     /// No more work is accepted; the consumer gets what is queued, then nil.
     func finish() {
-        let consumer = state.withLock { state -> CheckedContinuation<Work?, Never>? in
+        let consumer = state.withLock { state -> CheckedContinuation<Item?, Never>? in
             state.finished = true
             defer { state.consumer = nil }
             return state.consumer
