@@ -44,10 +44,10 @@ final class JobCompletion: Sendable {
 }
 
 /// A plain job streamed to its client: everything its stream's task needs after the head is sent,
-/// in one object, so that the closure and the task's async frames hold one reference (every open
+/// in one object, so that the task's async frames hold one reference (every open
 /// stream pays for those bytes). It runs in the server's own task for the stream
 /// (`closeObservingStream`): a client that goes away stops the dispatcher through ``JobControl``.
-final class PlainJobStream: Sendable {
+final class PlainJobStream: StreamProducer {
     let job: Job
     let id: String
     let client: String
@@ -77,7 +77,7 @@ final class PlainJobStream: Sendable {
 
     /// Everything before and after the wait is in functions of their own: while the job runs,
     /// this frame holds little more than the stream, this object and the prepared job.
-    func run(into stream: ResponseStream) async {
+    func produce(into stream: ResponseStream) async {
         let prepared = prepare(for: stream)
         await Dispatcher.run(prepared, offeringTo: StreamSink(stream: stream))
         finished(prepared.summary)

@@ -7,11 +7,11 @@ public struct HTTPResponse: Sendable {
         /// The server runs the closure in a task of ``HTTPServer/run()`` once the head is queued and
         /// ends the body when it returns. The task is cancelled when the client goes away.
         case stream(@Sendable (ResponseStream) async -> Void)
-        /// As ``stream(_:)``, but the closure runs in the task of ``HTTPServer/run()`` itself, with
+        /// As ``stream(_:)``, but the producer runs in the task of ``HTTPServer/run()`` itself, with
         /// no second task to cancel it: it is not cancelled when the client goes away, it is told
         /// (``ResponseStream/onClose(_:)``, and every write from then on throws). One task per open
         /// stream instead of two, for producers that can stop on being told.
-        case closeObservingStream(@Sendable (ResponseStream) async -> Void)
+        case closeObservingStream(any StreamProducer)
         /// A streamed body (chunked, or close-delimited on HTTP/1.0) whose bytes are all known now:
         /// sent like ``stream(_:)`` but with no task and no suspension.
         case finishedStream([UInt8])
@@ -31,4 +31,12 @@ public struct HTTPResponse: Sendable {
     public init(status: Int, contentType: String, text: String, headers: [(name: String, value: String)] = []) {
         self.init(status: status, headers: [("Content-Type", contentType)] + headers, body: .bytes(Array(text.utf8)))
     }
+}
+
+/// Writes a ``HTTPResponse/Body/closeObservingStream(_:)`` body. The task of an open stream holds
+/// its async frames for the stream's life: an object's method called straight from the server's
+/// task (a class existential is two words), not a closure behind thunks, keeps them small.
+public protocol StreamProducer: AnyObject, Sendable {
+    /// Writes the body; the server ends it when this returns.
+    func produce(into stream: ResponseStream) async
 }

@@ -101,7 +101,7 @@ enum RequestFlow {
         // Whatever was read of the body is not needed any more.
         context.dropBody(server.budget)
         let mhdResponse: OpaquePointer?
-        var producer: (body: @Sendable (ResponseStream) async -> Void, supervised: Bool)?
+        var producer: WorkQueue.Item?
         switch response.body {
         case .bytes(let bytes):
             mhdResponse = bytes.withUnsafeBytes { raw in
@@ -126,8 +126,8 @@ enum RequestFlow {
             if mhdResponse == nil { Unmanaged.passUnretained(stream).release() }
             context.stream = stream
             switch response.body {
-            case .stream(let body): producer = (body, true)
-            case .closeObservingStream(let body): producer = (body, false)
+            case .stream(let body): producer = .supervisedStream(stream, body)
+            case .closeObservingStream(let body): producer = .observingStream(stream, body)
             case .bytes, .finishedStream: break
             }
         }
@@ -151,7 +151,7 @@ enum RequestFlow {
             stream.cancel()
         }
         if let producer {
-            if !server.work.enqueue({ await stream.run(producer.body, supervised: producer.supervised) }) {
+            if !server.work.enqueue(producer) {
                 server.logger.warning("a stream was answered while the server stops; its producer does not run")
                 stream.cancel()
             }

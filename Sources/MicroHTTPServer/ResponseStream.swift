@@ -67,23 +67,17 @@ public final class ResponseStream: @unchecked Sendable {
 
     // MARK: Called by the server
 
-    /// Runs `producer` and ends the body when it returns. Supervised (``HTTPResponse/Body/stream(_:)``),
-    /// it runs in a child task, cancelled as soon as the connection closes (the client left, or the
-    /// server stopped); otherwise (``HTTPResponse/Body/closeObservingStream(_:)``) in this task, told
-    /// of the close by ``onClose(_:)``. Runs in a task of ``HTTPServer/run()``.
-    func run(_ producer: @escaping @Sendable (ResponseStream) async -> Void, supervised: Bool = true) async {
-        guard supervised else {
-            await producer(self)
-            finish()
-            return
-        }
-        await runSupervised(producer)
+    /// Runs `producer` in this task (``HTTPResponse/Body/closeObservingStream(_:)``), told of the
+    /// close by ``onClose(_:)``, and ends the body when it returns. Runs in a task of ``HTTPServer/run()``.
+    func run(_ producer: any StreamProducer) async {
+        await producer.produce(into: self)
+        finish()
     }
 
-    /// Not inlined into ``run(_:supervised:)``: the task of an unsupervised stream would hold this
-    /// group's frame for the stream's life without using it.
-    @inline(never)
-    private func runSupervised(_ producer: @escaping @Sendable (ResponseStream) async -> Void) async {
+    /// Runs `producer` (``HTTPResponse/Body/stream(_:)``) in a child task, cancelled as soon as the
+    /// connection closes (the client left, or the server stopped), and ends the body when it
+    /// returns. Runs in a task of ``HTTPServer/run()``.
+    func runSupervised(_ producer: @escaping @Sendable (ResponseStream) async -> Void) async {
         await withDiscardingTaskGroup { group in
             group.addTask {
                 await producer(self)

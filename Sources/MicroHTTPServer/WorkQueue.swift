@@ -7,10 +7,23 @@ import FanoutSync
 final class WorkQueue: Sendable {
     typealias Work = @Sendable () async -> Void
 
-    /// Work in a struct: a closure stored in an array or a continuation's value directly would be
-    /// reabstracted there and back, and every stream's task would hold the thunks' frames.
-    struct Item: Sendable {
-        let run: Work
+    /// Work as a value, not a closure: a closure stored in an array or a continuation would be
+    /// reabstracted there and back, and each stream's task would hold the thunks' frames.
+    enum Item: Sendable {
+        /// A deferred response's handler.
+        case work(Work)
+        /// A stream's producer, in a child task cancelled when the connection closes.
+        case supervisedStream(ResponseStream, @Sendable (ResponseStream) async -> Void)
+        /// A stream's producer, in this task, told of the close.
+        case observingStream(ResponseStream, any StreamProducer)
+
+        func run() async {
+            switch self {
+            case .work(let work): await work()
+            case .supervisedStream(let stream, let producer): await stream.runSupervised(producer)
+            case .observingStream(let stream, let producer): await stream.run(producer)
+            }
+        }
     }
 
     private struct State {
@@ -25,16 +38,21 @@ final class WorkQueue: Sendable {
 
     /// Hands `work` to the consumer; false once ``finish()`` was called.
     func enqueue(_ work: @escaping Work) -> Bool {
+        enqueue(.work(work))
+    }
+
+    /// Hands `item` to the consumer; false once ``finish()`` was called.
+    func enqueue(_ item: Item) -> Bool {
         let (accepted, consumer) = state.withLock { state -> (Bool, CheckedContinuation<Item?, Never>?) in
             if state.finished { return (false, nil) }
             if let consumer = state.consumer {
                 state.consumer = nil
                 return (true, consumer)
             }
-            state.items.append(Item(run: work))
+            state.items.append(item)
             return (true, nil)
         }
-        consumer?.resume(returning: Item(run: work))
+        consumer?.resume(returning: item)
         return accepted
     }
 

@@ -126,13 +126,13 @@ struct TestHandler: HTTPHandler {
             })
         case "/observed":
             // Runs in the server's own task (nothing cancels it): it waits until it is told.
-            return HTTPResponse(status: 200, body: .closeObservingStream { stream in
+            return HTTPResponse(status: 200, body: .closeObservingStream(ClosureProducer { stream in
                 try? await stream.write(Array("started\n".utf8))
                 let told = Signal()
                 stream.onClose { told.fire() }
                 await told.wait()
                 probe.state.withLock { $0.closesObserved += 1 }
-            })
+            }))
         case "/sixteen":
             // 16 writes of 8 KiB, each larger than MHD's read block.
             return HTTPResponse(status: 200, body: .stream { stream in
@@ -194,3 +194,16 @@ func withTestServer<T>(
     }
 }
 
+
+/// A ``StreamProducer`` made of a closure, for the tests' streams.
+final class ClosureProducer: StreamProducer {
+    let body: @Sendable (ResponseStream) async -> Void
+
+    init(_ body: @escaping @Sendable (ResponseStream) async -> Void) {
+        self.body = body
+    }
+
+    func produce(into stream: ResponseStream) async {
+        await body(stream)
+    }
+}
