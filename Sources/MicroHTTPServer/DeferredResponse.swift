@@ -12,6 +12,8 @@ final class DeferredResponse: @unchecked Sendable {
     private struct State {
         var response: HTTPResponse?
         var suspended = false
+        /// The first answer wins: the handler's, or the server's own when it stops first.
+        var completed = false
     }
 
     private let connection: OpaquePointer
@@ -34,9 +36,13 @@ final class DeferredResponse: @unchecked Sendable {
         }
     }
 
-    /// Any thread: the handler's answer; resumes the connection if it was waiting.
+    /// Any thread: the answer; resumes the connection if it was waiting. Only the first call
+    /// counts: a handler that returns after the stopping server answered (``StreamRegistry/cancelAll()``)
+    /// changes nothing, and never touches a connection MHD may have freed since.
     func complete(_ response: HTTPResponse) {
         let resume = state.withLock { state -> Bool in
+            guard !state.completed else { return false }
+            state.completed = true
             state.response = response
             defer { state.suspended = false }
             return state.suspended

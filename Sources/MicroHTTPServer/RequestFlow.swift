@@ -57,7 +57,7 @@ enum RequestFlow {
             let queued = answer(response, context, on: connection, server: server)
             // Counted until queued (not merely computed), so shutdown never stops the daemon
             // between the handler's return and its answer.
-            server.registry.deferredEnded()
+            server.registry.deferredEnded(deferred)
             return queued
         case .reading:
             break
@@ -82,7 +82,7 @@ enum RequestFlow {
         _ = deferred.takeOrSuspend()
         let handler = server.handler
         let budget = server.budget
-        server.registry.deferredBegan()
+        server.registry.deferredBegan(deferred)
         let accepted = server.work.enqueue {
             let response = await handler.respond(to: request)
             budget.release(reserved)

@@ -7,12 +7,12 @@ final class StreamRegistry: ZeroWaitable {
     private struct State {
         var streams: [ObjectIdentifier: ResponseStream] = [:]
         /// ``HTTPHandler/respond(to:)`` answers not yet queued on their connection.
-        var deferred = 0
+        var deferred: [ObjectIdentifier: DeferredResponse] = [:]
         /// The server is stopping: streams are cancelled as they register.
         var draining = false
         var waiters = ZeroWaiters()
 
-        var isIdle: Bool { streams.isEmpty && deferred == 0 }
+        var isIdle: Bool { streams.isEmpty && deferred.isEmpty }
 
         mutating func wakeIfIdle() -> [CheckedContinuation<Bool, Never>] {
             isIdle ? waiters.takeAll() : []
@@ -37,13 +37,18 @@ final class StreamRegistry: ZeroWaitable {
         for waiter in waiters { waiter.resume(returning: true) }
     }
 
-    func deferredBegan() {
-        state.withLock { $0.deferred += 1 }
+    /// Once the server is stopping, the answer is ``ServerProblem/stopping`` at once.
+    func deferredBegan(_ response: DeferredResponse) {
+        let draining = state.withLock { state -> Bool in
+            state.deferred[ObjectIdentifier(response)] = response
+            return state.draining
+        }
+        if draining { response.complete(ServerProblem.stopping) }
     }
 
-    func deferredEnded() {
+    func deferredEnded(_ response: DeferredResponse) {
         let waiters = state.withLock { state in
-            state.deferred -= 1
+            state.deferred.removeValue(forKey: ObjectIdentifier(response))
             return state.wakeIfIdle()
         }
         for waiter in waiters { waiter.resume(returning: true) }
@@ -56,13 +61,16 @@ final class StreamRegistry: ZeroWaitable {
         state.withLock { Array($0.streams.values) }
     }
 
-    /// From now on every stream, open or new, ends with an error at its next read.
+    /// From now on every stream, open or new, ends with an error at its next read, and every
+    /// request whose handler has not answered yet is answered ``ServerProblem/stopping`` (503):
+    /// `MHD_stop_daemon` aborts the process if a connection is still suspended.
     func cancelAll() {
-        let streams = state.withLock { state -> [ResponseStream] in
+        let (streams, deferred) = state.withLock { state in
             state.draining = true
-            return Array(state.streams.values)
+            return (Array(state.streams.values), Array(state.deferred.values))
         }
         for stream in streams { stream.cancel() }
+        for response in deferred { response.complete(ServerProblem.stopping) }
     }
 
     func addZeroWaiter(_ waiter: CheckedContinuation<Bool, Never>) -> Int? {

@@ -177,6 +177,24 @@ struct HTTPServerTests {
         }
     }
 
+    /// A handler still working when the grace period ends: its client gets the server's 503, the
+    /// server stops (`MHD_stop_daemon` would abort the process on the suspended connection), and
+    /// the handler's late answer is dropped.
+    @Test func aHandlerStillWorkingWhenTheServerStopsGets503() async throws {
+        try await withTestServer { server, port, probe in
+            let connection = try await RawConnection.connect(port: port)
+            defer { connection.close() }
+            try await connection.send(RawRequest.text(method: "POST", path: "/gate", body: "waits"))
+            #expect(await eventually(within: .seconds(5)) { probe.snapshot.gated == 1 })
+            await server.shutdown(gracePeriod: .milliseconds(100))
+            let head = try await connection.readHead()
+            #expect(head.status == 503)
+            #expect(head.header("Retry-After") == "5")
+            #expect(String(decoding: try await connection.readBody(head), as: UTF8.self).contains("the server is stopping"))
+            #expect(server.port == nil)
+        }
+    }
+
     @Test func stopsCleanlyWithSuspendedStreamsOpen() async throws {
         let probe = try await withTestServer { server, port, probe in
             var connections: [RawConnection] = []
