@@ -2,8 +2,8 @@ import FanoutCore
 import Logging
 import MicroHTTPServer
 
-/// What ends every plain (not retained) job: frees its admission slot, records its metrics, ends
-/// its span, logs its line and tells the reclaimer its body is gone. One per service.
+/// What ends every plain (not retained) job: records its metrics, ends its span, logs its line,
+/// tells the reclaimer its body is gone and, last, frees its admission slot. One per service.
 final class JobCompletion: Sendable {
     let admission: JobAdmission
     let metrics: ServiceMetrics
@@ -21,7 +21,6 @@ final class JobCompletion: Sendable {
     /// metadata) would otherwise be laid out in that task's frame, held for the stream's life.
     @inline(never)
     func finished(id: String, client: String, ticket: UInt64, summary: JobSummary, duration: Duration, trace: TraceScope, bodyBytes: Int) {
-        admission.release(ticket)
         metrics.jobEnded(summary, duration: duration)
         JobTracing.end(trace, summary: summary)
         logger.info(
@@ -40,6 +39,8 @@ final class JobCompletion: Sendable {
             ])
         )
         reclaimer.noteRelease(bytes: bodyBytes)
+        // Last: whoever sees the slot free (a drain, a test) sees the job's metrics and log line too.
+        admission.release(ticket)
     }
 }
 

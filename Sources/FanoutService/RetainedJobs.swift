@@ -73,7 +73,6 @@ final class RetainedJobs: Sendable {
             start.job, id: start.id, control: start.control, observer: metrics, trace: start.trace,
             sink: SequencedSink(id: start.id, store: store)
         )
-        admission.release(start.ticket)
         let duration = ContinuousClock.now - began
         metrics.jobEnded(summary, duration: duration)
         JobTracing.end(start.trace, summary: summary)
@@ -92,5 +91,7 @@ final class RetainedJobs: Sendable {
                 "job.bytes": "\(summary.bytes)",
             ])
         )
+        // Last, as for a plain job: whoever sees the slot free sees the job's metrics and log line.
+        admission.release(start.ticket)
     }
 }
