@@ -1,11 +1,10 @@
 // swift-tools-version:6.1
 import PackageDescription
 
-/// swift-otel 1.6.0 does not compile with `-sanitize=thread` under Swift 6.3.1 (a region-isolation
-/// error in its OTelBatchSpanProcessor.swift:151), so scripts/tsan.sh sets FANOUT_WITHOUT_OTLP=1:
-/// that build leaves the OTLP exporter out (FanoutTracing's `OTLPTracing` then refuses an endpoint)
-/// and its tests of exported spans are skipped. Every other build has it.
-let withoutOTLP = Context.environment["FANOUT_WITHOUT_OTLP"] == "1"
+/// scripts/tsan.sh sets FANOUT_TSAN=1: this package's own targets are then built with
+/// ThreadSanitizer in the build folder of `swift test`, whose dependencies are reused as built
+/// (not instrumented, not rebuilt). `swift build --sanitize=thread` would rebuild the whole graph.
+let threadSanitized = Context.environment["FANOUT_TSAN"] == "1"
 
 let package = Package(
     name: "fanoutd",
@@ -27,6 +26,8 @@ let package = Package(
         // In the graph through async-http-client and postgres-nio; FanoutPostgres names NIOSSL for TLS to PostgreSQL.
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.25.0"),
         .package(url: "https://github.com/apple/swift-distributed-tracing.git", from: "1.7.3"),
+        // OTLP/HTTP span export only: the gRPC exporter (its default trait) would add grpc-swift to every build.
+        .package(url: "https://github.com/swift-otel/swift-otel.git", from: "1.6.0", traits: ["OTLPHTTP"]),
     ],
     targets: [
         // libmicrohttpd from the system (Debian: libmicrohttpd-dev), found through pkg-config.
@@ -91,6 +92,7 @@ let package = Package(
             name: "FanoutTracing",
             dependencies: [
                 "FanoutCore",
+                .product(name: "OTel", package: "swift-otel"),
                 .product(name: "Tracing", package: "swift-distributed-tracing"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -180,15 +182,14 @@ for target in package.targets where target.type != .system {
     settings.append(.enableUpcomingFeature("MemberImportVisibility"))
     settings.append(.enableUpcomingFeature("InternalImportsByDefault"))
     settings.append(.unsafeFlags(["-warnings-as-errors"]))
+    if threadSanitized {
+        settings.append(.unsafeFlags(["-sanitize=thread"]))
+        target.linkerSettings = (target.linkerSettings ?? []) + [.unsafeFlags(["-sanitize=thread"])]
+    }
     target.swiftSettings = settings
 }
-
-if !withoutOTLP {
-    // OTLP/HTTP span export only: the gRPC exporter (its default trait) would add grpc-swift to every build.
-    package.dependencies.append(.package(url: "https://github.com/swift-otel/swift-otel.git", from: "1.6.0", traits: ["OTLPHTTP"]))
-    package.targets.first { $0.name == "FanoutTracing" }!.dependencies.append(.product(name: "OTel", package: "swift-otel"))
-} else {
-    for target in package.targets where target.type != .system && !(target.type == .regular && target.name.hasPrefix("C")) {
-        target.swiftSettings = (target.swiftSettings ?? []) + [.define("FANOUT_WITHOUT_OTLP")]
+if threadSanitized {
+    for target in package.targets where target.type == .regular && target.name.hasPrefix("C") {
+        target.cSettings = (target.cSettings ?? []) + [.unsafeFlags(["-fsanitize=thread"])]
     }
 }

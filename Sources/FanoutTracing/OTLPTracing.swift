@@ -1,8 +1,6 @@
 public import FanoutCore
 public import Logging
-#if !FANOUT_WITHOUT_OTLP
 import OTel
-#endif
 import ServiceLifecycle
 import Tracing
 
@@ -51,9 +49,6 @@ public final class OTLPTracing: Sendable {
         guard settings.endpoint.hasPrefix("http://") || settings.endpoint.hasPrefix("https://") else {
             throw SettingsError(description: "tracing.otlp_endpoint: \"\(settings.endpoint)\" is not an http:// or https:// URL")
         }
-        #if FANOUT_WITHOUT_OTLP
-        throw SettingsError(description: "tracing.otlp_endpoint: this fanoutd was built without the OTLP exporter (FANOUT_WITHOUT_OTLP, as scripts/tsan.sh builds it)")
-        #else
         var configuration = OTel.Configuration.default
         configuration.serviceName = settings.serviceName
         configuration.diagnosticLogger = .custom(logger)
@@ -76,7 +71,6 @@ public final class OTLPTracing: Sendable {
         let backend = try OTel.makeTracingBackend(configuration: configuration)
         recorder = OTelSpanRecorder(tracer: backend.factory)
         group = ServiceGroup(configuration: .init(services: [.init(service: backend.service)], logger: logger))
-        #endif
     }
 
     public struct SettingsError: Error, CustomStringConvertible, Sendable {

@@ -29,18 +29,6 @@ struct CapturedLogs: LogHandler {
     }
 }
 
-/// Whether this build exports spans (not the ThreadSanitizer build: see Package.swift).
-#if FANOUT_WITHOUT_OTLP
-private let otlpExport = false
-#else
-private let otlpExport = true
-#endif
-
-extension Trait where Self == ConditionTrait {
-    /// Tests of exported spans: skipped in a build without the OTLP exporter.
-    fileprivate static var exportsSpans: Self { .enabled(if: otlpExport, "built without the OTLP exporter (scripts/tsan.sh)") }
-}
-
 @Suite("Tracing")
 struct TracingTests {
     static let incomingTrace = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -57,7 +45,7 @@ struct TracingTests {
     /// subtask spans are its children, attempt spans (a retry too) the subtasks', and each
     /// upstream request carried a traceparent whose parent is its attempt's span. A hedge is an
     /// attempt span of its own, beside the one it overtook (which ends cancelled).
-    @Test(.exportsSpans) func exportedSpansLinkJobSubtasksAttemptsAndUpstream() async throws {
+    @Test func exportedSpansLinkJobSubtasksAttemptsAndUpstream() async throws {
         try await TraceCollector.with { collector in try await Self.checkExportedSpans(collector) }
     }
 
@@ -197,7 +185,7 @@ struct TracingTests {
 
     /// A retained (detached) job continues the POST's trace too: its server span, its subtask's
     /// span and attempt, the upstream's traceparent, and its log line.
-    @Test(.exportsSpans) func aDetachedJobContinuesThePostsTrace() async throws {
+    @Test func aDetachedJobContinuesThePostsTrace() async throws {
         try await TraceCollector.with { collector in try await Self.checkDetachedJob(collector) }
     }
 
@@ -247,7 +235,7 @@ struct TracingTests {
     }
 
     /// A big job records spans for its first 1000 subtasks only (each costs memory until exported).
-    @Test(.exportsSpans) func aBigJobRecordsABoundedNumberOfSubtaskSpans() async throws {
+    @Test func aBigJobRecordsABoundedNumberOfSubtaskSpans() async throws {
         try await TraceCollector.with { collector in
             let tasks = (0..<1100).map { #"{"kind":"echo","delay_ms":1,"value":\#($0)}"# }.joined(separator: ",")
             try await withService { configuration in
