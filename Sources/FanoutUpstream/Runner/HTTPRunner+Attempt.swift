@@ -163,7 +163,7 @@ extension HTTPRunner {
         let key = task.url.hostAndPort
         let load = limiter.load(key)
         if load.inUse >= limiter.limit {
-            progress.set("waiting for a connection slot to \(key) (\(load.waiting + 1) waiting, \(limiter.limit) in flight)")
+            progress.set(.waitingForSlot(key: key, waiting: load.waiting + 1, inFlight: limiter.limit))
         }
         do {
             try await limiter.acquire(key)
@@ -216,7 +216,7 @@ extension HTTPRunner {
         }
         if let body = task.body { request.body = .bytes(body) }
 
-        progress.set("waiting for the response from \(address.urlHost):\(task.url.port) (attempt \(number))")
+        progress.set(.waitingForResponse(address, port: task.url.port, attempt: number))
         let remaining = max(deadline - .now, .zero) + Self.clientDeadlineSlack
         let spy = ConnectionSpy(wrapping: configuration.logger.handler, reuse: clients.reuse)
         var logger = configuration.logger
@@ -239,7 +239,7 @@ extension HTTPRunner {
         }
         let status = Int(response.status.code)
         configuration.onAttempt?((200...599).contains(status) ? "\(status / 100)xx" : "error")
-        progress.set("reading the response body from \(task.url.hostAndPort) (attempt \(number))")
+        progress.set(.readingBody(task.url, attempt: number))
         do {
             return Exchange(outcome: try await readBody(response, status: status))
         } catch {

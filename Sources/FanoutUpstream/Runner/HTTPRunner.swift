@@ -102,7 +102,7 @@ public final class HTTPRunner: SubtaskRunner {
         while true {
             let step: Step
             if addresses.isEmpty {
-                progress.set("resolving \(task.url.hostText)")
+                progress.set(.resolving(task.url))
                 switch await gate.check(task.url) {
                 case .connect(let checked):
                     addresses = checked
@@ -128,7 +128,7 @@ public final class HTTPRunner: SubtaskRunner {
             retriesMade += 1
             let wait = retryAfter ?? configuration.retry.backoff(beforeRetry: retriesMade)
             guard ContinuousClock.now + wait < deadline else { return failure }
-            progress.set("waiting \(wait) before retry \(retriesMade)")
+            progress.set(.waitingToRetry(wait, retry: retriesMade))
             do {
                 try await DeadlineTimer.shared.sleep(until: .now + wait)
             } catch {
