@@ -69,10 +69,14 @@ done
 cleanup; pids=()
 
 echo "== 10,000 one-task 1 s streams at once (fanclient CONNS=10000), fresh server each, 2 rounds: slowest end, RSS growth"
+# 5 s between cases: 10,000 connections closed just before slow the next server's accepts (without
+# the pause, `after`, second in each round, ended 0.8 s after `before` in both rounds; with it, and
+# `after` run first, 0.1 s before it).
 port=18320
 for r in 1 2; do
     for name in before after node; do
         port=$((port + 1))
+        sleep 5
         start "$name" "$port"; sleep 0.5
         rss=$(kib "$started_pid" VmRSS)
         out=$("$work/fanclient" 127.0.0.1 "$port" "$work/stream1s.json" 10000 60)
@@ -84,6 +88,7 @@ done
 echo "== 10,000 one-task 10 s streams: all open at once however slowly they connect; RSS growth per open stream"
 for name in before after node; do
     port=$((port + 1))
+    sleep 5
     start "$name" "$port"; sleep 0.5
     rss=$(kib "$started_pid" VmRSS)
     out=$("$work/fanclient" 127.0.0.1 "$port" "$work/stream10s.json" 10000 60)
