@@ -74,6 +74,8 @@ enum Callbacks {
             stream.markClosed()
             server.registry.remove(stream)
         }
+        // Ended before its deferred answer was queued: the registry must not wait for it.
+        if case .awaiting(let deferred) = context.phase { server.registry.deferredEnded(deferred) }
     }
 
     /// `MHD_ContentReaderCallback` of a streamed response; `cls` is its ``ResponseStream``.
