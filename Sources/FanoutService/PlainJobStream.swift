@@ -58,7 +58,7 @@ final class PlainJobStream: StreamProducer {
     let bodyBytes: Int
     let bufferBytes: Int
     let completion: JobCompletion
-    /// When the job's head was answered: its duration runs from here.
+    /// When the job was decoded and its stream made: its duration (the log line, the metrics) runs from here.
     let start = ContinuousClock.now
 
     init(
