@@ -58,7 +58,7 @@ final class PlainJobStream: StreamProducer {
     let bodyBytes: Int
     let bufferBytes: Int
     let completion: JobCompletion
-    /// When the job was decoded and its stream made: its duration (the log line, the metrics) runs from here.
+    /// When the job was decoded and its stream made: its duration (log line, metrics) runs from here.
     let start = ContinuousClock.now
 
     init(
