@@ -41,7 +41,8 @@ final class DispatchLoop {
         _ events: JobEvents
     ) -> Void
 
-    /// Hands bytes to the sink in a task of its own, which posts ``DispatchEvent/sent(_:)`` when done.
+    /// Hands bytes to the sink without waiting (offered to the stream, or sent in a task of its
+    /// own); ``DispatchEvent/sent(_:)`` is posted when the sink is done with them.
     typealias Send = (_ bytes: [UInt8], _ events: JobEvents) -> Void
 
     /// A subtask may start: a slot is free, one is left, the client has taken the last lines and

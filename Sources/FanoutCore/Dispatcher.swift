@@ -5,8 +5,9 @@
 /// (``JobEvents``); subtasks whose outcome is known in advance (`echo`) are entries on the shared
 /// ``DeadlineTimer``, as are the job's deadline and heartbeat. The loop (``DispatchLoop``) takes
 /// what has arrived in batches and turns it into lines (``JobRun``). While the sink waits for a slow
-/// client no new subtask starts: backpressure, not buffering. The send is a task of its own,
-/// so the loop meanwhile still ends the job at its deadline. In input order, lines held for an
+/// client no new subtask starts: backpressure, not buffering. The send does not hold the loop up
+/// (lines offered to the response stream, or a task per send to a job store), so the loop
+/// meanwhile still ends the job at its deadline. In input order, lines held for an
 /// earlier one count against `bufferBytes`: while they fill it, no new subtask starts either.
 ///
 /// Every subtask gets exactly one result line, then the end line comes last. When the job's
