@@ -38,15 +38,20 @@ struct JobEndpoint: Sendable {
     }
 
     /// The refusals decided on the head, before the body is read (nil: read it): a body announced
-    /// over the cap, a media type other than JSON, a draining or saturated server. Admission is
-    /// only looked at here; the slot is taken in ``submit(_:)`` once the body is in.
+    /// over the cap, a media type other than JSON, a draining or saturated server (saturated: not
+    /// for a POST with an `Idempotency-Key`). Admission is only looked at here; the slot is taken
+    /// in ``submit(_:)`` once the body is in.
     func checkHead(_ request: HTTPRequest) -> HTTPResponse? {
         if request.bodyTooLarge { return reject(.bodyTooLarge(limit: maxBodyBytes), request) }
         guard Self.isJSON(request.headers["Content-Type"]) else {
             return reject(.unsupportedMediaType(request.headers["Content-Type"]), request)
         }
         if admission.isDraining { return reject(.draining(retryAfter: 5), request) }
-        if !admission.isReady { return reject(.saturated(retryAfter: 1), request) }
+        // A keyed retry may be the replay of a job made already, which needs no slot: its body is
+        // read, and `submit` decides.
+        if !admission.isReady, retained == nil || request.headers["Idempotency-Key"] == nil {
+            return reject(.saturated(retryAfter: 1), request)
+        }
         return nil
     }
 
@@ -55,6 +60,8 @@ struct JobEndpoint: Sendable {
     enum Submission {
         case answer(HTTPResponse)
         case retain(Job, ticket: UInt64, control: JobControl)
+        /// No slot free now: refused, unless it is the retry of a retained job (``submit(_:)``).
+        case saturated
     }
 
     /// A job whose head passed ``checkHead(_:)`` and whose body has been read, in a task.
@@ -65,6 +72,10 @@ struct JobEndpoint: Sendable {
         case .retain(let job, let ticket, let control):
             guard let retained else { return reject(.notFound(request.path), request) }
             return await retained.submit(request, job: job, ticket: ticket, control: control)
+        case .saturated:
+            // A retry whose Idempotency-Key names a job already made needs no slot: its replay.
+            if let retained, let replay = await retained.replay(request) { return replay }
+            return reject(.saturated, request)
         }
     }
 
@@ -80,6 +91,9 @@ struct JobEndpoint: Sendable {
             // Only through an escaped member name (`"\u0064etach"`): redo it in a task.
             admission.release(ticket)
             return nil
+        case .saturated:
+            // No Idempotency-Key here (``mayAskForRetention(_:)``): nothing to replay.
+            return reject(.saturated, request)
         }
     }
 
@@ -125,6 +139,8 @@ struct JobEndpoint: Sendable {
         switch admission.admit(wanting: JobAdmission.decodingCost(bodyBytes: request.body.count) + buffers, minimum: leastBuffers + 8192) {
         case .success(let granted):
             admitted = granted
+        case .failure(.saturated):
+            return .saturated
         case .failure(let refusal):
             return .answer(reject(refusal, request))
         }

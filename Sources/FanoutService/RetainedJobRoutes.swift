@@ -106,6 +106,32 @@ struct RetainedJobRoutes: Sendable {
         return live(id, owner: owner, cancelling: job.onDisconnect == .cancel ? control : nil, request, replayed: false)
     }
 
+    /// A POST refused a slot (the server is saturated) whose `Idempotency-Key` names a job made
+    /// already: its replay, as ``submit(_:job:ticket:control:)`` answers it, for a replay runs
+    /// nothing. A key not seen before is left unclaimed; nil means the refusal stands.
+    func replay(_ request: HTTPRequest) async -> HTTPResponse? {
+        guard let key = request.headers["Idempotency-Key"], Self.validKey(key), store.isAvailable,
+              let body = try? JSONParser.parse(request.body)
+        else { return nil }
+        let owner = owner(request)
+        switch await store.claim(key: key, fingerprint: JobFingerprint.of(body), owner: owner) {
+        case .existing(let id):
+            guard let status = await store.status(id, owner: owner) else { return nil }
+            metrics.retained.idempotentReplay()
+            let detach = body["detach"] == .bool(true) || Self.prefersRespondAsync(request)
+            return detach ? accepted(status, request, replayed: true) : live(id, owner: owner, cancelling: nil, request, replayed: true)
+        case .claimed:
+            await store.releaseClaim(key: key, owner: owner)
+            return nil
+        case .mismatch:
+            return reject(.idempotencyKeyReused(), request)
+        case .inProgress:
+            return reject(.idempotencyKeyInProgress(), request)
+        case .unavailable:
+            return nil
+        }
+    }
+
     private func accepted(_ status: RetainedJobStatus, _ request: HTTPRequest, replayed: Bool) -> HTTPResponse {
         var headers = Self.documentHeaders + [("Location", "/v1/jobs/\(status.job)"), ("X-Job-Id", status.job)]
         if Self.prefersRespondAsync(request) { headers.append(("Preference-Applied", "respond-async")) }

@@ -14,6 +14,39 @@ struct RetainedJobControlTests {
         try await HTTPExchange.send(port: port, method: "POST", path: "/v1/jobs", headers: [("Content-Type", "application/json")] + headers, body: body)
     }
 
+    /// A retry needs no slot: while the one slot is taken, a keyed retry of a job made already is
+    /// replayed, a keyed POST of a new job is refused 503 without claiming its key, and an unkeyed
+    /// POST is refused on its head as before.
+    @Test func aKeyedRetryIsReplayedWhileTheServerIsSaturated() async throws {
+        try await withService({ $0.limits.maxConcurrentJobs = 1 }) { service, port in
+            let job = #"{"detach":true,"tasks":[{"kind":"echo","delay_ms":60000}]}"#
+            let made = try await Self.post(job, port: port, headers: [("Idempotency-Key", "slow-1")])
+            #expect(made.head.status == 202)
+            let id = try #require(try JSONParser.parse(made.body)["job"]?.stringValue)
+            #expect(service.admission.running == 1)
+
+            let retried = try await Self.post(job, port: port, headers: [("Idempotency-Key", "slow-1")])
+            #expect(retried.head.status == 202)
+            #expect(try JSONParser.parse(retried.body)["job"] == .string(id))
+            #expect(retried.head.header("Idempotent-Replayed") == "true")
+
+            let fresh = #"{"detach":true,"tasks":[{"kind":"echo","value":1}]}"#
+            let refused = try await Self.post(fresh, port: port, headers: [("Idempotency-Key", "new-1")])
+            #expect(refused.head.status == 503)
+            #expect(try problem(refused)["type"]?.stringValue?.hasSuffix("saturated") == true)
+            let unkeyed = try await Self.post(fresh, port: port, headers: [])
+            #expect(unkeyed.head.status == 503)
+
+            // Once the slot is free, the refused key makes its job: it was never claimed.
+            let cancelled = try await HTTPExchange.send(port: port, method: "POST", path: "/v1/jobs/\(id)/cancel")
+            #expect(cancelled.head.status == 200)
+            #expect(await eventually(within: .seconds(5)) { service.admission.running == 0 })
+            let later = try await Self.post(fresh, port: port, headers: [("Idempotency-Key", "new-1")])
+            #expect(later.head.status == 202)
+            #expect(later.head.header("Idempotent-Replayed") == nil)
+        }
+    }
+
     @Test func anIdempotentRetryRunsEachHTTPSubtaskOnce() async throws {
         let upstream = try CountingUpstream()
         defer { Task { [server = upstream.server] in await server.shutdown() } }
