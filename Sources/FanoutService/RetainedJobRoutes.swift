@@ -75,9 +75,7 @@ struct RetainedJobRoutes: Sendable {
                 break
             case .existing(let id):
                 admission.release(ticket)
-                guard let status = await store.status(id, owner: owner) else { return reject(unknown(id), request) }
-                metrics.retained.idempotentReplay()
-                return detach ? accepted(status, request, replayed: true) : live(id, owner: owner, cancelling: nil, request, replayed: true)
+                return await replay(of: id, owner: owner, detach: detach, request) ?? reject(unknown(id), request)
             case .mismatch:
                 admission.release(ticket)
                 return reject(.idempotencyKeyReused(), request)
@@ -116,10 +114,7 @@ struct RetainedJobRoutes: Sendable {
         let owner = owner(request)
         switch await store.claim(key: key, fingerprint: JobFingerprint.of(body), owner: owner) {
         case .existing(let id):
-            guard let status = await store.status(id, owner: owner) else { return nil }
-            metrics.retained.idempotentReplay()
-            let detach = body["detach"] == .bool(true) || Self.prefersRespondAsync(request)
-            return detach ? accepted(status, request, replayed: true) : live(id, owner: owner, cancelling: nil, request, replayed: true)
+            return await replay(of: id, owner: owner, detach: body["detach"] == .bool(true) || Self.prefersRespondAsync(request), request)
         case .claimed:
             await store.releaseClaim(key: key, owner: owner)
             return nil
@@ -130,6 +125,14 @@ struct RetainedJobRoutes: Sendable {
         case .unavailable:
             return nil
         }
+    }
+
+    /// The answer to a POST whose key names job `id`, made already: its status (detached) or its
+    /// stream from `seq` 1, marked replayed; nothing runs again. Nil if the job is gone.
+    private func replay(of id: String, owner: String?, detach: Bool, _ request: HTTPRequest) async -> HTTPResponse? {
+        guard let status = await store.status(id, owner: owner) else { return nil }
+        metrics.retained.idempotentReplay()
+        return detach ? accepted(status, request, replayed: true) : live(id, owner: owner, cancelling: nil, request, replayed: true)
     }
 
     private func accepted(_ status: RetainedJobStatus, _ request: HTTPRequest, replayed: Bool) -> HTTPResponse {
