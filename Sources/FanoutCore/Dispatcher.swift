@@ -54,8 +54,7 @@ public enum Dispatcher {
         if let direct = sink as? any NonBlockingLineSink {
             await run(prepared, offeringTo: direct)
         } else {
-            await run(prepared.loop, sendingTo: sink)
-            control?.detach()
+            await run(prepared, sendingTo: sink)
         }
         return prepared.summary
     }
@@ -122,7 +121,8 @@ extension Dispatcher {
         }
     }
 
-    private static func run(_ loop: DispatchLoop, sendingTo sink: some LineSink) async {
+    private static func run(_ prepared: Prepared, sendingTo sink: some LineSink) async {
+        let loop = prepared.loop
         await withDiscardingTaskGroup { sends in
             await withDiscardingTaskGroup { subtasks in
                 await loop.run(
@@ -143,6 +143,7 @@ extension Dispatcher {
                 )
             }
         }
+        prepared.control?.detach()
     }
 
     /// A subtask that does work, as a child of the job's group; it posts its outcome and is freed.
