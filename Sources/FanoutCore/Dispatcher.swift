@@ -147,6 +147,7 @@ extension Dispatcher {
     }
 
     /// A subtask that does work, as a child of the job's group; it posts its outcome and is freed.
+    /// It is cancelled at its own timeout; at the job's deadline, the loop stops it with the job.
     fileprivate static func spawn(
         _ work: @escaping @Sendable (SubtaskContext) async -> SubtaskOutcome,
         _ context: SubtaskContext,
@@ -155,7 +156,9 @@ extension Dispatcher {
         in subtasks: inout DiscardingTaskGroup
     ) {
         subtasks.addTask {
-            let outcome = await work(context)
+            let outcome = context.deadlineIsJobDeadline
+                ? await work(context)
+                : await SubtaskDeadline.run(until: context.deadline) { await work(context) }
             events.postFinished(index: index, outcome: outcome)
         }
     }

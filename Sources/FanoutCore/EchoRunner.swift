@@ -49,7 +49,8 @@ public struct EchoRunner: SubtaskRunner {
                 }
                 try await DeadlineTimer.shared.sleep(until: wakeUp)
             } catch {
-                return .cancelled("the task was cancelled")
+                // The dispatcher cancels the task at the deadline, maybe before this timer fires.
+                return context.deadlinePassed ? .timeout("the task did not finish within its timeout") : .cancelled("the task was cancelled")
             }
         } else if Task.isCancelled {
             return .cancelled("the task was cancelled")

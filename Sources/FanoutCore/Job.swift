@@ -127,7 +127,8 @@ public struct Subtask: Sendable {
 /// What a runner is told about the subtask it runs.
 public struct SubtaskContext: Sendable {
     /// When the subtask must be over: the earlier of its own timeout and the job's deadline.
-    /// A runner returns ``SubtaskOutcome/timeout(_:)`` by then.
+    /// The dispatcher cancels the subtask's task then (``SubtaskDeadline``; at the job's deadline,
+    /// with the whole job); a runner cancelled once it has passed returns ``SubtaskOutcome/timeout(_:)``.
     public var deadline: ContinuousClock.Instant
     /// Whether `deadline` is the job's deadline rather than the subtask's own timeout.
     public var deadlineIsJobDeadline: Bool
@@ -140,4 +141,8 @@ public struct SubtaskContext: Sendable {
         self.deadlineIsJobDeadline = deadlineIsJobDeadline
         self.trace = trace
     }
+
+    /// Whether `deadline` has passed: a runner that finds itself cancelled asks this to tell its
+    /// timeout from its job's stop.
+    public var deadlinePassed: Bool { ContinuousClock.now >= deadline }
 }

@@ -15,9 +15,10 @@ public protocol SubtaskRunner: Sendable {
     /// - Throws: ``JobValidationError`` naming the bad field.
     func decode(_ task: JSONValue, path: String) throws(JobValidationError) -> Payload
 
-    /// Runs one subtask. Must return by `context.deadline` (with a timeout outcome) and soon after
-    /// the calling task is cancelled (with a cancelled outcome, which the dispatcher relabels). It
-    /// never throws: every failure is an outcome, delivered as a line.
+    /// Runs one subtask, in a task of its own that the dispatcher cancels at `context.deadline`.
+    /// Must return soon after that task is cancelled: with a timeout outcome if the deadline has
+    /// passed (``SubtaskContext/deadlinePassed``), else with a cancelled one (which the dispatcher
+    /// relabels). It never throws: every failure is an outcome, delivered as a line.
     func run(_ payload: Payload, context: SubtaskContext) async -> SubtaskOutcome
 
     /// The outcome when it is known in advance and only its time is not (an `echo` is a timer:

@@ -69,10 +69,13 @@ func httpTask(_ url: String, _ fields: (String, JSONValue)...) -> JSONValue {
 }
 
 extension HTTPRunner {
-    /// Decodes and runs one subtask with a deadline `timeout` from now.
+    /// Decodes and runs one subtask with a deadline `timeout` from now, as the dispatcher runs it:
+    /// in a task of its own, cancelled at the deadline.
     func run(_ task: JSONValue, timeout: Duration = .seconds(5), isJobDeadline: Bool = false) async throws -> SubtaskOutcome {
         let payload = try decode(task, path: "tasks[0]")
-        return await run(payload, context: SubtaskContext(deadline: .now + timeout, deadlineIsJobDeadline: isJobDeadline))
+        let context = SubtaskContext(deadline: .now + timeout, deadlineIsJobDeadline: isJobDeadline)
+        async let outcome = SubtaskDeadline.run(until: context.deadline) { await self.run(payload, context: context) }
+        return await outcome
     }
 }
 

@@ -30,7 +30,7 @@ public final class HTTPRunner: SubtaskRunner {
     let clients: UpstreamClients
 
     /// Allowance past the subtask's deadline given to AsyncHTTPClient's own deadline, so that the
-    /// runner's timer (which knows the reason) always fires first.
+    /// subtask's cancellation at its deadline (whose outcome says where it was) always comes first.
     static let clientDeadlineSlack = Duration.seconds(1)
 
     public init(configuration: Configuration) {
@@ -52,32 +52,16 @@ public final class HTTPRunner: SubtaskRunner {
         try HTTPSubtask.decode(task, path: path, maxRetries: configuration.retry.maxRetries)
     }
 
+    /// Runs in the dispatcher's task for the subtask, which is cancelled at the deadline: every
+    /// wait here (host slot, request, body, backoff) ends on that cancellation, and the outcome is
+    /// then a timeout saying where the subtask was.
     public func run(_ payload: HTTPSubtask, context: SubtaskContext) async -> SubtaskOutcome {
         if Task.isCancelled { return .cancelled("the task was cancelled") }
         let progress = SubtaskProgress()
-        return await withTaskGroup(of: SubtaskOutcome?.self) { group in
-            group.addTask {
-                await self.perform(payload, deadline: context.deadline, trace: context.trace, progress: progress)
-            }
-            group.addTask {
-                do {
-                    try await DeadlineTimer.shared.sleep(until: context.deadline)
-                } catch {
-                    return nil
-                }
-                let which = context.deadlineIsJobDeadline ? "the job's deadline passed" : "the task's timeout passed"
-                return .timeout("\(which) while \(progress.current)")
-            }
-            var outcome: SubtaskOutcome?
-            for await result in group {
-                if let result {
-                    outcome = result
-                    break
-                }
-            }
-            group.cancelAll()
-            return outcome ?? .cancelled("the task was cancelled")
-        }
+        let outcome = await perform(payload, deadline: context.deadline, trace: context.trace, progress: progress)
+        guard outcome.status == .cancelled, context.deadlinePassed else { return outcome }
+        let which = context.deadlineIsJobDeadline ? "the job's deadline passed" : "the task's timeout passed"
+        return .timeout("\(which) while \(progress.current)")
     }
 
     /// Shuts the clients and the event loop group down; requests still in flight fail, and later
