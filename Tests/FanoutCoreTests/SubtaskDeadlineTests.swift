@@ -1,0 +1,53 @@
+import Testing
+
+@testable import FanoutCore
+
+@Suite("Subtask deadline")
+struct SubtaskDeadlineTests {
+    /// Work still running at the deadline has its task cancelled then, not before.
+    @Test func cancelsTheTaskAtTheDeadline() async {
+        let start = ContinuousClock.now
+        let deadline = start + .milliseconds(50)
+        let outcome = await Task {
+            await SubtaskDeadline.run(until: deadline) {
+                do {
+                    try await Task.sleep(for: .seconds(10))
+                    return .ok(.string("slept"))
+                } catch {
+                    return ContinuousClock.now >= deadline ? .timeout("cancelled at the deadline") : .cancelled("cancelled early")
+                }
+            }
+        }.value
+        #expect(outcome.status == .timeout, "\(outcome)")
+        #expect(ContinuousClock.now - start < .seconds(5))
+    }
+
+    /// Work that returns in time leaves its task as it was: the timer fires on nothing later.
+    @Test func leavesTheTaskAloneOnceTheWorkReturned() async {
+        let deadline = ContinuousClock.now + .milliseconds(30)
+        let stillRunning = await Task {
+            let outcome = await SubtaskDeadline.run(until: deadline) { .ok(.null) }
+            #expect(outcome.status == .ok)
+            try? await Task.sleep(until: deadline + .milliseconds(100))
+            return !Task.isCancelled
+        }.value
+        #expect(stillRunning, "the task was cancelled after the work had returned")
+    }
+
+    /// Cancellation from elsewhere (the job stopping) still reaches the work before the deadline.
+    @Test func theCallersCancellationStillComesThrough() async {
+        let task = Task {
+            await SubtaskDeadline.run(until: .now + .seconds(30)) {
+                do {
+                    try await Task.sleep(for: .seconds(10))
+                    return .ok(.null)
+                } catch {
+                    return .cancelled("cancelled")
+                }
+            }
+        }
+        try? await Task.sleep(for: .milliseconds(20))
+        task.cancel()
+        #expect(await task.value.status == .cancelled)
+    }
+}
