@@ -97,7 +97,7 @@ struct EgressPolicyTests {
         #expect(URLHostNumber(host: host) == .address(try #require(IPAddress(expected))))
     }
 
-    @Test(arguments: ["1.2.3.4.5", "256.0.0.1", "4294967296", "09", "1.2.3.09", "foo.127", "0x100000000", "1.2.65536"])
+    @Test(arguments: ["1.2.3.4.5", "256.0.0.1", "4294967296", "09", "1.2.3.09", "foo.127", "0x100000000", "1.2.65536", "+1.2", "1.-2.3"])
     func refusesHostsThatEndInANumberButAreNoAddress(host: String) {
         #expect(URLHostNumber(host: host) == .invalid)
     }

@@ -11,8 +11,11 @@ public enum URLHostNumber: Sendable, Equatable {
     /// browsers refuse such a URL, and so do we.
     case invalid
 
+    /// Read on the host's UTF-8 bytes: a part is a number only if every byte is a digit of its radix
+    /// (no sign, no spaces), as in the WHATWG parser.
     public init(host: String) {
-        var parts = host.split(separator: ".", omittingEmptySubsequences: false)
+        let bytes = Array(host.utf8)
+        var parts = bytes.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false)
         if parts.count > 1, parts.last?.isEmpty == true { parts.removeLast() }
         guard let last = parts.last, Self.looksNumeric(last) else {
             self = .notANumber
@@ -22,55 +25,73 @@ public enum URLHostNumber: Sendable, Equatable {
             self = .invalid
             return
         }
-        var numbers: [UInt64] = []
-        for part in parts {
+        var value: UInt64 = 0
+        for (position, part) in parts.enumerated() {
             guard let number = Self.number(part) else {
                 self = .invalid
                 return
             }
-            numbers.append(number)
-        }
-        var value: UInt64 = 0
-        for number in numbers.dropLast() {
-            guard number <= 255 else {
-                self = .invalid
-                return
+            if position < parts.count - 1 {
+                guard number <= 255 else {
+                    self = .invalid
+                    return
+                }
+                value = value << 8 | number
+            } else {
+                // The last part fills the bytes the others left.
+                let lastBits = UInt64(8 * (4 - position))
+                guard number < (1 << lastBits) else {
+                    self = .invalid
+                    return
+                }
+                value = value << lastBits | number
             }
-            value = value << 8 | number
         }
-        let lastBits = UInt64(8 * (5 - numbers.count))
-        guard let lastNumber = numbers.last, lastNumber < (1 << lastBits) else {
-            self = .invalid
-            return
-        }
-        value = value << lastBits | lastNumber
         self = .address(.v4(UInt32(value)))
     }
 
     /// WHATWG "ends in a number": all decimal digits, or `0x` followed by hex digits (or nothing).
-    private static func looksNumeric(_ part: Substring) -> Bool {
+    private static func looksNumeric(_ part: ArraySlice<UInt8>) -> Bool {
         guard !part.isEmpty else { return false }
-        if part.allSatisfy(\.isASCIIDigit) { return true }
-        let lower = part.lowercased()
-        return lower.hasPrefix("0x") && lower.dropFirst(2).allSatisfy(\.isHexDigit)
+        if part.allSatisfy({ digit($0, radix: 10) != nil }) { return true }
+        return hasHexPrefix(part) && part.dropFirst(2).allSatisfy { digit($0, radix: 16) != nil }
+    }
+
+    private static func hasHexPrefix(_ part: ArraySlice<UInt8>) -> Bool {
+        part.count >= 2 && part.first == UInt8(ascii: "0") && (part.dropFirst().first.map { $0 | 0x20 } == UInt8(ascii: "x"))
+    }
+
+    /// A digit's value in `radix` (8, 10 or 16; hex in either case), nil if it is none.
+    private static func digit(_ byte: UInt8, radix: UInt64) -> UInt64? {
+        let value: UInt64
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): value = UInt64(byte - UInt8(ascii: "0"))
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): value = UInt64(byte - UInt8(ascii: "a") + 10)
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): value = UInt64(byte - UInt8(ascii: "A") + 10)
+        default: return nil
+        }
+        return value < radix ? value : nil
     }
 
     /// One part: `0x…` hex, `0…` octal, else decimal; nil when not a number or too large to matter.
-    private static func number(_ part: Substring) -> UInt64? {
+    private static func number(_ part: ArraySlice<UInt8>) -> UInt64? {
         guard !part.isEmpty else { return nil }
-        var digits = Substring(part.lowercased())
-        var radix = 10
-        if digits.hasPrefix("0x") {
-            digits = digits.dropFirst(2)
+        var digits = part
+        var radix: UInt64 = 10
+        if hasHexPrefix(part) {
+            digits = part.dropFirst(2)
             radix = 16
             if digits.isEmpty { return 0 }
-        } else if digits.count > 1, digits.hasPrefix("0") {
-            digits = digits.dropFirst()
+        } else if part.count > 1, part.first == UInt8(ascii: "0") {
+            digits = part.dropFirst()
             radix = 8
         }
-        // Anything over 2^32 is invalid anyway; the length guard keeps UInt64 from overflowing.
-        guard digits.count <= 24, let value = UInt64(digits, radix: radix), value <= UInt64(UInt32.max) + 1 else {
-            return nil
+        // Anything over 2^32 is invalid anyway; stopping there keeps UInt64 from overflowing.
+        var value: UInt64 = 0
+        for byte in digits {
+            guard let digit = digit(byte, radix: radix) else { return nil }
+            value = value * radix + digit
+            guard value <= UInt64(UInt32.max) + 1 else { return nil }
         }
         return value
     }

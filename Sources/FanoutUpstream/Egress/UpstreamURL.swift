@@ -32,53 +32,56 @@ public struct UpstreamURL: Sendable, Equatable, CustomStringConvertible {
     /// Longest URL accepted.
     public static let maxLength = 8192
 
+    /// Parsed on the UTF-8 bytes (the first check makes every byte printable ASCII): a job of many
+    /// `http` subtasks parses each URL on the request's way in.
     public init(parsing text: String) throws(Invalid) {
-        guard text.utf8.count <= Self.maxLength else { throw Invalid(reason: "is longer than \(Self.maxLength) bytes") }
-        guard text.unicodeScalars.allSatisfy({ $0.isASCII && $0.value > 0x20 && $0.value != 0x7F }) else {
+        let bytes = Array(text.utf8)
+        guard bytes.count <= Self.maxLength else { throw Invalid(reason: "is longer than \(Self.maxLength) bytes") }
+        guard bytes.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
             throw Invalid(reason: "must be ASCII without spaces or control characters (percent-encode them)")
         }
-        guard !text.contains("\\") else { throw Invalid(reason: "must not contain backslashes") }
-        guard let separator = text.firstRange(of: "://") else {
+        guard !bytes.contains(UInt8(ascii: "\\")) else { throw Invalid(reason: "must not contain backslashes") }
+        guard let separator = Self.firstSchemeSeparator(in: bytes) else {
             throw Invalid(reason: "must be an absolute http:// or https:// URL")
         }
-        guard let scheme = Scheme(rawValue: text[..<separator.lowerBound].lowercased()) else {
-            throw Invalid(reason: "must use http or https, not \"\(text[..<separator.lowerBound])\"")
+        let schemeText = Self.text(bytes[..<separator])
+        guard let scheme = Scheme(rawValue: schemeText.lowercased()) else {
+            throw Invalid(reason: "must use http or https, not \"\(schemeText)\"")
         }
-        var rest = text[separator.upperBound...]
-        if let hash = rest.firstIndex(of: "#") { rest = rest[..<hash] }
-        let authorityEnd = rest.firstIndex { $0 == "/" || $0 == "?" } ?? rest.endIndex
+        let rest = bytes[(separator + 3)...]
+        let end = rest.firstIndex(of: UInt8(ascii: "#")) ?? rest.endIndex
+        let authorityEnd = rest[..<end].firstIndex { $0 == UInt8(ascii: "/") || $0 == UInt8(ascii: "?") } ?? end
         let authority = rest[..<authorityEnd]
-        var target = String(rest[authorityEnd...])
-        if target.isEmpty { target = "/" } else if target.hasPrefix("?") { target = "/" + target }
-        guard !authority.contains("@") else {
+        var target = Self.text(rest[authorityEnd..<end])
+        if target.isEmpty { target = "/" } else if rest[authorityEnd] == UInt8(ascii: "?") { target = "/" + target }
+        guard !authority.contains(UInt8(ascii: "@")) else {
             throw Invalid(reason: "must not carry credentials (user@host); send an authorization header instead")
         }
         guard !authority.isEmpty else { throw Invalid(reason: "has no host") }
 
-        var hostText: Substring
-        var portText: Substring?
-        if authority.hasPrefix("[") {
-            guard let close = authority.firstIndex(of: "]") else { throw Invalid(reason: "has an unterminated IPv6 address") }
-            hostText = authority[authority.index(after: authority.startIndex)..<close]
-            let after = authority[authority.index(after: close)...]
+        var portBytes: ArraySlice<UInt8>?
+        if authority.first == UInt8(ascii: "[") {
+            guard let close = authority.firstIndex(of: UInt8(ascii: "]")) else { throw Invalid(reason: "has an unterminated IPv6 address") }
+            let hostText = Self.text(authority[(authority.startIndex + 1)..<close])
+            let after = authority[(close + 1)...]
             if !after.isEmpty {
-                guard after.hasPrefix(":") else { throw Invalid(reason: "has text after the IPv6 address") }
-                portText = after.dropFirst()
+                guard after.first == UInt8(ascii: ":") else { throw Invalid(reason: "has text after the IPv6 address") }
+                portBytes = after.dropFirst()
             }
-            guard !hostText.contains("%") else { throw Invalid(reason: "must not carry an IPv6 zone id") }
+            guard !hostText.utf8.contains(UInt8(ascii: "%")) else { throw Invalid(reason: "must not carry an IPv6 zone id") }
             guard let address = IPAddress(hostText), address.isIPv6 else {
                 throw Invalid(reason: "has an invalid IPv6 address \"[\(hostText)]\"")
             }
             self.host = .address(address)
         } else {
-            if let colon = authority.firstIndex(of: ":") {
-                hostText = authority[..<colon]
-                portText = authority[authority.index(after: colon)...]
-            } else {
-                hostText = authority
+            var hostBytes = authority
+            if let colon = authority.firstIndex(of: UInt8(ascii: ":")) {
+                hostBytes = authority[..<colon]
+                portBytes = authority[(colon + 1)...]
             }
-            guard !hostText.isEmpty else { throw Invalid(reason: "has no host") }
-            let name = EgressPolicy.normalize(String(hostText))
+            guard !hostBytes.isEmpty else { throw Invalid(reason: "has no host") }
+            let hostText = Self.text(hostBytes)
+            let name = EgressPolicy.normalize(hostText)
             switch URLHostNumber(host: name) {
             case .address(let address):
                 self.host = .address(address)
@@ -93,9 +96,11 @@ public struct UpstreamURL: Sendable, Equatable, CustomStringConvertible {
         }
 
         var port = scheme.defaultPort
-        if let portText, !portText.isEmpty {
-            guard portText.count <= 5, portText.allSatisfy(\.isASCIIDigit), let number = Int(portText), (1...65535).contains(number) else {
-                throw Invalid(reason: "has an invalid port \"\(portText)\" (1 to 65535)")
+        if let portBytes, !portBytes.isEmpty {
+            guard portBytes.count <= 5, portBytes.allSatisfy({ (0x30...0x39).contains($0) }),
+                  case let number = portBytes.reduce(0, { $0 * 10 + Int($1 - 0x30) }), (1...65535).contains(number)
+            else {
+                throw Invalid(reason: "has an invalid port \"\(Self.text(portBytes))\" (1 to 65535)")
             }
             port = number
         }
@@ -105,6 +110,20 @@ public struct UpstreamURL: Sendable, Equatable, CustomStringConvertible {
         self.scheme = scheme
         self.port = port
         self.target = target
+    }
+
+    /// Where the first `://` starts.
+    private static func firstSchemeSeparator(in bytes: [UInt8]) -> Int? {
+        guard bytes.count >= 3 else { return nil }
+        for index in 0...(bytes.count - 3)
+        where bytes[index] == UInt8(ascii: ":") && bytes[index + 1] == UInt8(ascii: "/") && bytes[index + 2] == UInt8(ascii: "/") {
+            return index
+        }
+        return nil
+    }
+
+    private static func text(_ bytes: ArraySlice<UInt8>) -> String {
+        String(decoding: bytes, as: UTF8.self)
     }
 
     /// The host as written in a URL or `Host` header: the name, or the canonical address (IPv6 in brackets).
