@@ -45,7 +45,7 @@ public enum JSONValue: Sendable, Equatable {
     }
 
     /// The JSON type name used in error messages.
-    var typeName: String {
+    public var typeName: String {
         switch self {
         case .null: "null"
         case .bool: "a boolean"

@@ -26,8 +26,8 @@ public struct JobValidationError: Error, Sendable, Equatable, CustomStringConver
 }
 
 extension JSONValue {
-    /// A non-negative integer field, or nil when absent or null.
-    func integer(_ key: String, path: String, in range: ClosedRange<Int>) throws(JobValidationError) -> Int? {
+    /// An integer field within `range`, or nil when absent or null.
+    public func integer(_ key: String, path: String, in range: ClosedRange<Int>) throws(JobValidationError) -> Int? {
         guard let value = self[key], value != .null else { return nil }
         let field = path.isEmpty ? key : "\(path).\(key)"
         guard case .number(let number) = value, number.rounded() == number, number.magnitude < 1e15 else {
@@ -40,7 +40,7 @@ extension JSONValue {
         return integer
     }
 
-    func boolean(_ key: String, path: String) throws(JobValidationError) -> Bool? {
+    public func boolean(_ key: String, path: String) throws(JobValidationError) -> Bool? {
         guard let value = self[key], value != .null else { return nil }
         guard case .bool(let flag) = value else {
             throw JobValidationError(field: path.isEmpty ? key : "\(path).\(key)", detail: "must be a boolean, got \(value.typeName)")
@@ -48,7 +48,7 @@ extension JSONValue {
         return flag
     }
 
-    func string(_ key: String, path: String) throws(JobValidationError) -> String? {
+    public func string(_ key: String, path: String) throws(JobValidationError) -> String? {
         guard let value = self[key], value != .null else { return nil }
         guard case .string(let string) = value else {
             throw JobValidationError(field: path.isEmpty ? key : "\(path).\(key)", detail: "must be a string, got \(value.typeName)")

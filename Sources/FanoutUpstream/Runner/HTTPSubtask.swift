@@ -41,11 +41,8 @@ public struct HTTPSubtask: Sendable {
     static func decode(_ task: JSONValue, path: String, maxRetries: Int) throws(JobValidationError) -> HTTPSubtask {
         let method = try decodeMethod(task["method"], field: "\(path).method")
 
-        guard let urlValue = task["url"], urlValue != .null else {
+        guard let urlText = try task.string("url", path: path) else {
             throw JobValidationError(field: "\(path).url", detail: "is required")
-        }
-        guard case .string(let urlText) = urlValue else {
-            throw JobValidationError(field: "\(path).url", detail: "must be a string, got \(urlValue.kindName)")
         }
         let url: UpstreamURL
         do {
@@ -70,8 +67,8 @@ public struct HTTPSubtask: Sendable {
             }
         }
 
-        let retries = try integer(task["retries"], field: "\(path).retries", in: 0...maxRetries) ?? 0
-        let hedge = try integer(task["hedge_after_ms"], field: "\(path).hedge_after_ms", in: 1...maxHedgeMilliseconds)
+        let retries = try task.integer("retries", path: path, in: 0...maxRetries) ?? 0
+        let hedge = try task.integer("hedge_after_ms", path: path, in: 1...maxHedgeMilliseconds)
         return HTTPSubtask(
             method: method,
             url: url,
@@ -85,7 +82,7 @@ public struct HTTPSubtask: Sendable {
     private static func decodeMethod(_ value: JSONValue?, field: String) throws(JobValidationError) -> String {
         guard let value, value != .null else { return "GET" }
         guard case .string(let text) = value else {
-            throw JobValidationError(field: field, detail: "must be a string, got \(value.kindName)")
+            throw JobValidationError(field: field, detail: "must be a string, got \(value.typeName)")
         }
         let method = text.uppercased()
         guard !method.isEmpty, method.utf8.count <= 32, method.allSatisfy({ $0.isASCII && ($0.isLetter || $0 == "-" || $0 == "_") }) else {
@@ -100,7 +97,7 @@ public struct HTTPSubtask: Sendable {
     private static func decodeHeaders(_ value: JSONValue?, field: String) throws(JobValidationError) -> [(name: String, value: String)] {
         guard let value, value != .null else { return [] }
         guard case .object(let members) = value else {
-            throw JobValidationError(field: field, detail: "must be an object of strings, got \(value.kindName)")
+            throw JobValidationError(field: field, detail: "must be an object of strings, got \(value.typeName)")
         }
         var headers: [(name: String, value: String)] = []
         for (name, member) in members {
@@ -111,7 +108,7 @@ public struct HTTPSubtask: Sendable {
                 throw JobValidationError(field: "\(field).\(name)", detail: "is set by the service and may not be given")
             }
             guard case .string(let text) = member else {
-                throw JobValidationError(field: "\(field).\(name)", detail: "must be a string, got \(member.kindName)")
+                throw JobValidationError(field: "\(field).\(name)", detail: "must be a string, got \(member.typeName)")
             }
             guard text.unicodeScalars.allSatisfy({ $0 == "\t" || ($0.value >= 0x20 && $0.value != 0x7F) }) else {
                 throw JobValidationError(field: "\(field).\(name)", detail: "must not contain control characters (CR, LF, NUL…)")
@@ -119,18 +116,6 @@ public struct HTTPSubtask: Sendable {
             headers.append((name: name, value: text))
         }
         return headers
-    }
-
-    private static func integer(_ value: JSONValue?, field: String, in range: ClosedRange<Int>) throws(JobValidationError) -> Int? {
-        guard let value, value != .null else { return nil }
-        guard case .number(let number) = value, number.rounded() == number, number.magnitude < 1e15 else {
-            throw JobValidationError(field: field, detail: "must be an integer, got \(value.kindName)")
-        }
-        let integer = Int(number)
-        guard range.contains(integer) else {
-            throw JobValidationError(field: field, detail: "must be between \(range.lowerBound) and \(range.upperBound), got \(integer)")
-        }
-        return integer
     }
 
     /// RFC 9110 token characters.
