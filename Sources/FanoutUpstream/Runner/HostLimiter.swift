@@ -52,8 +52,11 @@ final class HostLimiter: Sendable {
     }
 
     /// Waits for a slot for `key`. Every successful call must be paired with ``release(_:)``.
-    /// - Throws: `CancellationError` when the calling task is cancelled while waiting.
+    /// A free slot with nobody queued is taken at once, without suspending.
+    /// - Throws: `CancellationError` when the calling task is cancelled while waiting (or before).
     func acquire(_ key: String) async throws {
+        if Task.isCancelled { throw CancellationError() }
+        if takeFreeSlot(key) { return }
         let id = state.withLock { state in
             state.nextID += 1
             state.pending.insert(state.nextID)
@@ -93,6 +96,16 @@ final class HostLimiter: Sendable {
                 return waiter
             }
             waiter?.continuation.resume(throwing: CancellationError())
+        }
+    }
+
+    /// Takes a slot if one is free and no one is waiting for it.
+    private func takeFreeSlot(_ key: String) -> Bool {
+        state.withLock { state in
+            let host = state.hosts[key]
+            guard (host?.inUse ?? 0) < limit, (host?.live ?? 0) == 0 else { return false }
+            state.hosts[key, default: HostState()].inUse += 1
+            return true
         }
     }
 
