@@ -117,6 +117,9 @@ struct EgressPolicyTests {
         #expect(IPAddress("example.com") == nil)
         #expect(try #require(IPAddress("::ffff:127.0.0.1")).unmapped == IPAddress("127.0.0.1"))
         #expect(try #require(IPAddress("2001:db8::1")).description == "2001:db8::1")
+        for text in ["0.0.0.0", "255.255.255.255", "10.0.100.9", "1.20.3.199", "127.0.0.1", "192.168.10.254"] {
+            #expect(try #require(IPAddress(text)).description == text)
+        }
         #expect(try #require(IPAddress("2001:db8::1")).urlHost == "[2001:db8::1]")
     }
 

@@ -39,6 +39,15 @@ struct ResponseRenderingTests {
         #expect(value["attempts"] == .number(3))
     }
 
+    /// Past the names found by a scan, repeats are still joined onto the first of their name.
+    @Test func manyHeadersKeepTheirOrderAndJoinRepeats() {
+        let names = (0..<40).map { "X-H\($0)" }
+        var headers = names.map { (name: $0, value: "a") }
+        headers += names.reversed().map { (name: $0.lowercased(), value: "b") }
+        let rendered = UpstreamResponse(status: 200, headers: headers, body: []).rendered(attempts: 1)
+        #expect(rendered["headers"] == .object(names.map { ($0.lowercased(), .string("a, b")) }))
+    }
+
     @Test(arguments: [("", ""), ("f", "Zg=="), ("fo", "Zm8="), ("foo", "Zm9v"), ("foob", "Zm9vYg=="), ("fooba", "Zm9vYmE="), ("foobar", "Zm9vYmFy")])
     func base64MatchesRFC4648(text: String, encoded: String) {
         #expect(Base64.encode(Array(text.utf8)) == encoded)

@@ -55,18 +55,27 @@ public struct UpstreamResponse: Sendable, Equatable {
         return .object(members)
     }
 
+    /// Names lower-cased, repeats joined in arrival order. A response has a few headers: they are
+    /// found by a scan, and by an index only past `scanLimit` names (a hostile upstream's thousands).
     private var renderedHeaders: [(String, JSONValue)] {
-        var order: [String] = []
-        var values: [String: String] = [:]
+        let scanLimit = 16
+        var rendered: [(name: String, value: String)] = []
+        rendered.reserveCapacity(headers.count)
+        var index: [String: Int] = [:]
         for (name, value) in headers {
             let name = name.lowercased()
-            if let existing = values[name] {
-                values[name] = existing + ", " + value
-            } else {
-                order.append(name)
-                values[name] = value
+            let position = rendered.count <= scanLimit ? rendered.firstIndex { $0.name == name } : index[name]
+            if let position {
+                rendered[position].value += ", " + value
+                continue
+            }
+            rendered.append((name, value))
+            if rendered.count == scanLimit + 1 {
+                for (position, header) in rendered.enumerated() { index[header.name] = position }
+            } else if rendered.count > scanLimit + 1 {
+                index[name] = rendered.count - 1
             }
         }
-        return order.map { ($0, .string(values[$0] ?? "")) }
+        return rendered.map { ($0.name, .string($0.value)) }
     }
 }
