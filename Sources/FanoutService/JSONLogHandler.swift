@@ -19,21 +19,9 @@ public struct JSONLogHandler: LogHandler {
     }
 
     public func log(event: LogEvent) {
-        var members: [(String, JSONValue)] = [
-            ("ts", .string(Self.timestamp())),
-            ("level", .string(event.level.rawValue)),
-            ("label", .string(label)),
-            ("msg", .string(event.message.description)),
-        ]
-        let merged = metadata.isEmpty ? (event.metadata ?? [:]) : metadata.merging(event.metadata ?? [:]) { _, new in new }
-        for (key, value) in merged.sorted(by: { $0.key < $1.key }) {
-            members.append((key, .string(value.description)))
-        }
-        var writer = JSONWriter(capacity: 256)
-        writer.write(.object(members))
-        writer.bytes.append(UInt8(ascii: "\n"))
+        let line = line(for: event)
         Self.lock.withLock { _ in
-            writer.bytes.withUnsafeBytes { raw in
+            line.withUnsafeBytes { raw in
                 var offset = 0
                 while offset < raw.count {
                     let written = Glibc.write(STDERR_FILENO, raw.baseAddress! + offset, raw.count - offset)
@@ -42,6 +30,29 @@ public struct JSONLogHandler: LogHandler {
                 }
             }
         }
+    }
+
+    /// The event's line, newline included: written straight into the bytes (no JSONValue tree),
+    /// as the service logs a line per job.
+    func line(for event: LogEvent) -> [UInt8] {
+        var writer = JSONWriter(capacity: 512)
+        writer.raw("{\"ts\":")
+        writer.write(string: Self.timestamp())
+        writer.raw(",\"level\":")
+        writer.write(string: event.level.rawValue)
+        writer.raw(",\"label\":")
+        writer.write(string: label)
+        writer.raw(",\"msg\":")
+        writer.write(string: event.message.description)
+        let merged = metadata.isEmpty ? (event.metadata ?? [:]) : metadata.merging(event.metadata ?? [:]) { _, new in new }
+        for (key, value) in merged.sorted(by: { $0.key < $1.key }) {
+            writer.raw(",")
+            writer.write(string: key)
+            writer.raw(":")
+            writer.write(string: value.description)
+        }
+        writer.raw("}\n")
+        return writer.bytes
     }
 
     /// UTC, RFC 3339 with milliseconds.
