@@ -57,7 +57,7 @@ public struct ConfigurationLoader: Sendable {
             throw ConfigurationError("\(source): \"\(name)\" is not a configuration key")
         }
         let value: ConfigurationValue
-        let trimmed = text.trimmingWhitespace()
+        let trimmed = String(text.trimmingASCIIWhitespace())
         switch key.kind {
         case .integer(let range), .optionalInteger(let range):
             if case .optionalInteger = key.kind, trimmed.isEmpty || trimmed == "null" {
@@ -85,7 +85,7 @@ public struct ConfigurationLoader: Sendable {
             }
             value = .fraction(number)
         case .list:
-            value = .list(trimmed.split(separator: ",").map { String($0).trimmingWhitespace() }.filter { !$0.isEmpty })
+            value = .list(trimmed.split(separator: ",").map { String($0.trimmingASCIIWhitespace()) }.filter { !$0.isEmpty })
         }
         try key.apply(&config, value)
     }
@@ -200,7 +200,7 @@ public struct ConfigurationLoader: Sendable {
     static func readTokens(_ path: String) throws(ConfigurationError) -> [String] {
         guard let bytes = readFile(path) else { throw ConfigurationError("auth tokens file \(path): cannot be read") }
         return String(decoding: bytes, as: UTF8.self).split(whereSeparator: \.isNewline)
-            .map { String($0).trimmingWhitespace() }
+            .map { String($0.trimmingASCIIWhitespace()) }
             .filter { !$0.isEmpty && !$0.hasPrefix("#") }
     }
 
@@ -231,11 +231,3 @@ extension ConfigurationKey.Kind {
     }
 }
 
-extension String {
-    func trimmingWhitespace() -> String {
-        var slice = Substring(self)
-        while let first = slice.first, first.isWhitespace { slice.removeFirst() }
-        while let last = slice.last, last.isWhitespace { slice.removeLast() }
-        return String(slice)
-    }
-}

@@ -43,7 +43,7 @@ struct JobEndpoint: Sendable {
     /// in ``submit(_:)`` once the body is in.
     func checkHead(_ request: HTTPRequest) -> HTTPResponse? {
         if request.bodyTooLarge { return reject(.bodyTooLarge(limit: maxBodyBytes), request) }
-        guard Self.isJSON(request.headers["Content-Type"]) else {
+        guard MediaType.isJSON(request.headers["Content-Type"]) else {
             return reject(.unsupportedMediaType(request.headers["Content-Type"]), request)
         }
         if admission.isDraining { return reject(.draining(retryAfter: 5), request) }
@@ -220,27 +220,9 @@ struct JobEndpoint: Sendable {
     }
 
     /// `application/json`, any parameters, or any `+json` structured syntax suffix.
-    static func isJSON(_ contentType: String?) -> Bool {
-        guard let contentType else { return false }
-        let mediaType = contentType[..<(contentType.firstIndex(of: ";") ?? contentType.endIndex)].trimmingSpaces()
-        // Compared without lowercasing a copy (which allocates: "application/json" is 16 bytes).
-        if HTTPHeaders.equalIgnoringASCIICase(mediaType, "application/json") { return true }
-        return mediaType.count >= 17
-            && HTTPHeaders.equalIgnoringASCIICase(mediaType.prefix(12), "application/")
-            && HTTPHeaders.equalIgnoringASCIICase(mediaType.suffix(5), "+json")
-    }
-
     static func makeJobID() -> String {
         let hex = String(UInt64.random(in: .min ... .max), radix: 16)
         return String(repeating: "0", count: 16 - hex.count) + hex
     }
 }
 
-extension Substring {
-    func trimmingSpaces() -> Substring {
-        var result = self
-        while result.first == " " || result.first == "\t" { result.removeFirst() }
-        while result.last == " " || result.last == "\t" { result.removeLast() }
-        return result
-    }
-}

@@ -30,7 +30,7 @@ struct RetainedJobRoutes: Sendable {
     static func prefersRespondAsync(_ request: HTTPRequest) -> Bool {
         guard let prefer = request.headers["Prefer"] else { return false }
         return prefer.split(separator: ",").contains { preference in
-            preference.split(separator: ";").first.map { $0.trimmingSpaces().lowercased() == "respond-async" } ?? false
+            preference.split(separator: ";").first.map { $0.trimmingASCIIWhitespace().lowercased() == "respond-async" } ?? false
         }
     }
 

@@ -57,7 +57,7 @@ struct RejectionTests {
         ("", false), (";application/json", false), ("text/plain+json", false),
     ])
     func recognisesJSONMediaTypes(contentType: String, isJSON: Bool) {
-        #expect(JobEndpoint.isJSON(contentType) == isJSON)
+        #expect(MediaType.isJSON(contentType) == isJSON)
     }
 
     @Test func refusesBodiesOverTheCap() async throws {

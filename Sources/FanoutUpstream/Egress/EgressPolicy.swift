@@ -1,3 +1,4 @@
+import FanoutCore
 /// Which upstream addresses `http` subtasks may reach (SPEC "Egress policy").
 ///
 /// By default only ``AddressClass/global`` addresses are allowed. The allow-list (`egress.allow`,
@@ -32,7 +33,7 @@ public struct EgressPolicy: Sendable, Equatable {
     ///   or CIDR block (so a typo stops the service instead of silently allowing nothing).
     public init(allow entries: some Sequence<String>) throws(InvalidEntry) {
         for raw in entries {
-            let entry = raw.trimmingWhitespace()
+            let entry = String(raw.trimmingASCIIWhitespace())
             guard !entry.isEmpty else { throw InvalidEntry(entry: raw, reason: "is empty") }
             if let block = CIDRBlock(entry) {
                 blocks.append(block)

@@ -1,3 +1,4 @@
+import FanoutCore
 import NIOCore
 import NIOHTTP1
 
@@ -73,7 +74,7 @@ final class KeepAliveTimeoutHandler: ChannelDuplexHandler, RemovableChannelHandl
     static func timeoutSeconds(in values: [String]) -> Int64? {
         for value in values {
             for parameter in value.split(separator: ",") {
-                let parts = parameter.split(separator: "=", maxSplits: 1).map { String($0).trimmingWhitespace() }
+                let parts = parameter.split(separator: "=", maxSplits: 1).map { $0.trimmingASCIIWhitespace() }
                 guard parts.count == 2, parts[0].lowercased() == "timeout",
                       !parts[1].isEmpty, parts[1].allSatisfy(\.isASCIIDigit), parts[1].count <= 6,
                       let seconds = Int64(parts[1]), seconds >= 1

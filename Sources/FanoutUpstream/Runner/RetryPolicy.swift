@@ -1,3 +1,4 @@
+import FanoutCore
 import Glibc
 
 /// When a failed attempt is tried again, and after how long.
@@ -37,7 +38,7 @@ public enum RetryAfter {
     /// The wait it asks for; nil when the value is neither form. A date in the past is zero.
     /// - Parameter now: Seconds since the Unix epoch (the wall clock by default).
     public static func delay(_ value: String, now: Double = wallClockSeconds()) -> Duration? {
-        let value = value.trimmingWhitespace()
+        let value = String(value.trimmingASCIIWhitespace())
         if !value.isEmpty, value.allSatisfy(\.isASCIIDigit) {
             guard value.count <= 9, let seconds = Int64(value) else { return nil }
             return .seconds(seconds)

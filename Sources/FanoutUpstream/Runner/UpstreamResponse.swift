@@ -4,8 +4,8 @@ public import FanoutCore
 /// `{"status":200,"headers":{...},"body":...,"attempts":N}`.
 ///
 /// - `headers`: names in lower case; a repeated field's values joined with `", "` in arrival order.
-/// - `body`: the parsed JSON when the `Content-Type` is JSON (`application/json` or any `+json`
-///   type) and the bytes parse as JSON; otherwise the text when the bytes are valid UTF-8;
+/// - `body`: the parsed JSON when the `Content-Type` is JSON (`application/json` or any
+///   `application/*+json` type) and the bytes parse as JSON; otherwise the text when the bytes are valid UTF-8;
 ///   otherwise the bytes in standard base64, and then the object also carries
 ///   `"body_encoding":"base64"` (absent in every other case). Nothing is ever replaced or lost.
 public struct UpstreamResponse: Sendable, Equatable {
@@ -30,12 +30,8 @@ public struct UpstreamResponse: Sendable, Equatable {
         return headers.first { $0.name.utf8.elementsEqual(name.utf8) { lower($0) == lower($1) } }?.value
     }
 
-    /// Whether the `Content-Type` says JSON.
-    public var isJSON: Bool {
-        guard let contentType = header("content-type") else { return false }
-        let mediaType = (contentType.split(separator: ";", maxSplits: 1).first.map(String.init) ?? "").trimmingWhitespace().lowercased()
-        return mediaType == "application/json" || (mediaType.contains("/") && mediaType.hasSuffix("+json"))
-    }
+    /// Whether the `Content-Type` says JSON (``MediaType/isJSON(_:)``).
+    public var isJSON: Bool { MediaType.isJSON(header("content-type")) }
 
     /// `value` / `response` of the result line.
     public func rendered(attempts: Int) -> JSONValue {
