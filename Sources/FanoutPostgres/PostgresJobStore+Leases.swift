@@ -140,14 +140,13 @@ extension PostgresJobStore {
                 LineEncoder.end(job: id, summary: summary, into: &writer)
                 var next = lastSeq + 1
                 let lines = SequencedSink.number(writer.bytes, from: &next)
-                let bodies = lines.map { ByteBuffer(bytes: $0.bytes) }
+                let columns = LineColumns(lines)
                 let bytes = lines.reduce(0) { $0 + $1.retainedBytes }
                 try await connection.query("""
                     insert into \(unescaped: schema).fanout_lines (job, seq, event, status, task_index, body)
                     select \(id), u.seq, u.event, nullif(u.status, -1), nullif(u.idx, -1), u.body
-                    from unnest(\(lines.map(\.seq))::bigint[], \(lines.map { Self.code($0.event) })::smallint[],
-                                \(lines.map { $0.status.map(Self.code) ?? -1 })::smallint[], \(lines.map { $0.index ?? -1 })::integer[],
-                                \(bodies)::bytea[]) as u(seq, event, status, idx, body)
+                    from unnest(\(columns.seqs)::bigint[], \(columns.events)::smallint[], \(columns.statuses)::smallint[],
+                                \(columns.indexes)::integer[], \(columns.bodies)::bytea[]) as u(seq, event, status, idx, body)
                     """, logger: logger)
                 try await connection.query("""
                     update \(unescaped: schema).fanout_jobs set state = 'interrupted', cancelled = \(summary.cancelled),

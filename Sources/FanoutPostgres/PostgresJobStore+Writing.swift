@@ -24,12 +24,8 @@ extension PostgresJobStore {
 
     public func append(_ id: String, lines: [RetainedLine]) async {
         guard !lines.isEmpty else { return }
-        let bodies = lines.map { ByteBuffer(bytes: $0.bytes) }
-        let seqs = lines.map(\.seq)
-        let events = lines.map { Self.code($0.event) }
-        let statuses = lines.map { $0.status.map(Self.code) ?? -1 }
-        let indexes = lines.map { $0.index ?? -1 }
-        let last = seqs.last!
+        let columns = LineColumns(lines)
+        let last = lines[lines.count - 1].seq
         let retention = settings.retentionSeconds
         let channel = self.channel
         let ends = lines.contains { $0.event == .end }
@@ -39,8 +35,8 @@ extension PostgresJobStore {
                 with ins as (
                     insert into \(unescaped: schema).fanout_lines (job, seq, event, status, task_index, body)
                     select \(id), u.seq, u.event, nullif(u.status, -1), nullif(u.idx, -1), u.body
-                    from unnest(\(seqs)::bigint[], \(events)::smallint[], \(statuses)::smallint[], \(indexes)::integer[], \(bodies)::bytea[])
-                        as u(seq, event, status, idx, body)
+                    from unnest(\(columns.seqs)::bigint[], \(columns.events)::smallint[], \(columns.statuses)::smallint[],
+                                \(columns.indexes)::integer[], \(columns.bodies)::bytea[]) as u(seq, event, status, idx, body)
                     where exists (
                         select 1 from \(unescaped: schema).fanout_jobs where id = \(id) and state = 'running' and lease_owner = \(replica)
                     )

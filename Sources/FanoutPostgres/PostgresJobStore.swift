@@ -150,6 +150,24 @@ public final class PostgresJobStore: JobStore {
         [SubtaskOutcome.Status.ok, .error, .timeout, .cancelled].indices.contains(code) ? [SubtaskOutcome.Status.ok, .error, .timeout, .cancelled][code] : nil
     }
 
+    /// A batch of lines as the arrays that `unnest(seq, event, status, idx, body)` turns back into
+    /// rows (status and index -1 for none): one statement stores the whole batch.
+    struct LineColumns {
+        let seqs: [Int]
+        let events: [Int]
+        let statuses: [Int]
+        let indexes: [Int]
+        let bodies: [ByteBuffer]
+
+        init(_ lines: [RetainedLine]) {
+            seqs = lines.map(\.seq)
+            events = lines.map { PostgresJobStore.code($0.event) }
+            statuses = lines.map { $0.status.map(PostgresJobStore.code) ?? -1 }
+            indexes = lines.map { $0.index ?? -1 }
+            bodies = lines.map { ByteBuffer(bytes: $0.bytes) }
+        }
+    }
+
     /// Whether a statement's `returning` gave any row (its one column a string: a key or an id).
     static func returnedRow(_ rows: PostgresRowSequence) async throws -> Bool {
         var any = false
