@@ -14,6 +14,43 @@ extension StringProtocol {
     }
 }
 
+/// ASCII text by the byte: what the service writes and compares without `Character`s or
+/// interpolation (both cost thousands of instructions on paths every request takes).
+public enum ASCII {
+    /// The byte with `A`–`Z` lower-cased.
+    public static func lowercased(_ byte: UInt8) -> UInt8 {
+        (0x41...0x5A).contains(byte) ? byte | 0x20 : byte
+    }
+
+    /// Equal but for the case of ASCII letters.
+    public static func equalIgnoringCase(_ a: some Collection<UInt8>, _ b: some Collection<UInt8>) -> Bool {
+        a.count == b.count && a.elementsEqual(b) { lowercased($0) == lowercased($1) }
+    }
+
+    /// Writes `value` in decimal at `buffer[count...]`, zero-padded to at least `minimumDigits`,
+    /// and advances `count` past it (at most 20 digits, or `minimumDigits`). `JSONWriter` keeps its
+    /// own right-to-left loop: on the line encoder's path, this one measured 0.5–0.9 % more per job10.
+    /// Inlinable, so that the log line's timestamp (seven numbers) and IPv4 text get it folded in.
+    @inlinable
+    public static func writeDecimal(
+        _ value: UInt, minimumDigits: Int = 1, into buffer: UnsafeMutableBufferPointer<UInt8>, at count: inout Int
+    ) {
+        var digits = 1
+        var rest = value / 10
+        while rest > 0 {
+            digits += 1
+            rest /= 10
+        }
+        digits = max(digits, minimumDigits)
+        rest = value
+        for position in stride(from: count + digits - 1, through: count, by: -1) {
+            buffer[position] = UInt8(ascii: "0") + UInt8(rest % 10)
+            rest /= 10
+        }
+        count += digits
+    }
+}
+
 /// What a `Content-Type` says.
 public enum MediaType {
     /// JSON: `application/json` or an `application/*+json` type (`application/problem+json`, …),
@@ -23,16 +60,13 @@ public enum MediaType {
         guard let contentType else { return false }
         let end = contentType.utf8.firstIndex(of: UInt8(ascii: ";")) ?? contentType.endIndex
         let type = contentType[..<end].trimmingASCIIWhitespace().utf8
-        if matches(type, "application/json") { return true }
-        return type.count >= 17 && matches(type.prefix(12), "application/") && matches(type.suffix(5), "+json")
+        if ASCII.equalIgnoringCase(type, bytes("application/json")) { return true }
+        return type.count >= 17 && ASCII.equalIgnoringCase(type.prefix(12), bytes("application/"))
+            && ASCII.equalIgnoringCase(type.suffix(5), bytes("+json"))
     }
 
-    /// Equal to a lower-case ASCII literal, letters in either case.
-    private static func matches(_ bytes: some Collection<UInt8>, _ lower: StaticString) -> Bool {
-        let literal = UnsafeBufferPointer(start: lower.utf8Start, count: lower.utf8CodeUnitCount)
-        guard bytes.count == literal.count else { return false }
-        return zip(bytes, literal).allSatisfy { byte, expected in
-            ((0x41...0x5A).contains(byte) ? byte | 0x20 : byte) == expected
-        }
+    /// A literal's bytes, read in place (a `String`'s UTF-8 view checks its storage on every byte).
+    private static func bytes(_ literal: StaticString) -> UnsafeBufferPointer<UInt8> {
+        UnsafeBufferPointer(start: literal.utf8Start, count: literal.utf8CodeUnitCount)
     }
 }

@@ -1,3 +1,4 @@
+import FanoutCore
 import Glibc
 
 /// Wall-clock time for the status document (the dispatcher's clocks are monotonic).
@@ -30,20 +31,7 @@ public enum WallClock {
                     text[count] = UInt8(ascii: "-")
                     count += 1
                 }
-                var magnitude = value.magnitude
-                var digits = 1
-                var scale: UInt32 = 1
-                while magnitude / scale >= 10 || digits < width {
-                    scale *= 10
-                    digits += 1
-                }
-                while digits > 0 {
-                    text[count] = UInt8(ascii: "0") + UInt8(magnitude / scale)
-                    magnitude %= scale
-                    scale /= 10
-                    count += 1
-                    digits -= 1
-                }
+                ASCII.writeDecimal(UInt(value.magnitude), minimumDigits: width, into: text, at: &count)
             }
             func put(_ byte: Unicode.Scalar) {
                 text[count] = UInt8(ascii: byte)

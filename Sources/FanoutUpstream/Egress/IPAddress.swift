@@ -1,3 +1,4 @@
+import FanoutCore
 import Glibc
 
 /// An IPv4 or IPv6 address as a number: what the egress policy judges and what a connection goes to.
@@ -42,21 +43,11 @@ public enum IPAddress: Sendable, Hashable, CustomStringConvertible {
             return String(unsafeUninitializedCapacity: 15) { text in
                 var count = 0
                 for shift in stride(from: 24, through: 0, by: -8) {
-                    let byte = Int((value >> UInt32(shift)) & 0xFF)
                     if shift != 24 {
                         text[count] = UInt8(ascii: ".")
                         count += 1
                     }
-                    if byte >= 100 {
-                        text[count] = UInt8(ascii: "0") + UInt8(byte / 100)
-                        count += 1
-                    }
-                    if byte >= 10 {
-                        text[count] = UInt8(ascii: "0") + UInt8(byte / 10 % 10)
-                        count += 1
-                    }
-                    text[count] = UInt8(ascii: "0") + UInt8(byte % 10)
-                    count += 1
+                    ASCII.writeDecimal(UInt((value >> UInt32(shift)) & 0xFF), into: text, at: &count)
                 }
                 return count
             }

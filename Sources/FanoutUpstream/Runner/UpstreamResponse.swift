@@ -26,8 +26,7 @@ public struct UpstreamResponse: Sendable, Equatable {
 
     /// The first value of a header, by case-insensitive name.
     public func header(_ name: String) -> String? {
-        func lower(_ byte: UInt8) -> UInt8 { (0x41...0x5A).contains(byte) ? byte | 0x20 : byte }
-        return headers.first { $0.name.utf8.elementsEqual(name.utf8) { lower($0) == lower($1) } }?.value
+        headers.first { ASCII.equalIgnoringCase($0.name.utf8, name.utf8) }?.value
     }
 
     /// Whether the `Content-Type` says JSON (``MediaType/isJSON(_:)``).
