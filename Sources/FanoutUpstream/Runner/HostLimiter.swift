@@ -12,6 +12,13 @@ final class HostLimiter: Sendable {
         var head = 0
         var live = 0
 
+        /// Takes a slot if one is free and nobody is queued for it (FIFO: a waiter goes first).
+        mutating func takeFreeSlot(limit: Int) -> Bool {
+            guard inUse < limit, live == 0 else { return false }
+            inUse += 1
+            return true
+        }
+
         mutating func popLive(from waiters: inout [UInt64: Waiter]) -> Waiter? {
             while head < queue.count {
                 let id = queue[head]
@@ -69,10 +76,7 @@ final class HostLimiter: Sendable {
                     if state.cancelledEarly.remove(id) != nil { return nil }
                     var host = state.hosts[key, default: HostState()]
                     defer { state.hosts[key] = host }
-                    if host.inUse < limit, host.live == 0 {
-                        host.inUse += 1
-                        return true
-                    }
+                    if host.takeFreeSlot(limit: limit) { return true }
                     host.queue.append(id)
                     host.live += 1
                     state.waiters[id] = Waiter(key: key, continuation: continuation)
@@ -102,9 +106,9 @@ final class HostLimiter: Sendable {
     /// Takes a slot if one is free and no one is waiting for it.
     private func takeFreeSlot(_ key: String) -> Bool {
         state.withLock { state in
-            let host = state.hosts[key]
-            guard (host?.inUse ?? 0) < limit, (host?.live ?? 0) == 0 else { return false }
-            state.hosts[key, default: HostState()].inUse += 1
+            var host = state.hosts[key, default: HostState()]
+            guard host.takeFreeSlot(limit: limit) else { return false }
+            state.hosts[key] = host
             return true
         }
     }
