@@ -41,15 +41,10 @@ public struct EchoRunner: SubtaskRunner {
 
     public func run(_ payload: Payload, context: SubtaskContext) async -> SubtaskOutcome {
         if payload.delayMilliseconds > 0 {
-            let wakeUp = ContinuousClock.now + .microseconds(Int64(payload.delayMilliseconds * 1000))
             do {
-                if wakeUp > context.deadline {
-                    try await DeadlineTimer.shared.sleep(until: context.deadline)
-                    return .timeout("the task did not finish within its timeout")
-                }
-                try await DeadlineTimer.shared.sleep(until: wakeUp)
+                try await DeadlineTimer.shared.sleep(until: .now + .microseconds(Int64(payload.delayMilliseconds * 1000)))
             } catch {
-                // The dispatcher cancels the task at the deadline, maybe before this timer fires.
+                // The dispatcher cancels the task at its deadline (SubtaskRunner.run).
                 return context.deadlinePassed ? .timeout("the task did not finish within its timeout") : .cancelled("the task was cancelled")
             }
         } else if Task.isCancelled {
