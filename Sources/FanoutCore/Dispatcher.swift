@@ -35,7 +35,8 @@ public enum Dispatcher {
     }
 
     /// Runs `job`, sending its lines to `sink`; returns when the end line is with the sink, or the
-    /// client is gone (the sink threw, or the calling task was cancelled).
+    /// client is gone (the sink threw, or the calling task was cancelled: one handler for the whole
+    /// run turns that into ``DispatchEvent/clientGone``).
     /// - Parameter bufferBytes: The stream's buffer (`limits.stream_buffer_bytes`): in input order,
     ///   lines waiting for an earlier one may take this much before no new subtask starts.
     /// - Parameter trace: The job's point in its trace; with a span, each subtask that starts gets
@@ -51,10 +52,15 @@ public enum Dispatcher {
         sink: some LineSink
     ) async -> JobSummary {
         let prepared = prepare(job, id: id, control: control, observer: observer, timer: timer, bufferBytes: bufferBytes, trace: trace)
-        if let direct = sink as? any NonBlockingLineSink {
-            await run(prepared, offeringTo: direct)
-        } else {
-            await run(prepared, sendingTo: sink)
+        let events = prepared.loop.events
+        await withTaskCancellationHandler {
+            if let direct = sink as? any NonBlockingLineSink {
+                await run(prepared, offeringTo: direct)
+            } else {
+                await run(prepared, sendingTo: sink)
+            }
+        } onCancel: {
+            events.post(.clientGone)
         }
         return prepared.summary
     }
@@ -91,6 +97,11 @@ public enum Dispatcher {
     /// Runs a prepared job, its lines offered to `sink`: no task per send, no group for them; a
     /// job of timers only (`echo`) runs no task at all but the caller's, and has no subtask group.
     /// Returns when the end line is with the sink or the client is gone.
+    ///
+    /// The calling task's cancellation is not watched while the job waits (that would hold a
+    /// cancellation record and its frames for the job's whole life): the caller says the client is
+    /// gone through the prepared job's ``JobControl`` (``JobControl/clientGone()``), as the response
+    /// stream's close does. ``run(_:id:control:observer:timer:bufferBytes:trace:sink:)`` watches it.
     public static func run(_ prepared: Prepared, offeringTo sink: any NonBlockingLineSink) async {
         let send: DispatchLoop.Send = { bytes, events in sink.offer(bytes) { events.post(.sent($0)) } }
         let loop = prepared.loop

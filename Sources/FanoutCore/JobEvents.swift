@@ -18,7 +18,6 @@ final class JobEvents: Sendable {
     private struct State {
         var events: [DispatchEvent] = []
         var waiter: UnsafeContinuation<Void, Never>?
-        var cancelled = false
     }
 
     private let state = Locked(State())
@@ -60,23 +59,18 @@ final class JobEvents: Sendable {
         }
     }
 
-    /// Waits until an event is posted or the calling task is cancelled.
+    /// Waits until an event is posted. The task's cancellation does not end the wait: whoever runs
+    /// the loop turns it into an event (``Dispatcher``'s entries for their caller's task, the
+    /// response stream's close for a stream's), so that no cancellation record and handler frames
+    /// sit in the task allocator of every open stream for its life.
     func wait() async {
-        await withTaskCancellationHandler {
-            await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
-                let ready = state.withLock { state -> Bool in
-                    if !state.events.isEmpty || state.cancelled { return true }
-                    state.waiter = continuation
-                    return false
-                }
-                if ready { continuation.resume() }
+        await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
+            let ready = state.withLock { state -> Bool in
+                if !state.events.isEmpty { return true }
+                state.waiter = continuation
+                return false
             }
-        } onCancel: {
-            let waiter = state.withLock { state in
-                state.cancelled = true
-                return state.waiter.take()
-            }
-            waiter?.resume()
+            if ready { continuation.resume() }
         }
     }
 }

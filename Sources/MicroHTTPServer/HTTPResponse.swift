@@ -9,8 +9,9 @@ public struct HTTPResponse: Sendable {
         case stream(@Sendable (ResponseStream) async -> Void)
         /// As ``stream(_:)``, but the producer runs in the task of ``HTTPServer/run()`` itself, with
         /// no second task to cancel it: it is not cancelled when the client goes away, it is told
-        /// (``ResponseStream/onClose(_:)``, and every write from then on throws). One task per open
-        /// stream instead of two, for producers that can stop on being told.
+        /// (``ResponseStream/onClose(_:)``, and every write from then on throws), as it is when the
+        /// server stops or its task is cancelled. One task per open stream instead of two, for
+        /// producers that can stop on being told.
         case closeObservingStream(any StreamProducer)
         /// A streamed body (chunked, or close-delimited on HTTP/1.0) whose bytes are all known now:
         /// sent like ``stream(_:)`` but with no task and no suspension.

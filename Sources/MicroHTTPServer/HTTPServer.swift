@@ -54,7 +54,9 @@ public final class HTTPServer: Sendable {
     /// Runs every stream producer and every ``HTTPHandler/respond(to:)`` call in one discarding
     /// task group, until ``shutdown(gracePeriod:)`` has stopped the daemon and they have all
     /// returned. Requests with a body and streamed responses are only answered while this runs.
-    /// Cancelling its task cancels the producers but keeps it serving, since a suspended
+    /// Cancelling its task cancels the producers and ends every stream, open or new, with an
+    /// error (as ``shutdown(gracePeriod:)`` does after its grace: a `closeObservingStream` producer
+    /// learns of it from `onClose`, not from its task), but keeps it serving, since a suspended
     /// connection left without its task would never be resumed. A second call returns at once.
     public func run() async {
         guard context.work.claim() else {
@@ -66,10 +68,15 @@ public final class HTTPServer: Sendable {
 
     /// The task group of ``run()``, for whoever claimed the work queue.
     private func serve() async {
-        await withDiscardingTaskGroup { group in
-            while let work = await context.work.next() {
-                group.addTask { await work.run() }
+        let registry = context.registry
+        await withTaskCancellationHandler {
+            await withDiscardingTaskGroup { group in
+                while let work = await context.work.next() {
+                    group.addTask { await work.run() }
+                }
             }
+        } onCancel: {
+            registry.cancelAll()
         }
     }
 

@@ -239,16 +239,36 @@ struct DispatcherTests {
         checkInvariants(sink.lines, total: 3)
     }
 
-    @Test func cancellingTheJobCancelsItsSubtasks() async {
-        let sink = CollectingSink()
+    /// With either sink: the loop's waits do not watch the task, the entry's one handler does.
+    @Test(arguments: [false, true]) func cancellingTheJobCancelsItsSubtasks(nonBlocking: Bool) async {
         let tasks = (0..<10).map { probe.task("t\($0)", $0, delay: 10_000) }
-        let run = Task { await Dispatcher.run(.make(tasks), id: "j", sink: sink) }
+        let run = Task {
+            nonBlocking
+                ? await Dispatcher.run(.make(tasks), id: "j", sink: OfferingSink())
+                : await Dispatcher.run(.make(tasks), id: "j", sink: CollectingSink())
+        }
         #expect(await eventually(within: .seconds(5)) { probe.snapshot.current == 10 })
         run.cancel()
         let summary = await run.value
         #expect(summary.clientGone)
         #expect(probe.snapshot.current == 0)
         #expect(probe.snapshot.cancelled == 10)
+    }
+
+    /// A job of timers only runs in the caller's task with no group: cancelling that task ends it
+    /// at once (the generic entry turns the cancellation into the loop's event), not at its
+    /// 60 s timers or deadline.
+    @Test func cancellingATimerOnlyJobEndsItAtOnce() async {
+        let tasks = (0..<3).map { Subtask(id: "t\($0)", index: $0, kind: "echo", timeoutMilliseconds: nil, work: .delayed(.ok(.null), after: .seconds(60))) }
+        let sink = OfferingSink()
+        let run = Task { await Dispatcher.run(.make(tasks), id: "j", sink: sink) }
+        try? await Task.sleep(for: .milliseconds(50))
+        let cancelled = ContinuousClock.now
+        run.cancel()
+        let summary = await run.value
+        #expect(ContinuousClock.now - cancelled < TestTime.scaled(.seconds(2)))
+        #expect(summary.clientGone)
+        #expect(sink.results.isEmpty)
     }
 
     /// With a sink that sends (a job store's way) and one that is offered lines (the response

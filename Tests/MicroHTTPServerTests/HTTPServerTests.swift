@@ -1,3 +1,4 @@
+import Logging
 import MicroHTTPServer
 import TestSupport
 import Testing
@@ -137,6 +138,31 @@ struct HTTPServerTests {
             #expect(await eventually(within: .seconds(2)) { probe.snapshot.closesObserved == 1 }, "the producer is told")
             #expect(await eventually(within: .seconds(1)) { server.openStreams == 0 })
         }
+    }
+
+    /// Its task is the server's: cancelling `run()` reaches it as a close (the server ends every
+    /// stream), since a producer that waits to be told does not watch its task's cancellation.
+    @Test func tellsACloseObservingProducerWhenTheServersTaskIsCancelled() async throws {
+        let probe = StreamProbe()
+        let server = HTTPServer(
+            configuration: HTTPServerConfiguration(host: "127.0.0.1", port: 0, threads: 2, connectionLimit: 16),
+            handler: TestHandler(probe: probe),
+            logger: Logger(label: "test")
+        )
+        try server.start()
+        let port = try #require(server.port)
+        let serving = Task { await server.run() }
+        let connection = try await RawConnection.connect(port: port)
+        defer { connection.close() }
+        try await connection.send(RawRequest.text(method: "GET", path: "/observed"))
+        let head = try await connection.readHead()
+        #expect(try await connection.readLine(head) == "started")
+        serving.cancel()
+        #expect(await eventually(within: .seconds(2)) { probe.snapshot.closesObserved == 1 }, "the producer is told")
+        #expect(try await connection.peerClosed(within: .seconds(2)))
+        #expect(await eventually(within: .seconds(1)) { server.openStreams == 0 })
+        await server.shutdown(gracePeriod: .seconds(1))
+        await serving.value
     }
 
     @Test func stopsCleanlyWithCloseObservingStreamsOpen() async throws {
