@@ -175,8 +175,9 @@ extension Dispatcher {
     }
 }
 
-/// Told when subtasks start and end (metrics: subtasks in flight, their durations).
-public protocol DispatchObserver: Sendable {
+/// Told when subtasks start and end (metrics: subtasks in flight, their durations). A class, so that
+/// the reference each job keeps is two words, not a five-word existential.
+public protocol DispatchObserver: AnyObject, Sendable {
     func subtaskStarted(kind: String)
     func subtaskEnded(kind: String, duration: Duration)
 }

@@ -48,47 +48,49 @@ final class JobCompletion: Sendable {
 /// in one object, so that the task's async frames hold one reference (every open
 /// stream pays for those bytes). It runs in the server's own task for the stream
 /// (`closeObservingStream`): a client that goes away stops the dispatcher through ``JobControl``.
+/// The job is held once, by the prepared dispatcher loop.
 final class PlainJobStream: StreamProducer {
-    let job: Job
+    /// Made by `init`, used only by ``produce(into:)``, which the server runs once, in the stream's
+    /// task (the server's work queue orders the two); the loop is never shared.
+    nonisolated(unsafe) let prepared: Dispatcher.Prepared
     let id: String
     let client: String
     let ticket: UInt64
     let control: JobControl
     let trace: TraceScope
     let bodyBytes: Int
-    let bufferBytes: Int
     let completion: JobCompletion
     /// When the job was decoded and its stream made: its duration (log line, metrics) runs from here.
     let start = ContinuousClock.now
 
+    /// Prepares the job to run (``Dispatcher/prepare(_:id:control:observer:timer:bufferBytes:trace:)``):
+    /// its deadline and `elapsed_ms` run from now, as its duration does.
     init(
         job: Job, id: String, client: String, ticket: UInt64, control: JobControl, trace: TraceScope, bodyBytes: Int,
         bufferBytes: Int, completion: JobCompletion
     ) {
-        self.job = job
+        self.prepared = Dispatcher.prepare(job, id: id, control: control, observer: completion.metrics, bufferBytes: bufferBytes, trace: trace)
         self.id = id
         self.client = client
         self.ticket = ticket
         self.control = control
         self.trace = trace
         self.bodyBytes = bodyBytes
-        self.bufferBytes = bufferBytes
         self.completion = completion
     }
 
-    /// Everything before and after the wait is in functions of their own: while the job runs,
-    /// this frame holds little more than the stream, this object and the prepared job.
+    /// Everything before and after the wait is in functions of its own: while the job runs, this
+    /// frame holds little more than the stream and this object.
     func produce(into stream: ResponseStream) async {
-        let prepared = prepare(for: stream)
+        observeClose(of: stream)
         await Dispatcher.run(prepared, offeringTo: StreamSink(stream: stream))
         finished(prepared.summary)
     }
 
     @inline(never)
-    private func prepare(for stream: ResponseStream) -> Dispatcher.Prepared {
+    private func observeClose(of stream: ResponseStream) {
         let control = self.control
         stream.onClose { control.clientGone() }
-        return Dispatcher.prepare(job, id: id, control: control, observer: completion.metrics, bufferBytes: bufferBytes, trace: trace)
     }
 
     @inline(never)
