@@ -20,9 +20,9 @@ enum Callbacks {
 
         guard let pointer = requestContext.pointee else {
             let context = RequestContext(
-                method: method.map { String(cString: $0) } ?? "GET",
+                method: method.map(knownMethod) ?? "GET",
                 path: url.map { String(cString: $0) } ?? "/",
-                version: version.map { String(cString: $0) } ?? "HTTP/1.1"
+                version: version.map(knownVersion) ?? "HTTP/1.1"
             )
             withUnsafeMutablePointer(to: &context.headers) { headers in
                 _ = MHD_get_connection_values(connection, .HEADER_KIND, Callbacks.collectHeader, headers)
@@ -30,7 +30,7 @@ enum Callbacks {
             withUnsafeMutablePointer(to: &context.query) { query in
                 _ = MHD_get_connection_values(connection, .GET_ARGUMENT_KIND, Callbacks.collectHeader, query)
             }
-            context.peer = peerAddress(connection)
+            context.peer = ConnectionHooks.peer(of: connection)
             // Pattern "one-shot transfer": released in `completed`.
             requestContext.pointee = Unmanaged.passRetained(context).toOpaque()
             return RequestFlow.head(context, on: connection, server: server)
@@ -98,6 +98,20 @@ enum Callbacks {
         var message = buffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
         while message.last == "\n" { message.removeLast() }
         Unmanaged<ServerContext>.fromOpaque(cls).takeUnretainedValue().logger.debug("libmicrohttpd: \(message)")
+    }
+
+    /// The request's method as a `String`: the common ones without copying and validating the C string.
+    static func knownMethod(_ method: UnsafePointer<CChar>) -> String {
+        if strcmp(method, "GET") == 0 { return "GET" }
+        if strcmp(method, "POST") == 0 { return "POST" }
+        return String(cString: method)
+    }
+
+    /// The request's HTTP version as a `String`, as ``knownMethod(_:)``.
+    static func knownVersion(_ version: UnsafePointer<CChar>) -> String {
+        if strcmp(version, "HTTP/1.1") == 0 { return "HTTP/1.1" }
+        if strcmp(version, "HTTP/1.0") == 0 { return "HTTP/1.0" }
+        return String(cString: version)
     }
 
     static func peerAddress(_ connection: OpaquePointer) -> String? {

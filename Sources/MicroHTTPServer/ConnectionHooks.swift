@@ -245,6 +245,15 @@ enum ConnectionHooks {
         return span > 0 && span < 1 << 20 && raw.length < span
     }
 
+    /// The peer's address, e.g. `127.0.0.1:53012`, formatted once per connection.
+    static func peer(of connection: OpaquePointer) -> String? {
+        guard let state = state(of: connection) else { return Callbacks.peerAddress(connection) }
+        if let peer = state.peer { return peer }
+        let peer = Callbacks.peerAddress(connection)
+        state.peer = .some(peer)
+        return peer
+    }
+
     private static func state(of connection: OpaquePointer) -> ConnectionState? {
         cmhd_socket_context(connection).map { Unmanaged<ConnectionState>.fromOpaque($0).takeUnretainedValue() }
     }

@@ -26,6 +26,9 @@ final class ConnectionState {
     var bodyBytesOverLimit = 0
     /// The server wrote its own final answer to the socket (mid-upload, where MHD cannot queue one).
     var wroteOwnAnswer = false
+    /// The peer's address as text (``ConnectionHooks/peer(of:)``), made at the first request: every
+    /// request of a kept-alive connection has the same one.
+    var peer: String??
 
     init(fd: Int32, overLimit: Bool, sweep: DeadConnectionSweeper.Entry) {
         self.fd = fd

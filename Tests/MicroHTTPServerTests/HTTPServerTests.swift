@@ -125,6 +125,31 @@ struct HTTPServerTests {
         }
     }
 
+    /// The peer's address is formatted once per connection: each request of a kept-alive
+    /// connection has that connection's, another connection its own.
+    @Test func eachRequestKnowsItsConnectionsPeer() async throws {
+        try await withTestServer { _, port, _ in
+            func peers(_ connection: RawConnection, _ count: Int) async throws -> [String] {
+                var peers: [String] = []
+                for _ in 0..<count {
+                    try await connection.send(RawRequest.text(method: "GET", path: "/peer"))
+                    let head = try await connection.readHead()
+                    peers.append(String(decoding: try await connection.readBody(head), as: UTF8.self))
+                }
+                return peers
+            }
+            let first = try await RawConnection.connect(port: port)
+            defer { first.close() }
+            let second = try await RawConnection.connect(port: port)
+            defer { second.close() }
+            let one = try await peers(first, 3)
+            let two = try await peers(second, 2)
+            #expect(one.allSatisfy { $0 == one[0] } && two.allSatisfy { $0 == two[0] })
+            #expect(one[0].hasPrefix("127.0.0.1:") && two[0].hasPrefix("127.0.0.1:"))
+            #expect(one[0] != two[0], "each connection has its own port")
+        }
+    }
+
     /// A `closeObservingStream` runs in the server's task with no supervisor: it learns of the
     /// hang-up from `onClose`, and the stream is gone once it returns.
     @Test func tellsACloseObservingProducerThatItsClientLeft() async throws {

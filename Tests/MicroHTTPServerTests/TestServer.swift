@@ -109,6 +109,8 @@ struct TestHandler: HTTPHandler {
             return HTTPResponse(status: 200, contentType: "text/plain", text: "hello")
         case "/headers":
             return HTTPResponse(status: 200, contentType: "text/plain", text: request.headers["X-Probe"] ?? "none")
+        case "/peer":
+            return HTTPResponse(status: 200, contentType: "text/plain", text: request.peer ?? "none")
         case "/stream":
             return HTTPResponse(status: 200, headers: [("Content-Type", "application/x-ndjson")], body: .stream { stream in
                 try? await stream.write(Array("line1\n".utf8))
