@@ -134,7 +134,9 @@ enum RequestFlow {
         var queued = MHD_Result.NO
         if let mhdResponse {
             for (name, value) in response.headers {
-                _ = MHD_add_response_header(mhdResponse, name, value)
+                // withCString lends a native string's own bytes (a small one's from the stack); the
+                // implicit String-to-pointer conversion copied each into a new array.
+                _ = name.withCString { name in value.withCString { MHD_add_response_header(mhdResponse, name, $0) } }
             }
             queued = MHD_queue_response(connection, UInt32(response.status), mhdResponse)
             if queued == .YES { ConnectionHooks.responseQueued(connection, server: server) }
