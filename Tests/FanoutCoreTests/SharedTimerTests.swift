@@ -23,6 +23,20 @@ struct SharedTimerTests {
         #expect(log.fired.withLock { $0 } == [5, 15, 30, 60])
     }
 
+    /// Deadlines are kept as nanoseconds from the timer's start: one centuries away saturates (it
+    /// never fires, and does not overflow into the past), one long past fires at once.
+    @Test func farDeadlinesNeitherOverflowNorFireEarly() async throws {
+        let fired = Locked<[String]>([])
+        let now = ContinuousClock.now
+        let never = DeadlineTimer.shared.schedule(at: now + .seconds(Int64.max / 2)) { fired.withLock { $0.append("never") } }
+        defer { DeadlineTimer.shared.cancel(never) }
+        DeadlineTimer.shared.schedule(at: now - .seconds(Int64.max / 2)) { fired.withLock { $0.append("past") } }
+        DeadlineTimer.shared.schedule(at: now + .milliseconds(20)) { fired.withLock { $0.append("soon") } }
+        #expect(await waitUntil(within: .seconds(5)) { fired.withLock { $0.count } == 2 })
+        try await Task.sleep(for: .milliseconds(50))
+        #expect(fired.withLock { $0 } == ["past", "soon"])
+    }
+
     func waitUntil(within limit: Duration, _ condition: () -> Bool) async -> Bool {
         let deadline = ContinuousClock.now + limit
         while !condition(), ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(5)) }
