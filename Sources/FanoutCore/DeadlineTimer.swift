@@ -15,11 +15,10 @@ public final class DeadlineTimer: Sendable {
         fileprivate let id: UInt64
     }
 
-    /// A deadline as nanoseconds after ``origin``: `ContinuousClock.Instant` is not frozen, so an
-    /// entry holding one has no fixed layout here, and each move in the heap went through its value
-    /// witnesses (a quarter of a 100,000-timer job's instructions, in the sift alone).
+    /// A ``MonotonicTime``, not a `ContinuousClock.Instant`: with one, every move in the heap went
+    /// through value witnesses (a quarter of a 100,000-timer job's instructions, in the sift alone).
     private struct Entry {
-        var deadline: Int64
+        var deadline: MonotonicTime
         var id: UInt64
     }
 
@@ -36,24 +35,14 @@ public final class DeadlineTimer: Sendable {
 
     private let state = Locked(State())
     private let wakeUp = ConditionSignal()
-    private let origin = ContinuousClock.now
 
     private init() {}
-
-    /// `instant` as an entry's deadline; one further than ~292 years either way is that far.
-    private func nanoseconds(_ instant: ContinuousClock.Instant) -> Int64 {
-        let (seconds, attoseconds) = (instant - origin).components
-        let (whole, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
-        let (sum, carry) = whole.addingReportingOverflow(attoseconds / 1_000_000_000)
-        if overflow || carry { return seconds < 0 ? .min : .max }
-        return sum
-    }
 
     /// Runs `action` on the timer thread at `deadline` unless cancelled first. Keep it short: it
     /// delays every other timer.
     @discardableResult
     public func schedule(at deadline: ContinuousClock.Instant, _ action: @escaping @Sendable () -> Void) -> Token {
-        let deadline = nanoseconds(deadline)
+        let deadline = MonotonicTime(deadline)
         let (token, earliest, start) = state.withLock { state -> (Token, Bool, Bool) in
             state.nextID += 1
             let id = state.nextID
@@ -117,9 +106,9 @@ public final class DeadlineTimer: Sendable {
     /// The timer thread: runs due actions, then waits for the next deadline or a new earlier one.
     private func run() {
         while true {
-            let now = nanoseconds(.now)
+            let now = MonotonicTime.now
             var due: [@Sendable () -> Void] = []
-            let nextDeadline = state.withLock { state -> Int64? in
+            let nextDeadline = state.withLock { state -> MonotonicTime? in
                 while let top = state.heap.first, top.deadline <= now {
                     Self.popTop(&state.heap)
                     if let action = state.actions.removeValue(forKey: top.id) {
@@ -132,7 +121,7 @@ public final class DeadlineTimer: Sendable {
             }
             for action in due { action() }
             if !due.isEmpty { continue }
-            wakeUp.wait(for: nextDeadline.map { .nanoseconds($0 - nanoseconds(.now)) })
+            wakeUp.wait(for: nextDeadline.map { $0 - .now })
         }
     }
 

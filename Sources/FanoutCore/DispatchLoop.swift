@@ -127,14 +127,19 @@ final class DispatchLoop {
 
     /// Outcomes in the order their subtasks finished (tasks on different threads may post in a
     /// slightly different order than they finished), then the other events in arrival order.
+    /// Sorts stamps and positions, then moves each event once.
     static func finishOrder(_ batch: [DispatchEvent]) -> [DispatchEvent] {
-        var finished: [(at: ContinuousClock.Instant, event: DispatchEvent)] = []
-        var others: [DispatchEvent] = []
-        for event in batch {
-            if case .finished(_, _, let at) = event { finished.append((at, event)) } else { others.append(event) }
+        var finished: [(at: MonotonicTime, position: Int)] = []
+        var others: [Int] = []
+        for (position, event) in batch.enumerated() {
+            if case .finished(_, _, let at) = event { finished.append((at, position)) } else { others.append(position) }
         }
-        guard finished.count > 1 else { return finished.map(\.event) + others }
-        return finished.enumerated().sorted { ($0.element.at, $0.offset) < ($1.element.at, $1.offset) }.map(\.element.event) + others
+        if finished.count > 1 { finished.sort { ($0.at, $0.position) < ($1.at, $1.position) } }
+        var ordered: [DispatchEvent] = []
+        ordered.reserveCapacity(batch.count)
+        for item in finished { ordered.append(batch[item.position]) }
+        for position in others { ordered.append(batch[position]) }
+        return ordered
     }
 
     /// Starts subtasks while they may start, up to ``Dispatcher/launchBatch`` per pass.

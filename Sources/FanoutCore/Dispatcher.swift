@@ -27,7 +27,7 @@ public enum Dispatcher {
         let run = JobRun(job: job, id: id, start: start)
         for index in job.tasks.indices where !run.stopped {
             guard case .immediate(let outcome) = job.tasks.work(at: index) else { return nil }
-            run.record(index: index, outcome: outcome, at: start)
+            run.record(index: index, outcome: outcome, at: run.startTime)
             if run.outgoingCount > maxBytes { return nil }
         }
         let lines = run.takeOutgoing()

@@ -2,7 +2,7 @@ import FanoutSync
 
 /// What wakes the dispatcher's loop.
 enum DispatchEvent: Sendable {
-    case finished(index: Int, outcome: SubtaskOutcome, at: ContinuousClock.Instant)
+    case finished(index: Int, outcome: SubtaskOutcome, at: MonotonicTime)
     case deadline
     case heartbeatTick
     case stop(reason: String)
@@ -43,7 +43,7 @@ final class JobEvents: Sendable {
 
     /// Everything posted so far, and the time read under the same lock: every outcome taken is
     /// stamped before it, every later one after it.
-    func takeStamped() -> (events: [DispatchEvent], now: ContinuousClock.Instant) {
+    func takeStamped() -> (events: [DispatchEvent], now: MonotonicTime) {
         state.withLock { state in
             defer { state.events = [] }
             return (state.events, .now)

@@ -5,6 +5,8 @@ final class JobRun {
     let job: Job
     let id: String
     let start: ContinuousClock.Instant
+    /// `start`, as the outcomes' stamps are kept.
+    let startTime: MonotonicTime
     var summary: JobSummary
     /// Outcome recorded, per subtask; once set, later outcomes for it are ignored.
     private var reported: [Bool]
@@ -47,6 +49,7 @@ final class JobRun {
         self.trace = trace
         self.id = id
         self.start = start
+        self.startTime = MonotonicTime(start)
         self.summary = JobSummary(total: job.tasks.count)
         self.reported = Array(repeating: false, count: job.tasks.count)
         self.lastSend = start
@@ -108,7 +111,7 @@ final class JobRun {
         start + .microseconds(Int64(startedAt[index]) - 1)
     }
 
-    func record(index: Int, outcome: SubtaskOutcome, at: ContinuousClock.Instant) {
+    func record(index: Int, outcome: SubtaskOutcome, at: MonotonicTime) {
         guard !reported[index] else { return }
         reported[index] = true
         reserveOutgoing()
@@ -116,14 +119,14 @@ final class JobRun {
         let kind = job.tasks.kind(at: index)
         let taskID = job.tasks.id(at: index)
         if let observer, startedAt[index] != 0 {
-            observer.subtaskEnded(kind: kind, duration: at - began(index))
+            observer.subtaskEnded(kind: kind, duration: at - MonotonicTime(began(index)))
             startedAt[index] = 0
         }
         if !spans.isEmpty, let span = spans.removeValue(forKey: index) {
             span.set("fanout.task.status", outcome.status.rawValue)
             span.end(failure: outcome.status == .ok ? nil : outcome.errorMessage ?? outcome.status.rawValue)
         }
-        let elapsed = (at - start).milliseconds
+        let elapsed = (at - startTime).milliseconds
         summary.count(outcome.status, kind: kind)
         switch job.order {
         case .completion:
@@ -169,7 +172,7 @@ final class JobRun {
     func stop(with outcome: SubtaskOutcome) {
         guard !stopped else { return }
         stopped = true
-        let now = ContinuousClock.now
+        let now = MonotonicTime.now
         for index in reported.indices where !reported[index] {
             record(index: index, outcome: outcome, at: now)
         }
