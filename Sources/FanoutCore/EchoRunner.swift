@@ -15,7 +15,7 @@ public struct EchoRunner: SubtaskRunner {
 
     public init() {}
 
-    public func decode(_ task: JSONValue, path: String) throws(JobValidationError) -> Payload {
+    public func decode(_ task: JSONValue, path: FieldPath) throws(JobValidationError) -> Payload {
         var delay = 0.0
         if let value = task["delay_ms"], value != .null {
             guard case .number(let number) = value else {

@@ -77,7 +77,7 @@ public struct JobDecoder: Sendable {
             throw JobValidationError(field: nil, detail: "the job must be a JSON object, got \(nonObject.typeName)")
         }
         let document = JSONValue.object(scan.members)
-        try document.requireOnly(Self.jobFields, path: "")
+        try document.requireOnly(Self.jobFields, path: .document)
         let timeouts = 1...policy.maxTimeoutMilliseconds
 
         if !scan.sawTasks {
@@ -95,11 +95,11 @@ public struct JobDecoder: Sendable {
             )
         }
 
-        let concurrency = try document.integer("concurrency", path: "", in: 1...policy.maxConcurrency) ?? min(policy.defaultConcurrency, policy.maxConcurrency)
-        let timeout = try document.integer("timeout_ms", path: "", in: timeouts) ?? min(policy.defaultTimeoutMilliseconds, policy.maxTimeoutMilliseconds)
-        let taskTimeout = try document.integer("task_timeout_ms", path: "", in: timeouts) ?? policy.defaultTaskTimeoutMilliseconds
+        let concurrency = try document.integer("concurrency", path: .document, in: 1...policy.maxConcurrency) ?? min(policy.defaultConcurrency, policy.maxConcurrency)
+        let timeout = try document.integer("timeout_ms", path: .document, in: timeouts) ?? min(policy.defaultTimeoutMilliseconds, policy.maxTimeoutMilliseconds)
+        let taskTimeout = try document.integer("task_timeout_ms", path: .document, in: timeouts) ?? policy.defaultTaskTimeoutMilliseconds
         let order: Job.Order
-        switch try document.string("order", path: "") {
+        switch try document.string("order", path: .document) {
         case nil: order = .completion
         case let name?:
             guard let named = Job.Order(rawValue: name) else {
@@ -107,9 +107,9 @@ public struct JobDecoder: Sendable {
             }
             order = named
         }
-        let failFast = try document.boolean("fail_fast", path: "") ?? false
-        let first = try document.integer("first", path: "", in: 1...scan.count)
-        let heartbeat = try document.integer("heartbeat_ms", path: "", in: 0...policy.maxTimeoutMilliseconds) ?? policy.defaultHeartbeatMilliseconds
+        let failFast = try document.boolean("fail_fast", path: .document) ?? false
+        let first = try document.integer("first", path: .document, in: 1...scan.count)
+        let heartbeat = try document.integer("heartbeat_ms", path: .document, in: 0...policy.maxTimeoutMilliseconds) ?? policy.defaultHeartbeatMilliseconds
         if heartbeat != 0, heartbeat < Self.minimumHeartbeatMilliseconds {
             throw JobValidationError(field: "heartbeat_ms", detail: "must be 0 (off) or at least \(Self.minimumHeartbeatMilliseconds)")
         }
@@ -135,8 +135,8 @@ public struct JobDecoder: Sendable {
 
     /// The retained-job fields (SPEC "Jobs that outlive their connection").
     private func decodeRetention(_ document: JSONValue, into job: inout Job) throws(JobValidationError) {
-        job.detach = try document.boolean("detach", path: "") ?? false
-        if let name = try document.string("on_disconnect", path: "") {
+        job.detach = try document.boolean("detach", path: .document) ?? false
+        if let name = try document.string("on_disconnect", path: .document) {
             guard let policy = Job.DisconnectPolicy(rawValue: name) else {
                 throw JobValidationError(field: "on_disconnect", detail: "must be \"cancel\" or \"continue\", got \"\(name)\"")
             }
@@ -182,9 +182,9 @@ public struct JobDecoder: Sendable {
         }
 
         private mutating func bind(_ taskValue: JSONValue, index: Int) throws(JobValidationError) {
-            let path = "tasks[\(index)]"
+            let path = FieldPath.task(index)
             guard case .object = taskValue else {
-                throw JobValidationError(field: path, detail: "must be an object, got \(taskValue.typeName)")
+                throw JobValidationError(field: path.description, detail: "must be an object, got \(taskValue.typeName)")
             }
             var id: String?
             if let named = try taskValue.string("id", path: path) {

@@ -27,41 +27,40 @@ public struct JobValidationError: Error, Sendable, Equatable, CustomStringConver
 
 extension JSONValue {
     /// An integer field within `range`, or nil when absent or null.
-    public func integer(_ key: String, path: String, in range: ClosedRange<Int>) throws(JobValidationError) -> Int? {
+    public func integer(_ key: String, path: FieldPath, in range: ClosedRange<Int>) throws(JobValidationError) -> Int? {
         guard let value = self[key], value != .null else { return nil }
-        let field = path.isEmpty ? key : "\(path).\(key)"
         guard case .number(let number) = value, number.rounded() == number, number.magnitude < 1e15 else {
-            throw JobValidationError(field: field, detail: "must be an integer, got \(value.typeName == "a number" ? "a fraction" : value.typeName)")
+            throw JobValidationError(field: path.field(key), detail: "must be an integer, got \(value.typeName == "a number" ? "a fraction" : value.typeName)")
         }
         let integer = Int(number)
         guard range.contains(integer) else {
-            throw JobValidationError(field: field, detail: "must be between \(range.lowerBound) and \(range.upperBound), got \(integer)")
+            throw JobValidationError(field: path.field(key), detail: "must be between \(range.lowerBound) and \(range.upperBound), got \(integer)")
         }
         return integer
     }
 
-    public func boolean(_ key: String, path: String) throws(JobValidationError) -> Bool? {
+    public func boolean(_ key: String, path: FieldPath) throws(JobValidationError) -> Bool? {
         guard let value = self[key], value != .null else { return nil }
         guard case .bool(let flag) = value else {
-            throw JobValidationError(field: path.isEmpty ? key : "\(path).\(key)", detail: "must be a boolean, got \(value.typeName)")
+            throw JobValidationError(field: path.field(key), detail: "must be a boolean, got \(value.typeName)")
         }
         return flag
     }
 
-    public func string(_ key: String, path: String) throws(JobValidationError) -> String? {
+    public func string(_ key: String, path: FieldPath) throws(JobValidationError) -> String? {
         guard let value = self[key], value != .null else { return nil }
         guard case .string(let string) = value else {
-            throw JobValidationError(field: path.isEmpty ? key : "\(path).\(key)", detail: "must be a string, got \(value.typeName)")
+            throw JobValidationError(field: path.field(key), detail: "must be a string, got \(value.typeName)")
         }
         return string
     }
 
     /// Rejects members not in `allowed`: a misspelt option must not be silently ignored.
     /// `allowed` is a short list: comparing a few small strings beats hashing each member.
-    func requireOnly(_ allowed: [String], path: String) throws(JobValidationError) {
+    func requireOnly(_ allowed: [String], path: FieldPath) throws(JobValidationError) {
         guard case .object(let members) = self else { return }
         for (key, _) in members where !allowed.contains(key) {
-            throw JobValidationError(field: path.isEmpty ? key : "\(path).\(key)", detail: "is not a known field")
+            throw JobValidationError(field: path.field(key), detail: "is not a known field")
         }
     }
 }

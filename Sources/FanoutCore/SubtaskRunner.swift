@@ -13,7 +13,7 @@ public protocol SubtaskRunner: Sendable {
     /// Validates a subtask's fields.
     /// - Parameter path: The subtask's location for error messages, e.g. `tasks[3]`.
     /// - Throws: ``JobValidationError`` naming the bad field.
-    func decode(_ task: JSONValue, path: String) throws(JobValidationError) -> Payload
+    func decode(_ task: JSONValue, path: FieldPath) throws(JobValidationError) -> Payload
 
     /// Runs one subtask, in a task of its own that the dispatcher cancels at `context.deadline`.
     /// Must return soon after that task is cancelled: with a timeout outcome if the deadline has
@@ -57,7 +57,7 @@ public struct RunnerRegistry: Sendable {
     fileprivate struct Entry: Sendable {
         /// The runner's fields plus the common ones (`id`, `kind`, `timeout_ms`).
         let fields: [String]
-        let bind: @Sendable (JSONValue, String) throws(JobValidationError) -> SubtaskWork
+        let bind: @Sendable (JSONValue, FieldPath) throws(JobValidationError) -> SubtaskWork
     }
 
     static let commonFields: Set<String> = ["id", "kind", "timeout_ms"]
@@ -79,7 +79,7 @@ public struct RunnerRegistry: Sendable {
     public var kinds: [String] { entries.keys.sorted() }
 
     /// Checks a subtask's fields against its kind and binds it to the runner; nil for an unknown kind.
-    func bind(kind: String, task: JSONValue, path: String) throws(JobValidationError) -> SubtaskWork? {
+    func bind(kind: String, task: JSONValue, path: FieldPath) throws(JobValidationError) -> SubtaskWork? {
         guard let entry = entries[kind] else { return nil }
         try task.requireOnly(entry.fields, path: path)
         return try entry.bind(task, path)

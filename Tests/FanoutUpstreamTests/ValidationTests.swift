@@ -7,7 +7,7 @@ import Testing
 struct ValidationTests {
     let runner = HTTPRunner(configuration: HTTPRunner.Configuration())
 
-    func refusal(_ task: JSONValue, path: String = "tasks[3]") -> JobValidationError? {
+    func refusal(_ task: JSONValue, path: FieldPath = .task(3)) -> JobValidationError? {
         do {
             _ = try runner.decode(task, path: path)
             return nil

@@ -48,7 +48,7 @@ public final class HTTPRunner: SubtaskRunner {
         )
     }
 
-    public func decode(_ task: JSONValue, path: String) throws(JobValidationError) -> HTTPSubtask {
+    public func decode(_ task: JSONValue, path: FieldPath) throws(JobValidationError) -> HTTPSubtask {
         try HTTPSubtask.decode(task, path: path, maxRetries: configuration.retry.maxRetries)
     }
 

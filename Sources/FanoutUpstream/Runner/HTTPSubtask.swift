@@ -38,20 +38,20 @@ public struct HTTPSubtask: Sendable {
     /// Longest `hedge_after_ms` accepted (a day).
     static let maxHedgeMilliseconds = 86_400_000
 
-    static func decode(_ task: JSONValue, path: String, maxRetries: Int) throws(JobValidationError) -> HTTPSubtask {
-        let method = try decodeMethod(task["method"], field: "\(path).method")
+    static func decode(_ task: JSONValue, path: FieldPath, maxRetries: Int) throws(JobValidationError) -> HTTPSubtask {
+        let method = try decodeMethod(task["method"], path: path)
 
         guard let urlText = try task.string("url", path: path) else {
-            throw JobValidationError(field: "\(path).url", detail: "is required")
+            throw JobValidationError(field: path.field("url"), detail: "is required")
         }
         let url: UpstreamURL
         do {
             url = try UpstreamURL(parsing: urlText)
         } catch {
-            throw JobValidationError(field: "\(path).url", detail: error.reason)
+            throw JobValidationError(field: path.field("url"), detail: error.reason)
         }
 
-        var headers = try decodeHeaders(task["headers"], field: "\(path).headers")
+        var headers = try decodeHeaders(task["headers"], path: path)
         var body: [UInt8]?
         switch task["body"] {
         case nil, .null?:
@@ -79,39 +79,39 @@ public struct HTTPSubtask: Sendable {
         )
     }
 
-    private static func decodeMethod(_ value: JSONValue?, field: String) throws(JobValidationError) -> String {
+    private static func decodeMethod(_ value: JSONValue?, path: FieldPath) throws(JobValidationError) -> String {
         guard let value, value != .null else { return "GET" }
         guard case .string(let text) = value else {
-            throw JobValidationError(field: field, detail: "must be a string, got \(value.typeName)")
+            throw JobValidationError(field: path.field("method"), detail: "must be a string, got \(value.typeName)")
         }
         let method = text.uppercased()
         guard !method.isEmpty, method.utf8.count <= 32, method.allSatisfy({ $0.isASCII && ($0.isLetter || $0 == "-" || $0 == "_") }) else {
-            throw JobValidationError(field: field, detail: "must be an HTTP method such as GET or POST, got \"\(text)\"")
+            throw JobValidationError(field: path.field("method"), detail: "must be an HTTP method such as GET or POST, got \"\(text)\"")
         }
         guard method != "CONNECT" else {
-            throw JobValidationError(field: field, detail: "CONNECT is not supported")
+            throw JobValidationError(field: path.field("method"), detail: "CONNECT is not supported")
         }
         return method
     }
 
-    private static func decodeHeaders(_ value: JSONValue?, field: String) throws(JobValidationError) -> [(name: String, value: String)] {
+    private static func decodeHeaders(_ value: JSONValue?, path: FieldPath) throws(JobValidationError) -> [(name: String, value: String)] {
         guard let value, value != .null else { return [] }
         guard case .object(let members) = value else {
-            throw JobValidationError(field: field, detail: "must be an object of strings, got \(value.typeName)")
+            throw JobValidationError(field: path.field("headers"), detail: "must be an object of strings, got \(value.typeName)")
         }
         var headers: [(name: String, value: String)] = []
         for (name, member) in members {
             guard isToken(name) else {
-                throw JobValidationError(field: "\(field).\(name)", detail: "is not a valid header name")
+                throw JobValidationError(field: "\(path.field("headers")).\(name)", detail: "is not a valid header name")
             }
             guard !reservedHeaders.contains(name.lowercased()) else {
-                throw JobValidationError(field: "\(field).\(name)", detail: "is set by the service and may not be given")
+                throw JobValidationError(field: "\(path.field("headers")).\(name)", detail: "is set by the service and may not be given")
             }
             guard case .string(let text) = member else {
-                throw JobValidationError(field: "\(field).\(name)", detail: "must be a string, got \(member.typeName)")
+                throw JobValidationError(field: "\(path.field("headers")).\(name)", detail: "must be a string, got \(member.typeName)")
             }
             guard text.unicodeScalars.allSatisfy({ $0 == "\t" || ($0.value >= 0x20 && $0.value != 0x7F) }) else {
-                throw JobValidationError(field: "\(field).\(name)", detail: "must not contain control characters (CR, LF, NUL…)")
+                throw JobValidationError(field: "\(path.field("headers")).\(name)", detail: "must not contain control characters (CR, LF, NUL…)")
             }
             headers.append((name: name, value: text))
         }
