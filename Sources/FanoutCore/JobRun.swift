@@ -117,7 +117,7 @@ final class JobRun {
         reserveOutgoing()
         recorded += 1
         let kind = job.tasks.kind(at: index)
-        let taskID = job.tasks.id(at: index)
+        let taskID = job.tasks.ownID(at: index)
         if let observer, startedAt[index] != 0 {
             observer.subtaskEnded(kind: kind, duration: at - MonotonicTime(began(index)))
             startedAt[index] = 0
@@ -156,7 +156,7 @@ final class JobRun {
         }
         if !stopped {
             if job.failFast, outcome.status != .ok {
-                stop(with: .cancelled("cancelled by fail_fast: task \"\(taskID)\" ended \(outcome.status.rawValue)"))
+                stop(with: .cancelled("cancelled by fail_fast: task \"\(taskID ?? String(index))\" ended \(outcome.status.rawValue)"))
             } else if let first = job.first, summary.ok >= first, outcome.status == .ok {
                 stop(with: .cancelled("cancelled: the first \(first) results arrived"))
             }

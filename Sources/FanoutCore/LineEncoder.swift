@@ -1,7 +1,9 @@
 /// Encodes the stream's NDJSON lines (SPEC "The stream"), each ending in `\n`.
 public enum LineEncoder {
+    /// - Parameter id: The subtask's own id; nil for the default, its index (written as digits, with
+    ///   no `String` made for it).
     public static func result(
-        id: String,
+        id: String?,
         index: Int,
         outcome: SubtaskOutcome,
         elapsedMilliseconds: Double,
@@ -10,7 +12,13 @@ public enum LineEncoder {
         into writer: inout JSONWriter
     ) {
         writer.raw("{\"event\":\"result\",\"id\":")
-        writer.write(string: id)
+        if let id {
+            writer.write(string: id)
+        } else {
+            writer.raw("\"")
+            writer.write(int: index)
+            writer.raw("\"")
+        }
         writer.raw(",\"index\":")
         writer.write(int: index)
         writer.raw(",\"status\":\"")

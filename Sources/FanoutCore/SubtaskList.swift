@@ -39,6 +39,9 @@ public struct SubtaskList: RandomAccessCollection, Sendable {
 
     func id(at position: Int) -> String { ids?[position] ?? String(position) }
 
+    /// The id the subtask was given, or nil when it is its index.
+    func ownID(at position: Int) -> String? { ids?[position] }
+
     func kind(at position: Int) -> String { kindNames[Int(kindCodes[position])] }
 
     func timeoutMilliseconds(at position: Int) -> Int? {

@@ -134,7 +134,7 @@ extension PostgresJobStore {
                 let outcome = SubtaskOutcome.cancelled("the replica running this job stopped before it finished", code: "interrupted")
                 for index in 0..<total where !have.contains(index) {
                     summary.cancelled += 1
-                    let taskID = index < taskIDs.count ? taskIDs[index] : String(index)
+                    let taskID = index < taskIDs.count ? taskIDs[index] : nil
                     LineEncoder.result(id: taskID, index: index, outcome: outcome, elapsedMilliseconds: elapsed, done: summary.done, total: total, into: &writer)
                 }
                 LineEncoder.end(job: id, summary: summary, into: &writer)
