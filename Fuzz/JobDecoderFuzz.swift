@@ -13,9 +13,9 @@ struct FuzzHTTPRunner: SubtaskRunner {
     let kind = "http"
     let fields: Set<String> = ["method", "url", "headers", "body", "retries", "hedge_after_ms"]
 
-    func decode(_ task: JSONValue, path: String) throws(JobValidationError) -> String {
+    func decode(_ task: JSONValue, path: FieldPath) throws(JobValidationError) -> String {
         guard let url = try task.string("url", path: path) else {
-            throw JobValidationError(field: "\(path).url", detail: "is required")
+            throw JobValidationError(field: path.field("url"), detail: "is required")
         }
         return url
     }
