@@ -77,7 +77,7 @@ final class JobRun {
 
     private func observe(startOf index: Int) {
         guard let observer else { return }
-        startedAt[index] = UInt32(clamping: Self.microseconds(ContinuousClock.now - start) + 1)
+        startedAt[index] = UInt32(clamping: Self.microseconds(MonotonicTime.now - startTime) + 1)
         observer.subtaskStarted(kind: job.tasks.kind(at: index))
     }
 
@@ -89,13 +89,13 @@ final class JobRun {
             span.end(failure: "the client went away")
         }
         spans.removeAll()
-        let now = ContinuousClock.now
+        let now = MonotonicTime.now
         for index in reported.indices where !reported[index] {
             reported[index] = true
             let kind = job.tasks.kind(at: index)
             summary.countAbandoned(kind: kind)
             if let observer, startedAt[index] != 0 {
-                observer.subtaskEnded(kind: kind, duration: now - began(index))
+                observer.subtaskEnded(kind: kind, duration: now - startTime - began(index))
                 startedAt[index] = 0
             }
         }
@@ -106,9 +106,9 @@ final class JobRun {
         return seconds * 1_000_000 + attoseconds / 1_000_000_000_000
     }
 
-    /// When a started subtask started.
-    private func began(_ index: Int) -> ContinuousClock.Instant {
-        start + .microseconds(Int64(startedAt[index]) - 1)
+    /// How long after the job's start a started subtask started.
+    private func began(_ index: Int) -> Duration {
+        .microseconds(Int64(startedAt[index]) - 1)
     }
 
     func record(index: Int, outcome: SubtaskOutcome, at: MonotonicTime) {
@@ -119,7 +119,7 @@ final class JobRun {
         let kind = job.tasks.kind(at: index)
         let taskID = job.tasks.ownID(at: index)
         if let observer, startedAt[index] != 0 {
-            observer.subtaskEnded(kind: kind, duration: at - MonotonicTime(began(index)))
+            observer.subtaskEnded(kind: kind, duration: at - startTime - began(index))
             startedAt[index] = 0
         }
         if !spans.isEmpty, let span = spans.removeValue(forKey: index) {

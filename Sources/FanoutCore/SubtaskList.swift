@@ -37,7 +37,7 @@ public struct SubtaskList: RandomAccessCollection, Sendable {
         )
     }
 
-    func id(at position: Int) -> String { ids?[position] ?? String(position) }
+    func id(at position: Int) -> String { ownID(at: position) ?? String(position) }
 
     /// The id the subtask was given, or nil when it is its index.
     func ownID(at position: Int) -> String? { ids?[position] }
