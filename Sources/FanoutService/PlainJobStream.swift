@@ -79,7 +79,7 @@ final class PlainJobStream: StreamProducer {
         self.completion = completion
     }
 
-    /// Everything before and after the wait is in functions of its own: while the job runs, this
+    /// Everything before and after the wait is in functions of their own: while the job runs, this
     /// frame holds little more than the stream and this object.
     func produce(into stream: ResponseStream) async {
         observeClose(of: stream)
