@@ -1,10 +1,79 @@
-/// Appends compact JSON to a byte buffer: the NDJSON lines' encoder.
-public struct JSONWriter {
-    public var bytes: [UInt8]
+/// Appends compact JSON to a growable buffer of its own: the NDJSON lines' encoder.
+///
+/// Not an `Array`: every `append(contentsOf:)` on one goes through a generic copy with a
+/// uniqueness check (~120 instructions, and a line takes a dozen); here an append is a capacity
+/// check and a `memcpy`. Noncopyable, as it owns the memory; ``take()`` hands the bytes on.
+public struct JSONWriter: ~Copyable {
+    @usableFromInline var base: UnsafeMutablePointer<UInt8>?
+    @usableFromInline var used = 0
+    @usableFromInline var capacity: Int
 
+    /// - Parameter capacity: Bytes to allocate now; 0 allocates on the first write.
     public init(capacity: Int = 256) {
-        bytes = []
-        bytes.reserveCapacity(capacity)
+        self.capacity = max(capacity, 0)
+        base = capacity > 0 ? .allocate(capacity: capacity) : nil
+    }
+
+    deinit { base?.deallocate() }
+
+    /// Bytes written.
+    public var count: Int { used }
+    public var isEmpty: Bool { used == 0 }
+
+    /// A copy of what was written.
+    public var bytes: [UInt8] {
+        guard let base else { return [] }
+        return Array(UnsafeBufferPointer(start: base, count: used))
+    }
+
+    /// What was written, leaving the writer empty and without a buffer.
+    public mutating func take() -> [UInt8] {
+        let taken = bytes
+        base?.deallocate()
+        base = nil
+        used = 0
+        capacity = 0
+        return taken
+    }
+
+    /// Room for `more` bytes past what is written, so the next writes do not grow the buffer.
+    public mutating func reserve(_ more: Int) {
+        if capacity - used < more { grow(toHold: used + more) }
+    }
+
+    @usableFromInline mutating func grow(toHold needed: Int) {
+        let newCapacity = max(needed, capacity * 2, 64)
+        let newBase = UnsafeMutablePointer<UInt8>.allocate(capacity: newCapacity)
+        if let base {
+            newBase.initialize(from: base, count: used)
+            base.deallocate()
+        }
+        base = newBase
+        capacity = newCapacity
+    }
+
+    @inlinable @inline(__always) public mutating func append(_ byte: UInt8) {
+        if used == capacity { grow(toHold: used + 1) }
+        base.unsafelyUnwrapped[used] = byte
+        used += 1
+    }
+
+    @inlinable public mutating func append(_ source: UnsafeBufferPointer<UInt8>) {
+        let length = source.count
+        guard length > 0 else { return }
+        if capacity - used < length { grow(toHold: used + length) }
+        (base.unsafelyUnwrapped + used).initialize(from: source.baseAddress.unsafelyUnwrapped, count: length)
+        used += length
+    }
+
+    public mutating func append(_ source: [UInt8]) {
+        source.withUnsafeBufferPointer { append($0) }
+    }
+
+    /// What `other` holds, after what this holds.
+    public mutating func append(_ other: borrowing JSONWriter) {
+        guard let otherBase = other.base else { return }
+        append(UnsafeBufferPointer(start: otherBase, count: other.count))
     }
 
     public mutating func write(_ value: JSONValue) {
@@ -14,32 +83,32 @@ public struct JSONWriter {
         case .number(let number): write(number: number)
         case .string(let string): write(string: string)
         case .array(let elements):
-            bytes.append(UInt8(ascii: "["))
+            append(UInt8(ascii: "["))
             for (position, element) in elements.enumerated() {
-                if position > 0 { bytes.append(UInt8(ascii: ",")) }
+                if position > 0 { append(UInt8(ascii: ",")) }
                 write(element)
             }
-            bytes.append(UInt8(ascii: "]"))
+            append(UInt8(ascii: "]"))
         case .object(let members):
-            bytes.append(UInt8(ascii: "{"))
+            append(UInt8(ascii: "{"))
             for (position, member) in members.enumerated() {
-                if position > 0 { bytes.append(UInt8(ascii: ",")) }
+                if position > 0 { append(UInt8(ascii: ",")) }
                 write(string: member.0)
-                bytes.append(UInt8(ascii: ":"))
+                append(UInt8(ascii: ":"))
                 write(member.1)
             }
-            bytes.append(UInt8(ascii: "}"))
+            append(UInt8(ascii: "}"))
         }
     }
 
     /// ASCII known to need no escaping (keys, punctuation).
-    public mutating func raw(_ text: StaticString) {
-        bytes.append(contentsOf: UnsafeBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount))
+    @inlinable @inline(__always) public mutating func raw(_ text: StaticString) {
+        append(UnsafeBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount))
     }
 
     public mutating func write(int: Int) {
         if int < 0 {
-            bytes.append(UInt8(ascii: "-"))
+            append(UInt8(ascii: "-"))
             write(unsigned: UInt(int.magnitude))
         } else {
             write(unsigned: UInt(int))
@@ -48,7 +117,7 @@ public struct JSONWriter {
 
     private mutating func write(unsigned: UInt) {
         if unsigned < 10 {
-            bytes.append(UInt8(ascii: "0") + UInt8(unsigned))
+            append(UInt8(ascii: "0") + UInt8(unsigned))
             return
         }
         var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
@@ -62,7 +131,8 @@ public struct JSONWriter {
                 rest /= 10
                 count += 1
             }
-            bytes.append(contentsOf: buffer[(20 - count)...])
+            let first = buffer.baseAddress.unsafelyUnwrapped.assumingMemoryBound(to: UInt8.self) + (20 - count)
+            append(UnsafeBufferPointer(start: first, count: count))
         }
     }
 
@@ -71,7 +141,8 @@ public struct JSONWriter {
         if number.rounded() == number, abs(number) < 9_007_199_254_740_992 {
             write(int: Int(number))
         } else if number.isFinite {
-            bytes.append(contentsOf: Array("\(number)".utf8))
+            var text = "\(number)"
+            text.withUTF8 { append($0) }
         } else {
             raw("null")
         }
@@ -81,19 +152,19 @@ public struct JSONWriter {
     public mutating func write(milliseconds: Double) {
         let tenths = Int((max(milliseconds, 0) * 10).rounded())
         write(int: tenths / 10)
-        bytes.append(UInt8(ascii: "."))
-        bytes.append(UInt8(ascii: "0") + UInt8(tenths % 10))
+        append(UInt8(ascii: "."))
+        append(UInt8(ascii: "0") + UInt8(tenths % 10))
     }
 
     public mutating func write(string: String) {
-        bytes.append(UInt8(ascii: "\""))
+        append(UInt8(ascii: "\""))
         var string = string
         string.withUTF8 { utf8 in
             var runStart = 0
             for position in 0..<utf8.count {
                 let byte = utf8[position]
                 guard byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") else { continue }
-                bytes.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[runStart..<position]))
+                append(UnsafeBufferPointer(rebasing: utf8[runStart..<position]))
                 runStart = position + 1
                 switch byte {
                 case UInt8(ascii: "\""): raw("\\\"")
@@ -103,13 +174,13 @@ public struct JSONWriter {
                 case 0x09: raw("\\t")
                 default:
                     raw("\\u00")
-                    let hex: [UInt8] = Array("0123456789abcdef".utf8)
-                    bytes.append(hex[Int(byte >> 4)])
-                    bytes.append(hex[Int(byte & 0x0F)])
+                    let hex: StaticString = "0123456789abcdef"
+                    append(hex.utf8Start[Int(byte >> 4)])
+                    append(hex.utf8Start[Int(byte & 0x0F)])
                 }
             }
-            bytes.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[runStart..<utf8.count]))
+            append(UnsafeBufferPointer(rebasing: utf8[runStart..<utf8.count]))
         }
-        bytes.append(UInt8(ascii: "\""))
+        append(UInt8(ascii: "\""))
     }
 }

@@ -126,7 +126,7 @@ final class JobRun {
             span.set("fanout.task.status", outcome.status.rawValue)
             span.end(failure: outcome.status == .ok ? nil : outcome.errorMessage ?? outcome.status.rawValue)
         }
-        let elapsed = (at - startTime).milliseconds
+        let elapsed = at.milliseconds(since: startTime)
         summary.count(outcome.status, kind: kind)
         switch job.order {
         case .completion:
@@ -142,15 +142,15 @@ final class JobRun {
                 done: index + 1, total: summary.total, into: &line
             )
             if index == nextToSend {
-                outgoing.bytes.append(contentsOf: line.bytes)
+                outgoing.append(line)
                 nextToSend += 1
             } else {
                 waiting[index] = line.bytes
-                waitingBytes += line.bytes.count
+                waitingBytes += line.count
             }
             while let ready = waiting.removeValue(forKey: nextToSend) {
                 waitingBytes -= ready.count
-                outgoing.bytes.append(contentsOf: ready)
+                outgoing.append(ready)
                 nextToSend += 1
             }
         }
@@ -180,7 +180,7 @@ final class JobRun {
 
     func heartbeatIfIdle(every interval: Duration) {
         let now = ContinuousClock.now
-        guard !finished, now - lastSend >= interval, outgoing.bytes.isEmpty else { return }
+        guard !finished, now - lastSend >= interval, outgoing.isEmpty else { return }
         reserveOutgoing()
         LineEncoder.heartbeat(
             done: summary.done, total: summary.total, elapsedMilliseconds: (now - start).milliseconds, into: &outgoing
@@ -189,22 +189,20 @@ final class JobRun {
 
     /// Takes the lines ready to send, counting them as sent.
     func takeOutgoing() -> [UInt8] {
-        let bytes = outgoing.bytes
-        // Not `removeAll(keepingCapacity:)`: the buffer is shared with `bytes`, so that would
-        // allocate a second one of the same size at once.
-        outgoing.bytes = []
+        // The writer keeps no buffer: a stream waiting for its subtasks holds none.
+        let bytes = outgoing.take()
         summary.bytes += bytes.count
         return bytes
     }
 
     /// One allocation for the next batch of lines instead of growing from a few bytes.
     private func reserveOutgoing() {
-        if outgoing.bytes.capacity == 0 { outgoing.bytes.reserveCapacity(256) }
+        outgoing.reserve(256)
     }
 
     /// Lines are waiting to be sent.
-    var hasOutgoing: Bool { !outgoing.bytes.isEmpty }
-    var outgoingCount: Int { outgoing.bytes.count }
+    var hasOutgoing: Bool { !outgoing.isEmpty }
+    var outgoingCount: Int { outgoing.count }
 
     /// When the next heartbeat is due if nothing is sent before.
     func nextHeartbeat(every interval: Duration) -> ContinuousClock.Instant {

@@ -24,11 +24,11 @@ struct Problem: Sendable {
         ]
         if let field { members.append(("field", .string(field))) }
         writer.write(.object(members))
-        writer.bytes.append(UInt8(ascii: "\n"))
+        writer.append(UInt8(ascii: "\n"))
         return HTTPResponse(
             status: status,
             headers: [("Content-Type", "application/problem+json"), ("Cache-Control", "no-store")] + headers,
-            body: .bytes(writer.bytes)
+            body: .bytes(writer.take())
         )
     }
 

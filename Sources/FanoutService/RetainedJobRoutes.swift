@@ -192,7 +192,7 @@ struct RetainedJobRoutes: Sendable {
             status.write(into: &writer)
         }
         writer.raw("]}\n")
-        return HTTPResponse(status: 200, headers: Self.documentHeaders, body: .bytes(writer.bytes))
+        return HTTPResponse(status: 200, headers: Self.documentHeaders, body: .bytes(writer.take()))
     }
 
     func status(_ id: String, _ request: HTTPRequest) async -> HTTPResponse {
@@ -286,7 +286,7 @@ struct RetainedJobRoutes: Sendable {
     static func document(_ status: RetainedJobStatus) -> [UInt8] {
         var writer = JSONWriter(capacity: 320)
         status.write(into: &writer)
-        writer.bytes.append(UInt8(ascii: "\n"))
-        return writer.bytes
+        writer.append(UInt8(ascii: "\n"))
+        return writer.take()
     }
 }

@@ -91,4 +91,27 @@ struct JSONTests {
         writer.write(milliseconds: 0)
         #expect(String(decoding: writer.bytes, as: UTF8.self) == "10.4 2001.8 0.0")
     }
+
+    @Test func writerGrowsFromNoBufferAndTakeLeavesItEmpty() {
+        var writer = JSONWriter(capacity: 0)
+        #expect(writer.isEmpty && writer.bytes == [])
+        var expected: [UInt8] = []
+        for round in 0..<200 {
+            // Runs longer than the buffer's doubling, single bytes, and another writer's bytes.
+            let text = String(repeating: "x", count: round % 70)
+            writer.write(string: text)
+            writer.append(UInt8(ascii: ","))
+            expected += Array("\"\(text)\",".utf8)
+        }
+        var other = JSONWriter(capacity: 1)
+        other.write(int: -1234567890123)
+        writer.append(other)
+        expected += Array("-1234567890123".utf8)
+        #expect(writer.count == expected.count)
+        #expect(writer.bytes == expected)
+        #expect(writer.take() == expected)
+        #expect(writer.isEmpty && writer.count == 0 && writer.bytes == [])
+        writer.raw("{}")
+        #expect(writer.take() == Array("{}".utf8))
+    }
 }
