@@ -49,7 +49,11 @@ public struct JSONLogHandler: LogHandler {
             writer.raw(",")
             writer.write(string: key)
             writer.raw(":")
-            writer.write(string: value.description)
+            if case .string(let text) = value {
+                writer.write(string: text)
+            } else {
+                writer.write(string: value.description)
+            }
         }
         writer.raw("}\n")
         return writer.bytes

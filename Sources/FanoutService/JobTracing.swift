@@ -53,8 +53,8 @@ struct JobTracing: Sendable {
     /// The job's log line's metadata plus `trace_id` and `span_id` (the job's span).
     static func withTrace(_ scope: TraceScope, _ metadata: Logger.Metadata) -> Logger.Metadata {
         var metadata = metadata
-        metadata["trace_id"] = "\(scope.context.traceIDHex)"
-        metadata["span_id"] = "\(scope.context.spanIDHex)"
+        metadata["trace_id"] = .string(scope.context.traceIDHex)
+        metadata["span_id"] = .string(scope.context.spanIDHex)
         return metadata
     }
 }

@@ -26,16 +26,16 @@ final class JobCompletion: Sendable {
         logger.info(
             "job finished",
             metadata: JobTracing.withTrace(trace, [
-                "job.id": "\(id)",
-                "job.client": "\(client)",
-                "job.tasks": "\(summary.total)",
-                "job.ok": "\(summary.ok)",
-                "job.error": "\(summary.error)",
-                "job.timeout": "\(summary.timeout)",
-                "job.cancelled": "\(summary.cancelled)",
-                "job.client_gone": "\(summary.clientGone)",
-                "job.duration_ms": "\(Int(duration.milliseconds.rounded()))",
-                "job.bytes": "\(summary.bytes)",
+                "job.id": .string(id),
+                "job.client": .string(client),
+                "job.tasks": .string(String(summary.total)),
+                "job.ok": .string(String(summary.ok)),
+                "job.error": .string(String(summary.error)),
+                "job.timeout": .string(String(summary.timeout)),
+                "job.cancelled": .string(String(summary.cancelled)),
+                "job.client_gone": .string(String(summary.clientGone)),
+                "job.duration_ms": .string(String(Int(duration.milliseconds.rounded()))),
+                "job.bytes": .string(String(summary.bytes)),
             ])
         )
         reclaimer.noteRelease(bytes: bodyBytes)
