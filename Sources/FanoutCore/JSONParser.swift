@@ -18,6 +18,7 @@ public struct JSONParser {
     private var index = 0
     private var depth = 0
     private let maxDepth: Int
+    private let shared: SharedNames?
 
     /// Parses one JSON document (surrounding whitespace allowed).
     public static func parse(_ bytes: [UInt8], maxDepth: Int = 64) throws(Error) -> JSONValue {
@@ -28,9 +29,12 @@ public struct JSONParser {
         return value
     }
 
-    init(bytes: [UInt8], maxDepth: Int = 64) {
+    /// - Parameter shared: Strings to return as themselves where the document spells them (no
+    ///   escapes), instead of a new `String` for each occurrence.
+    init(bytes: [UInt8], maxDepth: Int = 64, shared: SharedNames? = nil) {
         self.bytes = bytes
         self.maxDepth = maxDepth
+        self.shared = shared
     }
 
     private func error(_ reason: String) -> Error { Error(offset: index, reason: reason) }
@@ -74,6 +78,8 @@ public struct JSONParser {
 
     private mutating func parseObject() throws(Error) -> JSONValue {
         var members: [(String, JSONValue)] = []
+        // Most objects (a subtask) have a few members: one allocation instead of three.
+        members.reserveCapacity(4)
         try forEachMember { (parser, key) throws(Error) in members.append((key, try parser.parseValue())) }
         return .object(members)
     }
@@ -206,10 +212,12 @@ public struct JSONParser {
         while index < bytes.count {
             let byte = bytes[index]
             if byte == UInt8(ascii: "\"") {
+                defer { index += 1 }
+                if let shared, let name = bytes.withUnsafeBufferPointer({ shared.match($0.baseAddress! + start, count: index - start) }) {
+                    return name
+                }
                 // Validated as it was scanned: decoding replaces nothing.
-                let value = String(decoding: bytes[start..<index], as: UTF8.self)
-                index += 1
-                return value
+                return String(decoding: bytes[start..<index], as: UTF8.self)
             }
             if byte == UInt8(ascii: "\\") { break }
             guard byte >= 0x20 else { throw error("control character in string") }
@@ -305,6 +313,63 @@ public struct JSONParser {
             index += 1
         }
         return value
+    }
+}
+
+extension JSONParser {
+    /// Strings a parser hands out as these very values when a document spells them: the member
+    /// names (and kinds) every subtask of a job repeats. Decoding a new `String` validates its
+    /// bytes again (~150 instructions); a match is two 64-bit compares in a table by length.
+    public struct SharedNames: Sendable {
+        private struct Entry: Sendable {
+            /// The name's bytes packed little-endian: the first eight, the rest.
+            var low: UInt64
+            var high: UInt64
+            var name: String
+        }
+
+        /// Names of up to 16 bytes, ordered by length; those of length `n` are at
+        /// `start[n]..<start[n + 1]`.
+        private let entries: [Entry]
+        private let start: [Int]
+
+        public init(_ names: some Sequence<String>) {
+            let kept = Set(names).filter { $0.utf8.count <= 16 }.sorted { ($0.utf8.count, $0) < ($1.utf8.count, $1) }
+            entries = kept.map { name in
+                var utf8 = Array(name.utf8)
+                let (low, high) = utf8.withUnsafeMutableBufferPointer { Self.pack($0.baseAddress!, count: $0.count) }
+                return Entry(low: low, high: high, name: name)
+            }
+            start = (0...17).map { length in kept.firstIndex { $0.utf8.count >= length } ?? kept.count }
+        }
+
+        /// The shared name spelt by the `count` bytes at `base`, if any.
+        func match(_ base: UnsafePointer<UInt8>, count: Int) -> String? {
+            guard count <= 16 else { return nil }
+            let end = start[count + 1]
+            var candidate = start[count]
+            guard candidate < end else { return nil }
+            let (low, high) = Self.pack(base, count: count)
+            while candidate < end {
+                if entries[candidate].low == low, entries[candidate].high == high { return entries[candidate].name }
+                candidate += 1
+            }
+            return nil
+        }
+
+        private static func pack(_ base: UnsafePointer<UInt8>, count: Int) -> (UInt64, UInt64) {
+            var low: UInt64 = 0
+            var high: UInt64 = 0
+            for position in 0..<Swift.min(count, 8) {
+                low |= UInt64(base[position]) << (UInt64(position) &* 8)
+            }
+            if count > 8 {
+                for position in 8..<count {
+                    high |= UInt64(base[position]) << (UInt64(position &- 8) &* 8)
+                }
+            }
+            return (low, high)
+        }
     }
 }
 

@@ -31,7 +31,9 @@ public struct JobPolicy: Sendable {
 /// Turns a request body into a ``Job``, or a ``JobValidationError`` naming the first bad field.
 public struct JobDecoder: Sendable {
     public var policy: JobPolicy
-    public var runners: RunnerRegistry
+    public let runners: RunnerRegistry
+    /// The job's and its subtasks' field names and kinds, shared by every job decoded.
+    private let names: JSONParser.SharedNames
 
     /// Shortest heartbeat interval accepted, so a job cannot make the server spin on heartbeats.
     public static let minimumHeartbeatMilliseconds = 10
@@ -44,6 +46,7 @@ public struct JobDecoder: Sendable {
     public init(policy: JobPolicy, runners: RunnerRegistry) {
         self.policy = policy
         self.runners = runners
+        self.names = JSONParser.SharedNames(Self.jobFields + runners.fieldNames + runners.kinds)
     }
 
     /// Decodes and validates a job. The body is parsed in one pass and each subtask is bound to
@@ -54,7 +57,7 @@ public struct JobDecoder: Sendable {
     ///   no longer kept (the rest of the body is only checked) and the answer is `.overMemory`.
     public func decode(_ body: [UInt8], maxBytes: Int = .max) throws(JobValidationError) -> Job {
         var scan = Scan(decoder: self, maxBytes: maxBytes)
-        var parser = JSONParser(bytes: body)
+        var parser = JSONParser(bytes: body, shared: names)
         var nonObject: JSONValue?
         do {
             if parser.peek() == UInt8(ascii: "{") {

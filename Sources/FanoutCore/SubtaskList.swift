@@ -111,9 +111,11 @@ public struct SubtaskList: RandomAccessCollection, Sendable {
         }
     }
 
-    /// Gives back what growing the arrays over-allocated (up to half), once the list is complete.
+    /// Gives back what growing the arrays over-allocated (up to half), once the list is complete:
+    /// when it is over an eighth and worth the copies (a few hundred bytes are not).
     mutating func shrinkToFit() {
-        guard works.capacity > works.count + works.count / 8 else { return }
+        let spare = works.capacity - works.count
+        guard spare > works.count / 8, spare * MemoryLayout<Work>.stride >= 512 else { return }
         works = works.withUnsafeBufferPointer { Array($0) }
         kindCodes = kindCodes.withUnsafeBufferPointer { Array($0) }
         if let ids { self.ids = ids.withUnsafeBufferPointer { Array($0) } }

@@ -55,6 +55,7 @@ public enum SubtaskWork: Sendable {
 /// The runners a service offers, by kind.
 public struct RunnerRegistry: Sendable {
     fileprivate struct Entry: Sendable {
+        let kind: String
         /// The runner's fields plus the common ones (`id`, `kind`, `timeout_ms`).
         let fields: [String]
         let bind: @Sendable (JSONValue, FieldPath) throws(JobValidationError) -> SubtaskWork
@@ -62,25 +63,32 @@ public struct RunnerRegistry: Sendable {
 
     static let commonFields: Set<String> = ["id", "kind", "timeout_ms"]
 
-    fileprivate var entries: [String: Entry] = [:]
+    /// By kind, in registration order: a service has a few, and comparing a short string with
+    /// each beats hashing it for a dictionary (done for every subtask).
+    fileprivate var entries: [Entry] = []
 
     public init() {}
 
     public mutating func register<Runner: SubtaskRunner>(_ runner: Runner) {
-        entries[runner.kind] = Entry(fields: Array(runner.fields.union(Self.commonFields)).sorted()) { (task, path) throws(JobValidationError) in
+        let entry = Entry(kind: runner.kind, fields: Array(runner.fields.union(Self.commonFields)).sorted()) { (task, path) throws(JobValidationError) in
             let payload = try runner.decode(task, path: path)
             if let planned = runner.plannedOutcome(payload) {
                 return planned.delay <= .zero ? .immediate(planned.outcome) : .delayed(planned.outcome, after: planned.delay)
             }
             return .run { context in await runner.run(payload, context: context) }
         }
+        entries.removeAll { $0.kind == runner.kind }
+        entries.append(entry)
     }
 
-    public var kinds: [String] { entries.keys.sorted() }
+    public var kinds: [String] { entries.map(\.kind).sorted() }
+
+    /// Every field name some subtask kind accepts (for ``JSONParser/SharedNames``).
+    var fieldNames: Set<String> { Set(entries.flatMap(\.fields)) }
 
     /// Checks a subtask's fields against its kind and binds it to the runner; nil for an unknown kind.
     func bind(kind: String, task: JSONValue, path: FieldPath) throws(JobValidationError) -> SubtaskWork? {
-        guard let entry = entries[kind] else { return nil }
+        guard let entry = entries.first(where: { $0.kind == kind }) else { return nil }
         try task.requireOnly(entry.fields, path: path)
         return try entry.bind(task, path)
     }

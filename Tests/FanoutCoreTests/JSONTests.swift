@@ -114,4 +114,19 @@ struct JSONTests {
         writer.raw("{}")
         #expect(writer.take() == Array("{}".utf8))
     }
+
+    @Test func sharedNamesAreTheParsersStringsWhereverTheDocumentSpellsThem() throws {
+        // Names of 1, 8, 9 and 16 bytes (the packing's word edges), one too long to share.
+        let names = ["a", "delay_ms", "timeout_m", "sixteen_bytes_ab", "seventeen_bytes_a"]
+        let text = #"{"a":"delay_ms","delay_ms":1,"timeout_m":"timeout_mx","sixteen_bytes_ab":"sixteen_bytes_ac","seventeen_bytes_a":"a","b":"a"}"#
+        var parser = JSONParser(bytes: Array(text.utf8), shared: JSONParser.SharedNames(names))
+        let shared = try parser.parseValue()
+        // Exactly what parsing without the table gives: near misses and escapes are decoded as before.
+        #expect(shared == (try JSONParser.parse(Array(text.utf8))))
+        #expect(shared["a"] == .string("delay_ms"))
+        #expect(shared["timeout_m"] == .string("timeout_mx"))
+        #expect(shared["sixteen_bytes_ab"] == .string("sixteen_bytes_ac"))
+        #expect(shared["seventeen_bytes_a"] == .string("a"))
+        #expect(shared["b"] == .string("a"))
+    }
 }
