@@ -1,5 +1,4 @@
 import FanoutCore
-import Logging
 import MicroHTTPServer
 
 /// How a job joins a trace: it continues the request's W3C `traceparent` (a missing or invalid one
@@ -48,13 +47,5 @@ struct JobTracing: Sendable {
         span.set("fanout.job.cancelled", summary.cancelled)
         if summary.clientGone { span.set("fanout.job.client_gone", "true") }
         span.end(failure: nil)
-    }
-
-    /// The job's log line's metadata plus `trace_id` and `span_id` (the job's span).
-    static func withTrace(_ scope: TraceScope, _ metadata: Logger.Metadata) -> Logger.Metadata {
-        var metadata = metadata
-        metadata["trace_id"] = .string(scope.context.traceIDHex)
-        metadata["span_id"] = .string(scope.context.spanIDHex)
-        return metadata
     }
 }

@@ -78,7 +78,7 @@ final class RetainedJobs: Sendable {
         JobTracing.end(start.trace, summary: summary)
         logger.info(
             "job finished",
-            metadata: JobTracing.withTrace(start.trace, [
+            metadata: [
                 "job.id": "\(start.id)",
                 "job.retained": "true",
                 "job.client": "\(start.client)",
@@ -89,7 +89,9 @@ final class RetainedJobs: Sendable {
                 "job.cancelled": "\(summary.cancelled)",
                 "job.duration_ms": "\(Int(duration.milliseconds.rounded()))",
                 "job.bytes": "\(summary.bytes)",
-            ])
+                "trace_id": .string(start.trace.context.traceIDHex),
+                "span_id": .string(start.trace.context.spanIDHex),
+            ]
         )
         // Last, as for a plain job: whoever sees the slot free sees the job's metrics and log line.
         admission.release(start.ticket)
