@@ -157,30 +157,38 @@ public struct JSONWriter: ~Copyable {
     }
 
     public mutating func write(string: String) {
-        append(UInt8(ascii: "\""))
-        var string = string
-        string.withUTF8 { utf8 in
-            var runStart = 0
-            for position in 0..<utf8.count {
-                let byte = utf8[position]
-                guard byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") else { continue }
-                append(UnsafeBufferPointer(rebasing: utf8[runStart..<position]))
-                runStart = position + 1
-                switch byte {
-                case UInt8(ascii: "\""): raw("\\\"")
-                case UInt8(ascii: "\\"): raw("\\\\")
-                case 0x0A: raw("\\n")
-                case 0x0D: raw("\\r")
-                case 0x09: raw("\\t")
-                default:
-                    raw("\\u00")
-                    let hex: StaticString = "0123456789abcdef"
-                    append(hex.utf8Start[Int(byte >> 4)])
-                    append(hex.utf8Start[Int(byte & 0x0F)])
-                }
-            }
-            append(UnsafeBufferPointer(rebasing: utf8[runStart..<utf8.count]))
+        // Native and small strings have contiguous UTF-8 (a small one is copied to the stack);
+        // only a bridged one needs the mutable copy `withUTF8` takes.
+        if string.utf8.withContiguousStorageIfAvailable({ write(quoted: $0) }) == nil {
+            var string = string
+            string.withUTF8 { write(quoted: $0) }
         }
+    }
+
+    /// `utf8` as a JSON string: quoted, with runs that need no escape copied whole.
+    mutating func write(quoted utf8: UnsafeBufferPointer<UInt8>) {
+        reserve(utf8.count + 2)
+        append(UInt8(ascii: "\""))
+        var runStart = 0
+        for position in 0..<utf8.count {
+            let byte = utf8[position]
+            guard byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") else { continue }
+            append(UnsafeBufferPointer(rebasing: utf8[runStart..<position]))
+            runStart = position + 1
+            switch byte {
+            case UInt8(ascii: "\""): raw("\\\"")
+            case UInt8(ascii: "\\"): raw("\\\\")
+            case 0x0A: raw("\\n")
+            case 0x0D: raw("\\r")
+            case 0x09: raw("\\t")
+            default:
+                raw("\\u00")
+                let hex: StaticString = "0123456789abcdef"
+                append(hex.utf8Start[Int(byte >> 4)])
+                append(hex.utf8Start[Int(byte & 0x0F)])
+            }
+        }
+        append(UnsafeBufferPointer(rebasing: utf8[runStart..<utf8.count]))
         append(UInt8(ascii: "\""))
     }
 }
