@@ -139,7 +139,7 @@ enum ConnectionHooks {
             let headEnd = method.map { headSize > 0 ? UInt(bitPattern: $0) + headSize : 0 } ?? 0
             state.chunkedBody = headers.contains { $0.named("transfer-encoding") }
             problem = RequestFraming.refusal(
-                version: version.map { String(cString: $0) } ?? "",
+                version: version.map(Callbacks.knownVersion) ?? "",
                 headers: headers,
                 headEnd: headEnd,
                 targetHasNUL: targetHasNUL(state, url: url, version: version)

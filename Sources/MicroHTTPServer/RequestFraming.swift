@@ -9,8 +9,15 @@ struct RawHeader {
     var lineStart: UInt = 0
     var valueEnd: UInt = 0
 
-    func named(_ lowercase: String) -> Bool {
-        name.count == lowercase.utf8.count && zip(name, lowercase.utf8).allSatisfy { $0 | 0x20 == $1 || $0 == $1 }
+    /// The name is `lowercase` (a lowercase literal), in any case.
+    func named(_ lowercase: StaticString) -> Bool {
+        let count = lowercase.utf8CodeUnitCount
+        guard name.count == count else { return false }
+        let expected = lowercase.utf8Start
+        for offset in 0..<count where name[offset] | 0x20 != expected[offset] && name[offset] != expected[offset] {
+            return false
+        }
+        return true
     }
 }
 
@@ -36,8 +43,11 @@ enum RequestFraming {
         if targetHasNUL { return .badRequest("the request target contains a NUL byte") }
         if valueCutByNUL(headers, headEnd: headEnd) { return .badRequest("a header value contains a NUL byte") }
         var hosts = 0
-        var transferEncodings: [UnsafeRawBufferPointer] = []
-        var contentLengths: [UnsafeRawBufferPointer] = []
+        // The first of each, and how many (no arrays: this runs for every request).
+        var transferEncoding: UnsafeRawBufferPointer?
+        var transferEncodings = 0
+        var contentLength: UnsafeRawBufferPointer?
+        var contentLengthsDiffer = false
         for header in headers {
             guard !header.name.isEmpty, header.name.allSatisfy(isTokenByte) else {
                 return .badRequest("a header name contains a character that is not allowed (space, tab or control)")
@@ -45,31 +55,40 @@ enum RequestFraming {
             if header.value.contains(where: { $0 == 0 || $0 == 13 || $0 == 10 }) {
                 return .badRequest("a header value contains a NUL, CR or LF byte")
             }
-            if header.named("host") { hosts += 1 }
-            if header.named("transfer-encoding") { transferEncodings.append(header.value) }
-            if header.named("content-length") { contentLengths.append(header.value) }
+            if header.named("host") {
+                hosts += 1
+            } else if header.named("transfer-encoding") {
+                transferEncodings += 1
+                if transferEncoding == nil { transferEncoding = header.value }
+            } else if header.named("content-length") {
+                if let first = contentLength {
+                    if !trimmed(header.value).elementsEqual(trimmed(first)) { contentLengthsDiffer = true }
+                } else {
+                    contentLength = header.value
+                }
+            }
         }
         if version == "HTTP/1.1", hosts != 1 {
             return .badRequest(hosts == 0 ? "an HTTP/1.1 request must have a Host header" : "the request has more than one Host header")
         }
         if hosts > 1 { return .badRequest("the request has more than one Host header") }
-        if !transferEncodings.isEmpty {
-            if !contentLengths.isEmpty { return .badRequest("the request has both Content-Length and Transfer-Encoding") }
+        if let transferEncoding {
+            if contentLength != nil { return .badRequest("the request has both Content-Length and Transfer-Encoding") }
             if version != "HTTP/1.1" { return .badRequest("Transfer-Encoding is not allowed on \(version)") }
-            guard transferEncodings.count == 1, trimmed(transferEncodings[0]).lowercased() == "chunked" else {
+            guard transferEncodings == 1, String(decoding: trimmed(transferEncoding), as: UTF8.self).lowercased() == "chunked" else {
                 return ServerProblem(
                     status: 501, title: "Not Implemented",
                     detail: "only Transfer-Encoding: chunked is supported", slug: "unsupported-transfer-encoding"
                 )
             }
         }
-        if let first = contentLengths.first {
-            if contentLengths.contains(where: { trimmed($0) != trimmed(first) }) {
+        if let first = contentLength {
+            if contentLengthsDiffer {
                 return .badRequest("the request has Content-Length headers with different values")
             }
             // MHD has parsed the first one (all digits, fits in 64 bits); a value past Int.max is
             // MHD_SIZE_UNKNOWN to it, which it would read until the client closes.
-            if Int(trimmed(first)) == nil {
+            if !fitsInInt(trimmed(first)) {
                 return ServerProblem(
                     status: 413, title: "Content Too Large",
                     detail: "the announced Content-Length is larger than any body this server reads", slug: "body-too-large"
@@ -108,11 +127,24 @@ enum RequestFraming {
         }
     }
 
-    /// The value without surrounding spaces and tabs, as text.
-    private static func trimmed(_ value: UnsafeRawBufferPointer) -> String {
+    /// The value without surrounding spaces and tabs.
+    private static func trimmed(_ value: UnsafeRawBufferPointer) -> Slice<UnsafeRawBufferPointer> {
         var slice = value[...]
         while let first = slice.first, first == 32 || first == 9 { slice.removeFirst() }
         while let last = slice.last, last == 32 || last == 9 { slice.removeLast() }
-        return String(decoding: slice, as: UTF8.self)
+        return slice
+    }
+
+    /// Whether `digits` (decimal, as MHD has checked) is a number an `Int` holds.
+    private static func fitsInInt(_ digits: Slice<UnsafeRawBufferPointer>) -> Bool {
+        var value = 0
+        for byte in digits {
+            guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") else { return false }
+            let (times10, overflow) = value.multipliedReportingOverflow(by: 10)
+            let (sum, carry) = times10.addingReportingOverflow(Int(byte - UInt8(ascii: "0")))
+            if overflow || carry { return false }
+            value = sum
+        }
+        return !digits.isEmpty
     }
 }
