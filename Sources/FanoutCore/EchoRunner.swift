@@ -17,7 +17,7 @@ public struct EchoRunner: SubtaskRunner {
 
     public func decode(_ task: JSONValue, path: FieldPath) throws(JobValidationError) -> Payload {
         var delay = 0.0
-        if let value = task["delay_ms"], value != .null {
+        if let value = task["delay_ms"], !value.isNull {
             guard case .number(let number) = value else {
                 throw JobValidationError(field: "\(path).delay_ms", detail: "must be a number of milliseconds, got \(value.typeName)")
             }

@@ -385,7 +385,7 @@ private struct MemberNames {
     /// Records `name`; false if it was there already.
     mutating func insert(_ name: String) -> Bool {
         if set != nil { return set!.insert(name).inserted }
-        if inlineContains(name) || list.contains(name) { return false }
+        if inlineContains(name) || list.contains(where: { $0.isName(name) }) { return false }
         switch inlineCount {
         case 0: inline.0 = name
         case 1: inline.1 = name
@@ -405,10 +405,10 @@ private struct MemberNames {
 
     private func inlineContains(_ name: String) -> Bool {
         switch inlineCount {
-        case 4: inline.0 == name || inline.1 == name || inline.2 == name || inline.3 == name
-        case 3: inline.0 == name || inline.1 == name || inline.2 == name
-        case 2: inline.0 == name || inline.1 == name
-        case 1: inline.0 == name
+        case 4: inline.0.isName(name) || inline.1.isName(name) || inline.2.isName(name) || inline.3.isName(name)
+        case 3: inline.0.isName(name) || inline.1.isName(name) || inline.2.isName(name)
+        case 2: inline.0.isName(name) || inline.1.isName(name)
+        case 1: inline.0.isName(name)
         default: false
         }
     }

@@ -28,7 +28,7 @@ public struct JobValidationError: Error, Sendable, Equatable, CustomStringConver
 extension JSONValue {
     /// An integer field within `range`, or nil when absent or null.
     public func integer(_ key: String, path: FieldPath, in range: ClosedRange<Int>) throws(JobValidationError) -> Int? {
-        guard let value = self[key], value != .null else { return nil }
+        guard let value = self[key], !value.isNull else { return nil }
         guard case .number(let number) = value, number.rounded() == number, number.magnitude < 1e15 else {
             throw JobValidationError(field: path.field(key), detail: "must be an integer, got \(value.typeName == "a number" ? "a fraction" : value.typeName)")
         }
@@ -40,7 +40,7 @@ extension JSONValue {
     }
 
     public func boolean(_ key: String, path: FieldPath) throws(JobValidationError) -> Bool? {
-        guard let value = self[key], value != .null else { return nil }
+        guard let value = self[key], !value.isNull else { return nil }
         guard case .bool(let flag) = value else {
             throw JobValidationError(field: path.field(key), detail: "must be a boolean, got \(value.typeName)")
         }
@@ -48,7 +48,7 @@ extension JSONValue {
     }
 
     public func string(_ key: String, path: FieldPath) throws(JobValidationError) -> String? {
-        guard let value = self[key], value != .null else { return nil }
+        guard let value = self[key], !value.isNull else { return nil }
         guard case .string(let string) = value else {
             throw JobValidationError(field: path.field(key), detail: "must be a string, got \(value.typeName)")
         }
@@ -59,7 +59,7 @@ extension JSONValue {
     /// `allowed` is a short list: comparing a few small strings beats hashing each member.
     func requireOnly(_ allowed: [String], path: FieldPath) throws(JobValidationError) {
         guard case .object(let members) = self else { return }
-        for (key, _) in members where !allowed.contains(key) {
+        for (key, _) in members where !allowed.contains(where: { $0.isName(key) }) {
             throw JobValidationError(field: path.field(key), detail: "is not a known field")
         }
     }

@@ -80,7 +80,7 @@ public struct HTTPSubtask: Sendable {
     }
 
     private static func decodeMethod(_ value: JSONValue?, path: FieldPath) throws(JobValidationError) -> String {
-        guard let value, value != .null else { return "GET" }
+        guard let value, !value.isNull else { return "GET" }
         guard case .string(let text) = value else {
             throw JobValidationError(field: path.field("method"), detail: "must be a string, got \(value.typeName)")
         }
@@ -95,7 +95,7 @@ public struct HTTPSubtask: Sendable {
     }
 
     private static func decodeHeaders(_ value: JSONValue?, path: FieldPath) throws(JobValidationError) -> [(name: String, value: String)] {
-        guard let value, value != .null else { return [] }
+        guard let value, !value.isNull else { return [] }
         guard case .object(let members) = value else {
             throw JobValidationError(field: path.field("headers"), detail: "must be an object of strings, got \(value.typeName)")
         }
