@@ -105,9 +105,12 @@ public final class DeadlineTimer: Sendable {
 
     /// The timer thread: runs due actions, then waits for the next deadline or a new earlier one.
     private func run() {
+        // Kept between wakes (one allocation, not one per wake with something due), unless a
+        // burst made it large.
+        var due: [@Sendable () -> Void] = []
         while true {
             let now = MonotonicTime.now
-            var due: [@Sendable () -> Void] = []
+            due.removeAll(keepingCapacity: due.capacity <= 1024)
             let nextDeadline = state.withLock { state -> MonotonicTime? in
                 while let top = state.heap.first, top.deadline <= now {
                     Self.popTop(&state.heap)

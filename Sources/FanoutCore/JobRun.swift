@@ -77,7 +77,7 @@ final class JobRun {
 
     private func observe(startOf index: Int) {
         guard let observer else { return }
-        startedAt[index] = UInt32(clamping: Self.microseconds(MonotonicTime.now - startTime) + 1)
+        startedAt[index] = UInt32(clamping: MonotonicTime.now.microseconds(since: startTime) + 1)
         observer.subtaskStarted(kind: job.tasks.kind(at: index))
     }
 
@@ -99,11 +99,6 @@ final class JobRun {
                 startedAt[index] = 0
             }
         }
-    }
-
-    private static func microseconds(_ duration: Duration) -> Int64 {
-        let (seconds, attoseconds) = duration.components
-        return seconds * 1_000_000 + attoseconds / 1_000_000_000_000
     }
 
     /// How long after the job's start a started subtask started.
