@@ -22,9 +22,15 @@ public final class DeadlineTimer: Sendable {
         var id: UInt64
     }
 
+    /// An action in a struct: a bare closure stored in a generic container (the table, the list
+    /// of due ones) is wrapped in a reabstraction thunk, an allocation each time it moves in or out.
+    private struct Action {
+        let run: @Sendable () -> Void
+    }
+
     private struct State {
         var heap: [Entry] = []
-        var actions: [UInt64: @Sendable () -> Void] = [:]
+        var actions: [UInt64: Action] = [:]
         var nextID: UInt64 = 0
         var threadStarted = false
         /// Heap entries whose action was cancelled; they leave the heap when due, or when the heap
@@ -46,7 +52,7 @@ public final class DeadlineTimer: Sendable {
         let (token, earliest, start) = state.withLock { state -> (Token, Bool, Bool) in
             state.nextID += 1
             let id = state.nextID
-            state.actions[id] = action
+            state.actions[id] = Action(run: action)
             state.heap.append(Entry(deadline: deadline, id: id))
             Self.siftUp(&state.heap, from: state.heap.count - 1)
             let start = !state.threadStarted
@@ -72,7 +78,7 @@ public final class DeadlineTimer: Sendable {
                 }
                 state.cancelledEntries = 0
             }
-            return action
+            return action.run
         }
     }
 
@@ -107,7 +113,7 @@ public final class DeadlineTimer: Sendable {
     private func run() {
         // Kept between wakes (one allocation, not one per wake with something due), unless a
         // burst made it large.
-        var due: [@Sendable () -> Void] = []
+        var due: [Action] = []
         while true {
             let now = MonotonicTime.now
             due.removeAll(keepingCapacity: due.capacity <= 1024)
@@ -122,7 +128,7 @@ public final class DeadlineTimer: Sendable {
                 }
                 return state.heap.first?.deadline
             }
-            for action in due { action() }
+            for action in due { action.run() }
             if !due.isEmpty { continue }
             wakeUp.wait(for: nextDeadline.map { $0 - .now })
         }

@@ -183,6 +183,9 @@ final class DispatchLoop {
     /// job's deadline nothing is scheduled: the job's deadline reports it.
     private func schedule(index: Int, outcome: SubtaskOutcome, due: ContinuousClock.Instant, deadline: ContinuousClock.Instant) {
         let events = self.events
+        // Room for the timers that can be in flight at once (a few hundred at most up front),
+        // instead of growing the table through every power of two.
+        if planned.capacity == 0 { planned.reserveCapacity(min(job.tasks.count - index, job.concurrency, 512)) }
         if due <= deadline {
             planned[index] = timer.schedule(at: due) { events.postFinished(index: index, outcome: outcome) }
         } else if deadline < jobDeadline {
