@@ -10,16 +10,17 @@ import FanoutSync
 public final class DeadlineTimer: Sendable {
     public static let shared = DeadlineTimer()
 
-    /// Identifies a scheduled action so it can be cancelled.
+    /// Identifies a scheduled action so it can be cancelled: its slot and that slot's generation.
     public struct Token: Sendable, Hashable {
-        fileprivate let id: UInt64
+        fileprivate let slot: UInt32
+        fileprivate let generation: UInt32
     }
 
     /// A ``MonotonicTime``, not a `ContinuousClock.Instant`: with one, every move in the heap went
     /// through value witnesses (a quarter of a 100,000-timer job's instructions, in the sift alone).
     private struct Entry {
         var deadline: MonotonicTime
-        var id: UInt64
+        var token: Token
     }
 
     /// An action in a struct: a bare closure stored in a generic container (the table, the list
@@ -28,15 +29,44 @@ public final class DeadlineTimer: Sendable {
         let run: @Sendable () -> Void
     }
 
+    /// Where a scheduled action waits. A slot's generation moves on when its action runs or is
+    /// cancelled, so a stale token or heap entry no longer matches the slot's next use (a slot would
+    /// have to be reused 2^32 times within one timer's wait to confuse them).
+    private struct Slot {
+        var generation: UInt32 = 0
+        var action: Action?
+    }
+
     private struct State {
         var heap: [Entry] = []
-        var actions: [UInt64: Action] = [:]
-        var nextID: UInt64 = 0
+        /// The scheduled actions, in slots reused through `freeSlots`: found by index, where a
+        /// table by id hashed every id twice (schedule, then run or cancel).
+        var slots: [Slot] = []
+        var freeSlots: [UInt32] = []
         var threadStarted = false
         /// Heap entries whose action was cancelled; they leave the heap when due, or when the heap
         /// is rebuilt because they are most of it (a job's 60 s deadline is usually cancelled
         /// long before it is due, and many jobs a second must not fill memory with them).
         var cancelledEntries = 0
+
+        mutating func add(_ action: Action) -> Token {
+            let slot = freeSlots.popLast() ?? {
+                slots.append(Slot())
+                return UInt32(slots.count - 1)
+            }()
+            slots[Int(slot)].action = action
+            return Token(slot: slot, generation: slots[Int(slot)].generation)
+        }
+
+        /// The action `token` names, if it has neither run nor been cancelled; frees its slot.
+        mutating func take(_ token: Token) -> Action? {
+            let index = Int(token.slot)
+            guard slots[index].generation == token.generation, let action = slots[index].action else { return nil }
+            slots[index].action = nil
+            slots[index].generation &+= 1
+            freeSlots.append(token.slot)
+            return action
+        }
     }
 
     private let state = Locked(State())
@@ -50,14 +80,12 @@ public final class DeadlineTimer: Sendable {
     public func schedule(at deadline: ContinuousClock.Instant, _ action: @escaping @Sendable () -> Void) -> Token {
         let deadline = MonotonicTime(deadline)
         let (token, earliest, start) = state.withLock { state -> (Token, Bool, Bool) in
-            state.nextID += 1
-            let id = state.nextID
-            state.actions[id] = Action(run: action)
-            state.heap.append(Entry(deadline: deadline, id: id))
+            let token = state.add(Action(run: action))
+            state.heap.append(Entry(deadline: deadline, token: token))
             Self.siftUp(&state.heap, from: state.heap.count - 1)
             let start = !state.threadStarted
             state.threadStarted = true
-            return (Token(id: id), state.heap[0].id == id, start)
+            return (token, state.heap[0].token == token, start)
         }
         if start { startThread() }
         if earliest { wakeUp.signal() }
@@ -68,11 +96,12 @@ public final class DeadlineTimer: Sendable {
     @discardableResult
     public func cancel(_ token: Token) -> (@Sendable () -> Void)? {
         state.withLock { state in
-            guard let action = state.actions.removeValue(forKey: token.id) else { return nil }
+            guard let action = state.take(token) else { return nil }
             state.cancelledEntries += 1
             if state.cancelledEntries > 4096, state.cancelledEntries * 2 > state.heap.count {
-                let actions = state.actions
-                state.heap.removeAll { actions[$0.id] == nil }
+                // An entry whose slot has moved on is stale (ran, was cancelled, or was reused).
+                let slots = state.slots
+                state.heap.removeAll { slots[Int($0.token.slot)].generation != $0.token.generation }
                 for index in stride(from: state.heap.count / 2 - 1, through: 0, by: -1) {
                     Self.siftDown(&state.heap, from: index)
                 }
@@ -120,7 +149,7 @@ public final class DeadlineTimer: Sendable {
             let nextDeadline = state.withLock { state -> MonotonicTime? in
                 while let top = state.heap.first, top.deadline <= now {
                     Self.popTop(&state.heap)
-                    if let action = state.actions.removeValue(forKey: top.id) {
+                    if let action = state.take(top.token) {
                         due.append(action)
                     } else {
                         state.cancelledEntries = max(state.cancelledEntries - 1, 0)

@@ -25,6 +25,9 @@ struct MonotonicTime: Comparable, Sendable {
         }
         return (best!.instant, best!.nanoseconds)
     }()
+    /// Apart, so that reading the clock copies no `Instant` (not frozen: a copy through witnesses).
+    private static let originInstant = origin.instant
+    private static let originNanoseconds = origin.nanoseconds
 
     private static func bootTimeNanoseconds() -> Int64 {
         var reading = timespec()
@@ -37,7 +40,7 @@ struct MonotonicTime: Comparable, Sendable {
     }
 
     init(_ instant: ContinuousClock.Instant) {
-        let (seconds, attoseconds) = (instant - Self.origin.instant).components
+        let (seconds, attoseconds) = (instant - Self.originInstant).components
         let (whole, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
         let (sum, carry) = whole.addingReportingOverflow(attoseconds / 1_000_000_000)
         nanoseconds = overflow || carry ? (seconds < 0 ? .min : .max) : sum
@@ -46,7 +49,7 @@ struct MonotonicTime: Comparable, Sendable {
     /// Read from the clock itself: through `ContinuousClock.now`, the `Duration` arithmetic and its
     /// `components` cost ~400 instructions; a dispatcher reads the time for every subtask.
     static var now: MonotonicTime {
-        MonotonicTime(nanoseconds: bootTimeNanoseconds() &- origin.nanoseconds)
+        MonotonicTime(nanoseconds: bootTimeNanoseconds() &- originNanoseconds)
     }
 
     /// Whole microseconds after `start` (saturated at the bounds of `Int64` nanoseconds).

@@ -92,4 +92,21 @@ struct SharedTimerTests {
         try await Task.sleep(for: .milliseconds(60))
         #expect(ran.load(ordering: .relaxed) == false)
     }
+
+    /// Tokens name a slot and its generation: once an action has run or been cancelled, its token
+    /// no longer matches, even after the slot holds another action.
+    @Test func aStaleTokenCancelsNothingOnceItsSlotIsReused() async throws {
+        let timer = DeadlineTimer.shared
+        let first = timer.schedule(at: .now + .seconds(3600)) {}
+        #expect(timer.cancel(first) != nil)
+        #expect(timer.cancel(first) == nil, "cancelled once")
+        // The freed slot goes to the next action scheduled (this one, or one of a test running
+        // beside it): the stale token must cancel neither.
+        let ran = Atomic<Int>(0)
+        let second = timer.schedule(at: .now + .milliseconds(10)) { ran.add(1, ordering: .relaxed) }
+        #expect(second != first)
+        #expect(timer.cancel(first) == nil)
+        #expect(await waitUntil(within: .seconds(5)) { ran.load(ordering: .relaxed) == 1 })
+        #expect(timer.cancel(second) == nil, "it ran")
+    }
 }
