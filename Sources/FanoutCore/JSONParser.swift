@@ -208,6 +208,17 @@ public struct JSONParser {
     private mutating func parseString() throws(Error) -> String {
         index += 1
         let start = index
+        // A run of printable ASCII other than `"` and `\` (most of any string), scanned on the
+        // buffer: what ends it is judged below.
+        index = bytes.withUnsafeBufferPointer { buffer in
+            var position = start
+            while position < buffer.count {
+                let byte = buffer[position]
+                guard byte >= 0x20, byte < 0x80, byte != UInt8(ascii: "\""), byte != UInt8(ascii: "\\") else { break }
+                position += 1
+            }
+            return position
+        }
         // Fast path: no escapes.
         while index < bytes.count {
             let byte = bytes[index]

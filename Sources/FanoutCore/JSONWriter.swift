@@ -120,20 +120,9 @@ public struct JSONWriter: ~Copyable {
             append(UInt8(ascii: "0") + UInt8(unsigned))
             return
         }
-        var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
-                     UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
-            (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
-        var count = 0
-        var rest = unsigned
-        withUnsafeMutableBytes(of: &digits) { buffer in
-            while rest > 0 {
-                buffer[19 - count] = UInt8(ascii: "0") + UInt8(rest % 10)
-                rest /= 10
-                count += 1
-            }
-            let first = buffer.baseAddress.unsafelyUnwrapped.assumingMemoryBound(to: UInt8.self) + (20 - count)
-            append(UnsafeBufferPointer(start: first, count: count))
-        }
+        // Straight into the buffer: at most 20 digits.
+        reserve(20)
+        ASCII.writeDecimal(unsigned, into: UnsafeMutableBufferPointer(start: base, count: capacity), at: &used)
     }
 
     /// Integral values in the exact range print without a fraction; others as Swift's shortest form.
