@@ -4,6 +4,9 @@
 /// A send runs beside the loop (``Send``) and reports back through the inbox, so while a slow client
 /// holds it the loop still handles the job's deadline and stops: in-flight subtasks are cancelled
 /// on time, and their lines wait for the client. While a send is out, no new subtask starts.
+///
+/// Its mutable properties, like ``JobRun``'s, opt out of the runtime's dynamic exclusivity checks:
+/// only the loop's own task touches them, one pass at a time.
 final class DispatchLoop {
     /// The job, held once (by ``jobRun``): an open stream pays for every copy.
     var job: Job { jobRun.job }
@@ -15,15 +18,15 @@ final class DispatchLoop {
     let heartbeat: Duration
     /// Input order: most bytes of lines held for an earlier one before no new subtask starts.
     let bufferBytes: Int
-    private var next = 0
-    private var inFlight = 0
+    @exclusivity(unchecked) private var next = 0
+    @exclusivity(unchecked) private var inFlight = 0
     /// Lines are with the sink and it has not said it is done with them.
-    private var sending = false
-    private var clientGone = false
+    @exclusivity(unchecked) private var sending = false
+    @exclusivity(unchecked) private var clientGone = false
     /// Timers of subtasks with a planned outcome, by index, until they fire or are cancelled.
-    private var planned: [Int: DeadlineTimer.Token] = [:]
-    private var deadlineTimer: DeadlineTimer.Token?
-    private var heartbeatTimer: DeadlineTimer.Token?
+    @exclusivity(unchecked) private var planned: [Int: DeadlineTimer.Token] = [:]
+    @exclusivity(unchecked) private var deadlineTimer: DeadlineTimer.Token?
+    @exclusivity(unchecked) private var heartbeatTimer: DeadlineTimer.Token?
 
     init(job: Job, id: String, observer: (any DispatchObserver)?, timer: DeadlineTimer, bufferBytes: Int, trace: TraceScope? = nil) {
         self.timer = timer
