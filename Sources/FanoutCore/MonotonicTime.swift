@@ -52,10 +52,15 @@ struct MonotonicTime: Comparable, Sendable {
         MonotonicTime(nanoseconds: bootTimeNanoseconds() &- originNanoseconds)
     }
 
+    /// Nanoseconds after `start`, saturated at the bounds of `Int64`.
+    private func nanoseconds(since start: MonotonicTime) -> Int64 {
+        let (difference, overflow) = nanoseconds.subtractingReportingOverflow(start.nanoseconds)
+        return overflow ? (nanoseconds < start.nanoseconds ? .min : .max) : difference
+    }
+
     /// Whole microseconds after `start` (saturated at the bounds of `Int64` nanoseconds).
     func microseconds(since start: MonotonicTime) -> Int64 {
-        let (difference, overflow) = nanoseconds.subtractingReportingOverflow(start.nanoseconds)
-        return (overflow ? (nanoseconds < start.nanoseconds ? .min : .max) : difference) / 1000
+        nanoseconds(since: start) / 1000
     }
 
     static func < (lhs: MonotonicTime, rhs: MonotonicTime) -> Bool {
@@ -70,7 +75,6 @@ struct MonotonicTime: Comparable, Sendable {
 
     /// How long after `rhs` this is (saturated).
     static func - (lhs: MonotonicTime, rhs: MonotonicTime) -> Duration {
-        let (difference, overflow) = lhs.nanoseconds.subtractingReportingOverflow(rhs.nanoseconds)
-        return .nanoseconds(overflow ? (lhs.nanoseconds < rhs.nanoseconds ? .min : .max) : difference)
+        .nanoseconds(lhs.nanoseconds(since: rhs))
     }
 }
