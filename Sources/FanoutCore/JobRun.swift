@@ -196,7 +196,7 @@ final class JobRun {
 
     /// One allocation for the next batch of lines instead of growing from a few bytes.
     private func reserveOutgoing() {
-        outgoing.reserve(256)
+        if outgoing.isEmpty { outgoing.reserve(256) }
     }
 
     /// Lines are waiting to be sent.
