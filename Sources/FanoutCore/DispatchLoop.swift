@@ -1,3 +1,5 @@
+import Dispatch
+
 /// One job's pass through the dispatcher: starts subtasks as slots free up, takes what has happened
 /// from its inbox in batches, turns it into lines and sends them, until every subtask has its line.
 ///
@@ -65,9 +67,8 @@ final class DispatchLoop {
     /// the stream's life) has none of the pass's temporaries.
     func run(spawn: Spawn, send: Send, cancelTasks: () -> Void) async {
         startTimers()
-        defer { cancelTimers() }
         var resumed = false
-        loop: while true {
+        while true {
             switch pass(resumed: resumed, spawn: spawn, send: send, cancelTasks: cancelTasks) {
             case .pass:
                 resumed = false
@@ -78,16 +79,80 @@ final class DispatchLoop {
                 await events.wait()
                 resumed = true
             case .finished:
-                return
+                return end(clientGone: false, cancelTasks: cancelTasks)
             case .clientGone:
-                break loop
+                return end(clientGone: true, cancelTasks: cancelTasks)
             }
         }
-        // The client is gone (the task was cancelled, or a send failed): stop everything.
-        jobRun.summary.clientGone = true
-        cancelPlanned()
-        cancelTasks()
-        jobRun.abandon()
+    }
+
+    /// Runs a job of timers only (nothing to spawn) with no task of its own: passes run here, then
+    /// whenever an event arrives, on a global queue (``Driver``); `ended` is called once, by the
+    /// last pass, when the end line is with the sink or the client is gone.
+    func start(send: @escaping Send, ended: @escaping @Sendable () -> Void) {
+        startTimers()
+        Driver(loop: self, send: send, ended: ended).step(resumed: false)
+    }
+
+    /// The end of a run: its timers are cancelled and, if the client is gone (the task was
+    /// cancelled, a send failed, or the stream closed), everything else is stopped.
+    @inline(never)
+    private func end(clientGone: Bool, cancelTasks: () -> Void) {
+        if clientGone {
+            jobRun.summary.clientGone = true
+            cancelPlanned()
+            cancelTasks()
+            jobRun.abandon()
+        }
+        cancelTimers()
+    }
+
+    /// Drives a loop that has no task: each step runs passes until the loop must wait, then parks
+    /// the driver in the inbox, whose next post wakes it on a global queue. One step at a time:
+    /// a step begins only at the start, at a wake (the inbox hands out each park once) or after a
+    /// yield, each after the previous step ended; the inbox's lock orders them.
+    final class Driver: @unchecked Sendable {
+        private let loop: DispatchLoop
+        private let send: Send
+        private let ended: @Sendable () -> Void
+
+        init(loop: DispatchLoop, send: @escaping Send, ended: @escaping @Sendable () -> Void) {
+            self.loop = loop
+            self.send = send
+            self.ended = ended
+        }
+
+        private static func noSpawn(_: @escaping @Sendable (SubtaskContext) async -> SubtaskOutcome, _: SubtaskContext, _: Int, _: JobEvents) {
+            preconditionFailure("a planned subtask never runs in a task")
+        }
+
+        func step(resumed: Bool) {
+            var resumed = resumed
+            while true {
+                switch loop.pass(resumed: resumed, spawn: Self.noSpawn, send: send, cancelTasks: {}) {
+                case .pass:
+                    resumed = false
+                case .yield:
+                    DispatchQueue.global().async { self.step(resumed: false) }
+                    return
+                case .wait:
+                    if loop.events.park(self) { return }
+                    resumed = true
+                case .finished:
+                    loop.end(clientGone: false, cancelTasks: {})
+                    return ended()
+                case .clientGone:
+                    loop.end(clientGone: true, cancelTasks: {})
+                    return ended()
+                }
+            }
+        }
+
+        /// Called by the inbox's post, on the poster's thread (a timer's, an MHD thread): the
+        /// step runs elsewhere, so that the poster is not held up by the pass.
+        func wake() {
+            DispatchQueue.global().async { self.step(resumed: true) }
+        }
     }
 
     @inline(never)

@@ -112,6 +112,26 @@ public enum Dispatcher {
         }
         prepared.control?.detach()
     }
+
+    /// Starts a prepared job of timers only (``Prepared/runsWithoutTask``) with no task of its
+    /// own, its lines offered to `sink`, and returns: its passes run on a global queue whenever
+    /// one of its timers fires, the sink has room again or ``JobControl`` stops it. `ended` is
+    /// called once, when the end line is with the sink or the client is gone; the summary is
+    /// final then. An open stream then holds no task, no async frames, no task-allocator slab.
+    public static func start(_ prepared: Prepared, offeringTo sink: any NonBlockingLineSink, ended: @escaping @Sendable () -> Void) {
+        precondition(prepared.runsWithoutTask, "only a job of timers runs without a task")
+        let control = prepared.control
+        prepared.loop.start(send: { bytes, events in sink.offer(bytes) { events.post(.sent($0)) } }) {
+            control?.detach()
+            ended()
+        }
+    }
+}
+
+extension Dispatcher.Prepared {
+    /// Every subtask is a timer (``SubtaskList/allPlanned``): the job may run without a task
+    /// (``Dispatcher/start(_:offeringTo:ended:)``).
+    public var runsWithoutTask: Bool { loop.job.tasks.allPlanned }
 }
 
 extension Dispatcher {

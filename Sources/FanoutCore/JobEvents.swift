@@ -15,9 +15,22 @@ enum DispatchEvent: Sendable {
 /// The dispatcher's inbox: subtasks, timers and ``JobControl`` post events from any thread; the
 /// loop takes everything that has arrived at once, so lines that are ready together leave in one write.
 final class JobEvents: Sendable {
+    /// Who waits for the next event: a loop's task, or a loop with no task (``DispatchLoop/Driver``).
+    private enum Waiter {
+        case task(UnsafeContinuation<Void, Never>)
+        case driver(DispatchLoop.Driver)
+
+        func wake() {
+            switch self {
+            case .task(let continuation): continuation.resume()
+            case .driver(let driver): driver.wake()
+            }
+        }
+    }
+
     private struct State {
         var events: [DispatchEvent] = []
-        var waiter: UnsafeContinuation<Void, Never>?
+        var waiter: Waiter?
     }
 
     private let state = Locked(State())
@@ -27,7 +40,7 @@ final class JobEvents: Sendable {
             state.events.append(event)
             return state.waiter.take()
         }
-        waiter?.resume()
+        waiter?.wake()
     }
 
     /// A subtask's outcome, stamped with the time under the inbox's lock (not before taking it, as
@@ -38,7 +51,7 @@ final class JobEvents: Sendable {
             state.events.append(.finished(index: index, outcome: outcome, at: .now))
             return state.waiter.take()
         }
-        waiter?.resume()
+        waiter?.wake()
     }
 
     /// Everything posted so far, and the time read under the same lock: every outcome taken is
@@ -67,10 +80,20 @@ final class JobEvents: Sendable {
         await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
             let ready = state.withLock { state -> Bool in
                 if !state.events.isEmpty { return true }
-                state.waiter = continuation
+                state.waiter = .task(continuation)
                 return false
             }
             if ready { continuation.resume() }
+        }
+    }
+
+    /// As ``wait()``, for a loop with no task: false if an event is here already (take it now),
+    /// else `driver` is woken by the next post.
+    func park(_ driver: DispatchLoop.Driver) -> Bool {
+        state.withLock { state in
+            if !state.events.isEmpty { return false }
+            state.waiter = .driver(driver)
+            return true
         }
     }
 }

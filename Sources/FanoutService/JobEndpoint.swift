@@ -186,7 +186,7 @@ struct JobEndpoint: Sendable {
             job: job, id: id, client: client, ticket: ticket, control: control, trace: trace,
             bodyBytes: request.body.count, bufferBytes: streamBufferBytes, completion: completion
         )
-        return .answer(HTTPResponse(status: 200, headers: headers, body: .closeObservingStream(run)))
+        return .answer(HTTPResponse(status: 200, headers: headers, body: run.body))
     }
 
     func reject(_ refusal: JobAdmission.Refusal, _ request: HTTPRequest) -> HTTPResponse {

@@ -47,14 +47,14 @@ final class JobCompletion: Sendable {
     }
 }
 
-/// A plain job streamed to its client: everything its stream's task needs after the head is sent,
-/// in one object, so that the task's async frames hold one reference (every open
-/// stream pays for those bytes). It runs in the server's own task for the stream
-/// (`closeObservingStream`): a client that goes away stops the dispatcher through ``JobControl``.
-/// The job is held once, by the prepared dispatcher loop.
-final class PlainJobStream: StreamProducer {
-    /// Made by `init`, used only by ``produce(into:)``, which the server runs once, in the stream's
-    /// task (the server's work queue orders the two); the loop is never shared.
+/// A plain job streamed to its client: everything its stream needs after the head is sent, in one
+/// object (every open stream pays for those bytes). A job of timers only (`echo`) runs with no task
+/// (``body``: `drivenStream`); any other runs in the server's own task for the stream
+/// (`closeObservingStream`), its async frames holding one reference. Either way a client that goes
+/// away stops the dispatcher through ``JobControl``. The job is held once, by the prepared loop.
+final class PlainJobStream: StreamProducer, DrivenStreamProducer {
+    /// Made by `init`, used only by ``produce(into:)`` or ``start(into:ending:)``, which the server
+    /// calls once (its work queue orders it after `init`); the loop is never shared.
     nonisolated(unsafe) let prepared: Dispatcher.Prepared
     let id: String
     let client: String
@@ -80,6 +80,20 @@ final class PlainJobStream: StreamProducer {
         self.trace = trace
         self.bodyBytes = bodyBytes
         self.completion = completion
+    }
+
+    /// The response body that runs this job: with no task when it can (``Dispatcher/Prepared/runsWithoutTask``).
+    var body: HTTPResponse.Body {
+        prepared.runsWithoutTask ? .drivenStream(self) : .closeObservingStream(self)
+    }
+
+    /// A job of timers only: started here, ended by its last pass (``Dispatcher/start(_:offeringTo:ended:)``).
+    func start(into stream: ResponseStream, ending: StreamEnding) {
+        observeClose(of: stream)
+        Dispatcher.start(prepared, offeringTo: StreamSink(stream: stream)) { [self] in
+            finished(prepared.summary)
+            ending()
+        }
     }
 
     /// Everything before and after the wait is in functions of their own: while the job runs, this

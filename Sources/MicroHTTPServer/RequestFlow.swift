@@ -107,7 +107,7 @@ enum RequestFlow {
             mhdResponse = bytes.withUnsafeBytes { raw in
                 MHD_create_response_from_buffer(raw.count, UnsafeMutableRawPointer(mutating: raw.baseAddress), .RESPMEM_MUST_COPY)
             }
-        case .stream, .closeObservingStream, .finishedStream:
+        case .stream, .closeObservingStream, .drivenStream, .finishedStream:
             let buffer: StreamBuffer
             if case .finishedStream(let bytes) = response.body {
                 buffer = StreamBuffer(highWater: server.streamBufferBytes, finishedWith: bytes)
@@ -128,6 +128,10 @@ enum RequestFlow {
             switch response.body {
             case .stream(let body): producer = .supervisedStream(stream, body)
             case .closeObservingStream(let body): producer = .observingStream(stream, body)
+            case .drivenStream(let body):
+                // Counted before it can start, so that a shutdown waits for its ending.
+                server.registry.drivenBegan()
+                producer = .drivenStream(stream, body, server.registry)
             case .bytes, .finishedStream: break
             }
         }
@@ -156,6 +160,7 @@ enum RequestFlow {
             if !server.work.enqueue(producer) {
                 server.logger.warning("a stream was answered while the server stops; its producer does not run")
                 stream.cancel()
+                if case .drivenStream = producer { server.registry.drivenEnded() }
             }
         }
         return queued

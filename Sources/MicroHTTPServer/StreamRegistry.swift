@@ -1,18 +1,22 @@
 import FanoutSync
 
 /// The connections the server must see through before `MHD_stop_daemon`: streams whose connection
-/// is open (for the disconnect watchdog and for shutdown) and deferred responses not yet queued
-/// (their connections are suspended, or resumed to queue them). Shutdown waits on it without polling.
+/// is open (for the disconnect watchdog and for shutdown), deferred responses not yet queued
+/// (their connections are suspended, or resumed to queue them) and task-less stream producers not
+/// yet ended. Shutdown waits on it without polling.
 final class StreamRegistry: ZeroWaitable {
     private struct State {
         var streams: [ObjectIdentifier: ResponseStream] = [:]
         /// ``HTTPHandler/respond(to:)`` answers not yet queued on their connection.
         var deferred: [ObjectIdentifier: DeferredResponse] = [:]
+        /// ``DrivenStreamProducer``s started (or about to be) and not ended: no task of
+        /// ``HTTPServer/run()`` waits for them, so the registry does.
+        var driven = 0
         /// The server is stopping: streams are cancelled as they register.
         var draining = false
         var waiters = ZeroWaiters()
 
-        var isIdle: Bool { streams.isEmpty && deferred.isEmpty }
+        var isIdle: Bool { streams.isEmpty && deferred.isEmpty && driven == 0 }
 
         mutating func wakeIfIdle() -> [CheckedContinuation<Bool, Never>] {
             isIdle ? waiters.takeAll() : []
@@ -32,6 +36,18 @@ final class StreamRegistry: ZeroWaitable {
     func remove(_ stream: ResponseStream) {
         let waiters = state.withLock { state in
             state.streams.removeValue(forKey: ObjectIdentifier(stream))
+            return state.wakeIfIdle()
+        }
+        for waiter in waiters { waiter.resume(returning: true) }
+    }
+
+    func drivenBegan() {
+        state.withLock { $0.driven += 1 }
+    }
+
+    func drivenEnded() {
+        let waiters = state.withLock { state in
+            state.driven -= 1
             return state.wakeIfIdle()
         }
         for waiter in waiters { waiter.resume(returning: true) }

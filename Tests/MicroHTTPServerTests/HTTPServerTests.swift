@@ -211,6 +211,45 @@ struct HTTPServerTests {
         #expect(probe.snapshot.closesObserved == 10, "every producer was told before the server stopped")
     }
 
+    /// A `drivenStream` has no task: its lines come from a queue, and the body ends when it says.
+    @Test func streamsADrivenProducerWithNoTaskOfItsOwn() async throws {
+        try await withTestServer { server, port, probe in
+            let connection = try await RawConnection.connect(port: port)
+            defer { connection.close() }
+            try await connection.send(RawRequest.text(method: "GET", path: "/driven"))
+            let head = try await connection.readHead()
+            #expect(head.status == 200)
+            #expect(try await connection.readLine(head) == "started")
+            #expect(try await connection.readLine(head) == "later")
+            #expect(try await connection.readLine(head) == nil, "the body ends at its ending")
+            #expect(probe.snapshot.drivenEnded == 1)
+            #expect(await eventually(within: .seconds(1)) { server.openStreams == 0 })
+        }
+    }
+
+    /// No task of `run()` waits for a driven producer, so shutdown does: it is told of the close
+    /// and the server stops only after every one has called its ending.
+    @Test func shutdownWaitsForDrivenProducersToEnd() async throws {
+        let probe = try await withTestServer { server, port, probe in
+            var connections: [RawConnection] = []
+            for _ in 0..<5 {
+                let connection = try await RawConnection.connect(port: port)
+                try await connection.send(RawRequest.text(method: "GET", path: "/driven-held"))
+                let head = try await connection.readHead()
+                #expect(try await connection.readLine(head) == "started")
+                connections.append(connection)
+            }
+            await server.shutdown(gracePeriod: .milliseconds(100))
+            #expect(probe.snapshot.drivenEnded == 5, "shutdown returned only after every ending")
+            for connection in connections {
+                #expect(try await connection.peerClosed(within: .seconds(2)))
+                connection.close()
+            }
+            return probe
+        }
+        #expect(probe.snapshot.closesObserved == 5)
+    }
+
     @Test func aSlowReaderHoldsTheWriterBack() async throws {
         try await withTestServer(streamBufferBytes: 16 * 1024) { _, port, probe in
             let connection = try await RawConnection.connect(port: port, receiveBuffer: 4096)

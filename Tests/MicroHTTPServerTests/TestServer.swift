@@ -1,3 +1,4 @@
+import Dispatch
 import TestSupport
 import Testing
 import Logging
@@ -20,11 +21,13 @@ final class StreamProbe: Sendable {
         var gateOpen = false
         /// Requests whose body reached `respond(to:)`.
         var bodiesRead = 0
+        /// `/driven` producers that called their `ending`.
+        var drivenEnded = 0
     }
 
     let state = Locked(State())
-    var snapshot: (cancelled: Int, closesObserved: Int, bytesWritten: Int, writesFailed: Int, gated: Int, bodiesRead: Int) {
-        state.withLock { ($0.cancelled, $0.closesObserved, $0.bytesWritten, $0.writesFailed, $0.gated.count, $0.bodiesRead) }
+    var snapshot: (cancelled: Int, closesObserved: Int, bytesWritten: Int, writesFailed: Int, gated: Int, bodiesRead: Int, drivenEnded: Int) {
+        state.withLock { ($0.cancelled, $0.closesObserved, $0.bytesWritten, $0.writesFailed, $0.gated.count, $0.bodiesRead, $0.drivenEnded) }
     }
 
     /// Waits until the test opens the gate.
@@ -135,6 +138,12 @@ struct TestHandler: HTTPHandler {
                 await told.wait()
                 probe.state.withLock { $0.closesObserved += 1 }
             }))
+        case "/driven":
+            // No task: a line now, one from a queue 200 ms later, then the end.
+            return HTTPResponse(status: 200, body: .drivenStream(DrivenProducer(probe: probe, endsAfterSecondLine: true)))
+        case "/driven-held":
+            // No task: a line now, then the end only once told of the close (100 ms later).
+            return HTTPResponse(status: 200, body: .drivenStream(DrivenProducer(probe: probe, endsAfterSecondLine: false)))
         case "/sixteen":
             // 16 writes of 8 KiB, each larger than MHD's read block.
             return HTTPResponse(status: 200, body: .stream { stream in
@@ -207,5 +216,35 @@ final class ClosureProducer: StreamProducer {
 
     func produce(into stream: ResponseStream) async {
         await body(stream)
+    }
+}
+
+/// A ``DrivenStreamProducer`` whose writes come from a Dispatch queue, not from a task.
+final class DrivenProducer: DrivenStreamProducer {
+    let probe: StreamProbe
+    let endsAfterSecondLine: Bool
+
+    init(probe: StreamProbe, endsAfterSecondLine: Bool) {
+        self.probe = probe
+        self.endsAfterSecondLine = endsAfterSecondLine
+    }
+
+    func start(into stream: ResponseStream, ending: StreamEnding) {
+        let probe = self.probe
+        let end: @Sendable () -> Void = {
+            probe.state.withLock { $0.drivenEnded += 1 }
+            ending()
+        }
+        stream.write(Array("started\n".utf8)) { _ in }
+        if endsAfterSecondLine {
+            DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(200)) {
+                stream.write(Array("later\n".utf8)) { _ in end() }
+            }
+        } else {
+            stream.onClose {
+                probe.state.withLock { $0.closesObserved += 1 }
+                DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(100), execute: end)
+            }
+        }
     }
 }
