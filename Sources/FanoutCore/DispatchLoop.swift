@@ -26,7 +26,7 @@ final class DispatchLoop {
     @exclusivity(unchecked) private var sending = false
     @exclusivity(unchecked) private var clientGone = false
     /// Timers of subtasks with a planned outcome, by index, until they fire or are cancelled.
-    @exclusivity(unchecked) private var planned: [Int: DeadlineTimer.Token] = [:]
+    @exclusivity(unchecked) private var planned = PlannedTimers()
     @exclusivity(unchecked) private var deadlineTimer: DeadlineTimer.Token?
     @exclusivity(unchecked) private var heartbeatTimer: DeadlineTimer.Token?
 
@@ -86,12 +86,13 @@ final class DispatchLoop {
         }
     }
 
-    /// Runs a job of timers only (nothing to spawn) with no task of its own: passes run here, then
-    /// whenever an event arrives, on a global queue (``Driver``); `ended` is called once, by the
-    /// last pass, when the end line is with the sink or the client is gone.
-    func start(send: @escaping Send, ended: @escaping @Sendable () -> Void) {
+    /// Runs a job of timers only (nothing to spawn) with no task of its own, its lines offered to
+    /// `sink`: passes run here, then whenever an event arrives, on a global queue (``Driver``).
+    /// The last pass, once the end line is with the sink or the client is gone, detaches
+    /// `control` and calls `ended`.
+    func start(offeringTo sink: any NonBlockingLineSink, control: JobControl?, ended: @escaping @Sendable () -> Void) {
         startTimers()
-        Driver(loop: self, send: send, ended: ended).step(resumed: false)
+        Driver(loop: self, sink: sink, control: control, ended: ended).step(resumed: false)
     }
 
     /// The end of a run: its timers are cancelled and, if the client is gone (the task was
@@ -112,13 +113,16 @@ final class DispatchLoop {
     /// a step begins only at the start, at a wake (the inbox hands out each park once) or after a
     /// yield, each after the previous step ended; the inbox's lock orders them.
     final class Driver: @unchecked Sendable {
+        // One object for what a stream without a task holds: no closure per part.
         private let loop: DispatchLoop
-        private let send: Send
+        private let sink: any NonBlockingLineSink
+        private let control: JobControl?
         private let ended: @Sendable () -> Void
 
-        init(loop: DispatchLoop, send: @escaping Send, ended: @escaping @Sendable () -> Void) {
+        init(loop: DispatchLoop, sink: any NonBlockingLineSink, control: JobControl?, ended: @escaping @Sendable () -> Void) {
             self.loop = loop
-            self.send = send
+            self.sink = sink
+            self.control = control
             self.ended = ended
         }
 
@@ -127,9 +131,14 @@ final class DispatchLoop {
         }
 
         func step(resumed: Bool) {
+            let sink = self.sink
             var resumed = resumed
             while true {
-                switch loop.pass(resumed: resumed, spawn: Self.noSpawn, send: send, cancelTasks: {}) {
+                let next = loop.pass(
+                    resumed: resumed, spawn: Self.noSpawn,
+                    send: { bytes, events in sink.offer(bytes) { events.post(.sent($0)) } }, cancelTasks: {}
+                )
+                switch next {
                 case .pass:
                     resumed = false
                 case .yield:
@@ -139,13 +148,17 @@ final class DispatchLoop {
                     if loop.events.park(self) { return }
                     resumed = true
                 case .finished:
-                    loop.end(clientGone: false, cancelTasks: {})
-                    return ended()
+                    return finish(clientGone: false)
                 case .clientGone:
-                    loop.end(clientGone: true, cancelTasks: {})
-                    return ended()
+                    return finish(clientGone: true)
                 }
             }
+        }
+
+        private func finish(clientGone: Bool) {
+            loop.end(clientGone: clientGone, cancelTasks: {})
+            control?.detach()
+            ended()
         }
 
         /// Called by the inbox's post, on the poster's thread (a timer's, an MHD thread): the
@@ -251,14 +264,13 @@ final class DispatchLoop {
     /// job's deadline nothing is scheduled: the job's deadline reports it.
     private func schedule(index: Int, outcome: SubtaskOutcome, due: ContinuousClock.Instant, deadline: ContinuousClock.Instant) {
         let events = self.events
-        // Room for the timers that can be in flight at once (a few hundred at most up front),
-        // instead of growing the table through every power of two.
-        if planned.capacity == 0 { planned.reserveCapacity(min(job.tasks.count - index, job.concurrency, 512)) }
+        // Room for the timers that can be in flight at once (a few hundred at most up front).
+        let expected = { min(self.job.tasks.count - index, self.job.concurrency, 512) }
         if due <= deadline {
-            planned[index] = timer.schedule(at: due) { events.postFinished(index: index, outcome: outcome) }
+            planned.insert(timer.schedule(at: due) { events.postFinished(index: index, outcome: outcome) }, for: index, expected: expected)
         } else if deadline < jobDeadline {
             let timeout = SubtaskOutcome.timeout("the task did not finish within its timeout")
-            planned[index] = timer.schedule(at: deadline) { events.postFinished(index: index, outcome: timeout) }
+            planned.insert(timer.schedule(at: deadline) { events.postFinished(index: index, outcome: timeout) }, for: index, expected: expected)
         }
     }
 
@@ -266,7 +278,7 @@ final class DispatchLoop {
         switch event {
         case .finished(let index, let outcome, let at):
             inFlight -= 1
-            planned.removeValue(forKey: index)
+            planned.remove(index)
             jobRun.record(index: index, outcome: outcome, at: at)
         case .deadline:
             jobRun.stop(with: .timeout("the job's deadline (\(job.timeoutMilliseconds) ms) passed"))
@@ -287,8 +299,7 @@ final class DispatchLoop {
     }
 
     private func cancelPlanned() {
-        for token in planned.values { timer.cancel(token) }
-        planned.removeAll()
+        planned.removeAll { timer.cancel($0) }
     }
 
     private func cancelTimers() {

@@ -70,10 +70,14 @@ public enum Dispatcher {
     /// the async frames that an open stream's task holds for the stream's life stay small too.
     public struct Prepared {
         let loop: DispatchLoop
-        let control: JobControl?
+        public let control: JobControl?
 
         /// The job's counts; final once ``Dispatcher/run(_:offeringTo:)`` has returned.
         public var summary: JobSummary { loop.jobRun.summary }
+        public var id: String { loop.jobRun.id }
+        public var trace: TraceScope? { loop.jobRun.trace }
+        /// When the job was prepared: its deadline and `elapsed_ms` run from here.
+        public var start: ContinuousClock.Instant { loop.start }
     }
 
     /// Prepares `job` for ``run(_:offeringTo:)``; the parameters are those of
@@ -120,11 +124,7 @@ public enum Dispatcher {
     /// final then. An open stream then holds no task, no async frames, no task-allocator slab.
     public static func start(_ prepared: Prepared, offeringTo sink: any NonBlockingLineSink, ended: @escaping @Sendable () -> Void) {
         precondition(prepared.runsWithoutTask, "only a job of timers runs without a task")
-        let control = prepared.control
-        prepared.loop.start(send: { bytes, events in sink.offer(bytes) { events.post(.sent($0)) } }) {
-            control?.detach()
-            ended()
-        }
+        prepared.loop.start(offeringTo: sink, control: prepared.control, ended: ended)
     }
 }
 

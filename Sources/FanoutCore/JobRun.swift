@@ -34,7 +34,7 @@ final class JobRun {
     @exclusivity(unchecked) private var startedAt: [UInt32] = []
 
     /// The job's point in its trace; with a span, started subtasks get spans (``spans``).
-    private let trace: TraceScope?
+    let trace: TraceScope?
     /// Spans of started subtasks without a line yet, by index (only when spans are recorded).
     @exclusivity(unchecked) private var spans: [Int: any RecordingSpan] = [:]
     /// Subtask spans started so far; past ``maxSubtaskSpans`` subtasks get none.

@@ -54,30 +54,23 @@ final class JobCompletion: Sendable {
 /// away stops the dispatcher through ``JobControl``. The job is held once, by the prepared loop.
 final class PlainJobStream: StreamProducer, DrivenStreamProducer {
     /// Made by `init`, used only by ``produce(into:)`` or ``start(into:ending:)``, which the server
-    /// calls once (its work queue orders it after `init`); the loop is never shared.
+    /// calls once (its work queue orders it after `init`); the loop is never shared. It holds the
+    /// job's id, control, trace and start once for everyone (every open stream pays for a copy).
     nonisolated(unsafe) let prepared: Dispatcher.Prepared
-    let id: String
     let client: String
     let ticket: UInt64
-    let control: JobControl
-    let trace: TraceScope
     let bodyBytes: Int
     let completion: JobCompletion
-    /// When the job was decoded and its stream made: its duration (log line, metrics) runs from here.
-    let start = ContinuousClock.now
 
     /// Prepares the job to run (``Dispatcher/prepare(_:id:control:observer:timer:bufferBytes:trace:)``):
-    /// its deadline and `elapsed_ms` run from now, as its duration does.
+    /// its deadline, `elapsed_ms` and its duration (log line, metrics) run from now.
     init(
         job: Job, id: String, client: String, ticket: UInt64, control: JobControl, trace: TraceScope, bodyBytes: Int,
         bufferBytes: Int, completion: JobCompletion
     ) {
         self.prepared = Dispatcher.prepare(job, id: id, control: control, observer: completion.metrics, bufferBytes: bufferBytes, trace: trace)
-        self.id = id
         self.client = client
         self.ticket = ticket
-        self.control = control
-        self.trace = trace
         self.bodyBytes = bodyBytes
         self.completion = completion
     }
@@ -106,13 +99,17 @@ final class PlainJobStream: StreamProducer, DrivenStreamProducer {
 
     @inline(never)
     private func observeClose(of stream: ResponseStream) {
-        let control = self.control
-        stream.onClose { control.clientGone() }
+        let control = prepared.control
+        stream.onClose { control?.clientGone() }
     }
 
     @inline(never)
     private func finished(_ summary: JobSummary) {
-        completion.finished(id: id, client: client, ticket: ticket, summary: summary, duration: .now - start, trace: trace, bodyBytes: bodyBytes)
+        guard let trace = prepared.trace else { preconditionFailure("a plain job is prepared with its trace") }
+        completion.finished(
+            id: prepared.id, client: client, ticket: ticket, summary: summary, duration: .now - prepared.start, trace: trace,
+            bodyBytes: bodyBytes
+        )
     }
 }
 
