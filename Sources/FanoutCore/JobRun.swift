@@ -2,7 +2,7 @@
 /// be sent, and the counts. A class, so the loop's async frames hold a reference rather than all of
 /// it (every open stream pays for its task's frames).
 ///
-/// Confined to its loop (one task, one access at a time), so its mutable properties opt out of the
+/// Confined to its loop (one pass at a time, in its task or its driver), so its mutable properties opt out of the
 /// runtime's dynamic exclusivity checks (`@exclusivity(unchecked)`; the compile-time checks stay):
 /// recording a line made six to eight of them, ~90 instructions each (5 % of a 100,000-line job).
 final class JobRun {
@@ -12,8 +12,11 @@ final class JobRun {
     /// `start`, as the outcomes' stamps are kept.
     let startTime: MonotonicTime
     @exclusivity(unchecked) var summary: JobSummary
-    /// Outcome recorded, per subtask; once set, later outcomes for it are ignored.
-    @exclusivity(unchecked) private var reported: [Bool]
+    /// Per subtask: ``reportedMark`` once its outcome is recorded (later ones are ignored), else
+    /// when it started, for the observer: microseconds after `start` plus one (0: not started, or
+    /// no observer). 4 bytes a subtask, one array for both; a job lasts at most an hour
+    /// (`limits.max_timeout_ms`), 3.6e9 µs, below the mark.
+    @exclusivity(unchecked) private var marks: [UInt32]
     @exclusivity(unchecked) private var recorded = 0
     /// Input order: encoded lines not yet sent, by index, and the next index to send.
     @exclusivity(unchecked) private var waiting: [Int: [UInt8]] = [:]
@@ -28,10 +31,6 @@ final class JobRun {
     @exclusivity(unchecked) private(set) var stopped = false
     @exclusivity(unchecked) private(set) var finished = false
     private let observer: (any DispatchObserver)?
-    /// When each started subtask started, for the observer (empty without one): microseconds
-    /// after `start`, plus one (0: not started or already ended). 4 bytes a subtask; a job lasts at
-    /// most an hour (`limits.max_timeout_ms`), 3.6e9 µs, within UInt32.
-    @exclusivity(unchecked) private var startedAt: [UInt32] = []
 
     /// The job's point in its trace; with a span, started subtasks get spans (``spans``).
     let trace: TraceScope?
@@ -45,8 +44,10 @@ final class JobRun {
     /// requests still carry the trace, with span IDs of their own that are not exported.
     static let maxSubtaskSpans = 1000
 
-    /// Heap per subtask this bookkeeping takes at most (reported, startedAt), for ``Job/estimatedBytes``.
-    static let bytesPerSubtask = MemoryLayout<Bool>.stride + MemoryLayout<UInt32>.stride
+    /// Heap per subtask this bookkeeping takes (``marks``), for ``Job/estimatedBytes``.
+    static let bytesPerSubtask = MemoryLayout<UInt32>.stride
+
+    private static let reportedMark = UInt32.max
 
     init(job: Job, id: String, start: ContinuousClock.Instant, observer: (any DispatchObserver)? = nil, trace: TraceScope? = nil) {
         self.job = job
@@ -55,10 +56,9 @@ final class JobRun {
         self.start = start
         self.startTime = MonotonicTime(start)
         self.summary = JobSummary(total: job.tasks.count)
-        self.reported = Array(repeating: false, count: job.tasks.count)
+        self.marks = Array(repeating: 0, count: job.tasks.count)
         self.lastSend = start
         self.observer = observer
-        if observer != nil { startedAt = Array(repeating: 0, count: job.tasks.count) }
     }
 
     /// A subtask began (a task or a timer); returns its point in the trace: its own span when
@@ -81,7 +81,7 @@ final class JobRun {
 
     private func observe(startOf index: Int) {
         guard let observer else { return }
-        startedAt[index] = UInt32(clamping: MonotonicTime.now.microseconds(since: startTime) + 1)
+        marks[index] = min(UInt32(clamping: MonotonicTime.now.microseconds(since: startTime) + 1), Self.reportedMark - 1)
         observer.subtaskStarted(kind: job.tasks.kind(at: index))
     }
 
@@ -94,32 +94,32 @@ final class JobRun {
         }
         spans.removeAll()
         let now = MonotonicTime.now
-        for index in reported.indices where !reported[index] {
-            reported[index] = true
+        for index in marks.indices where marks[index] != Self.reportedMark {
+            let started = marks[index]
+            marks[index] = Self.reportedMark
             let kind = job.tasks.kind(at: index)
             summary.countAbandoned(kind: kind)
-            if let observer, startedAt[index] != 0 {
-                observer.subtaskEnded(kind: kind, duration: now - startTime - began(index))
-                startedAt[index] = 0
+            if let observer, started != 0 {
+                observer.subtaskEnded(kind: kind, duration: now - startTime - began(started))
             }
         }
     }
 
-    /// How long after the job's start a started subtask started.
-    private func began(_ index: Int) -> Duration {
-        .microseconds(Int64(startedAt[index]) - 1)
+    /// How long after the job's start a subtask with this start mark started.
+    private func began(_ mark: UInt32) -> Duration {
+        .microseconds(Int64(mark) - 1)
     }
 
     func record(index: Int, outcome: SubtaskOutcome, at: MonotonicTime) {
-        guard !reported[index] else { return }
-        reported[index] = true
+        let started = marks[index]
+        guard started != Self.reportedMark else { return }
+        marks[index] = Self.reportedMark
         reserveOutgoing()
         recorded += 1
         let kind = job.tasks.kind(at: index)
         let taskID = job.tasks.ownID(at: index)
-        if let observer, startedAt[index] != 0 {
-            observer.subtaskEnded(kind: kind, duration: at - startTime - began(index))
-            startedAt[index] = 0
+        if let observer, started != 0 {
+            observer.subtaskEnded(kind: kind, duration: at - startTime - began(started))
         }
         if !spans.isEmpty, let span = spans.removeValue(forKey: index) {
             span.set("fanout.task.status", outcome.status.rawValue)
@@ -172,7 +172,7 @@ final class JobRun {
         guard !stopped else { return }
         stopped = true
         let now = MonotonicTime.now
-        for index in reported.indices where !reported[index] {
+        for index in marks.indices where marks[index] != Self.reportedMark {
             record(index: index, outcome: outcome, at: now)
         }
     }

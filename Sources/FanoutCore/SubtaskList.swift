@@ -2,9 +2,9 @@
 /// byte per subtask counts (issue 7, item 4).
 ///
 /// Structure of arrays: the work (a planned outcome with its delay, or a runner call) per subtask;
-/// the kind as a one-byte code into a table of the job's few kinds; ids and own timeouts only once
-/// some subtask names one (a default id is the index, a default timeout the job's). A subscript
-/// gives the ``Subtask`` view.
+/// the kind as a one-byte code into a table of the job's few kinds, once it has two; ids and own
+/// timeouts only once some subtask names one (a default id is the index, a default timeout the
+/// job's). A subscript gives the ``Subtask`` view.
 public struct SubtaskList: RandomAccessCollection, Sendable {
     /// What performing a subtask takes, in fewer bytes than ``SubtaskWork``.
     private enum Work: Sendable {
@@ -14,7 +14,8 @@ public struct SubtaskList: RandomAccessCollection, Sendable {
     }
 
     private var works: [Work] = []
-    private var kindCodes: [UInt8] = []
+    /// Each subtask's kind, once the job has a second one; nil while every subtask is of the first.
+    private var kindCodes: [UInt8]?
     private var kindNames: [String] = []
     /// Every id, once some subtask names its own; nil while each id is its index.
     private var ids: [String]?
@@ -42,7 +43,7 @@ public struct SubtaskList: RandomAccessCollection, Sendable {
     /// The id the subtask was given, or nil when it is its index.
     func ownID(at position: Int) -> String? { ids?[position] }
 
-    func kind(at position: Int) -> String { kindNames[Int(kindCodes[position])] }
+    func kind(at position: Int) -> String { kindNames[kindCodes.map { Int($0[position]) } ?? 0] }
 
     func timeoutMilliseconds(at position: Int) -> Int? {
         if let own = ownTimeouts?[position], own >= 0 { return Int(own) }
@@ -90,12 +91,22 @@ public struct SubtaskList: RandomAccessCollection, Sendable {
         } else {
             ownTimeouts?.append(-1)
         }
-        if let code = kindNames.firstIndex(of: kind) {
-            kindCodes.append(UInt8(code))
-        } else {
-            precondition(kindNames.count < 256, "a job has at most 256 kinds")
-            kindCodes.append(UInt8(kindNames.count))
+        if kindNames.isEmpty {
             kindNames.append(kind)
+        } else if kindCodes == nil, kind == kindNames[0] {
+            // Still a job of one kind: no codes.
+        } else {
+            if kindCodes == nil {
+                kindCodes = Array(repeating: 0, count: position)
+                kindCodes!.reserveCapacity(works.capacity)
+            }
+            if let code = kindNames.firstIndex(of: kind) {
+                kindCodes!.append(UInt8(code))
+            } else {
+                precondition(kindNames.count < 256, "a job has at most 256 kinds")
+                kindCodes!.append(UInt8(kindNames.count))
+                kindNames.append(kind)
+            }
         }
         switch work {
         case .run(let body):
@@ -117,14 +128,14 @@ public struct SubtaskList: RandomAccessCollection, Sendable {
         let spare = works.capacity - works.count
         guard spare > works.count / 8, spare * MemoryLayout<Work>.stride >= 512 else { return }
         works = works.withUnsafeBufferPointer { Array($0) }
-        kindCodes = kindCodes.withUnsafeBufferPointer { Array($0) }
+        if let kindCodes { self.kindCodes = kindCodes.withUnsafeBufferPointer { Array($0) } }
         if let ids { self.ids = ids.withUnsafeBufferPointer { Array($0) } }
         if let ownTimeouts { self.ownTimeouts = ownTimeouts.withUnsafeBufferPointer { Array($0) } }
     }
 
     /// Estimated heap the list holds: its arrays and what the subtasks carry.
     var estimatedBytes: Int {
-        var bytes = works.capacity * MemoryLayout<Work>.stride + kindCodes.capacity + payloadBytes
+        var bytes = works.capacity * MemoryLayout<Work>.stride + (kindCodes?.capacity ?? 0) + payloadBytes
         if let ids { bytes += ids.capacity * MemoryLayout<String>.stride }
         if let ownTimeouts { bytes += ownTimeouts.capacity * MemoryLayout<Int32>.stride }
         return bytes
