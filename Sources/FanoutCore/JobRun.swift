@@ -2,9 +2,10 @@
 /// be sent, and the counts. A class, so the loop's async frames hold a reference rather than all of
 /// it (every open stream pays for its task's frames).
 ///
-/// Confined to its loop (one pass at a time, in its task or its driver), so its mutable properties opt out of the
-/// runtime's dynamic exclusivity checks (`@exclusivity(unchecked)`; the compile-time checks stay):
-/// recording a line made six to eight of them, ~90 instructions each (5 % of a 100,000-line job).
+/// Confined to its loop (one pass at a time, in its task or its driver), so its mutable
+/// properties opt out of the runtime's dynamic exclusivity checks (`@exclusivity(unchecked)`; the
+/// compile-time checks stay): recording a line made six to eight of them, ~90 instructions each
+/// (5 % of a 100,000-line job).
 final class JobRun {
     let job: Job
     let id: String
