@@ -13,7 +13,8 @@ final class DispatchLoop {
     /// The job, held once (by ``jobRun``): an open stream pays for every copy.
     var job: Job { jobRun.job }
     let jobRun: JobRun
-    let events = JobEvents()
+    /// The job's inbox: the service's ``JobControl`` for it, or one of its own.
+    let events: JobControl
     let timer: DeadlineTimer
     let start: ContinuousClock.Instant
     let jobDeadline: ContinuousClock.Instant
@@ -30,7 +31,11 @@ final class DispatchLoop {
     @exclusivity(unchecked) private var deadlineTimer: DeadlineTimer.Token?
     @exclusivity(unchecked) private var heartbeatTimer: DeadlineTimer.Token?
 
-    init(job: Job, id: String, observer: (any DispatchObserver)?, timer: DeadlineTimer, bufferBytes: Int, trace: TraceScope? = nil) {
+    init(
+        job: Job, id: String, events: JobControl, observer: (any DispatchObserver)?, timer: DeadlineTimer, bufferBytes: Int,
+        trace: TraceScope? = nil
+    ) {
+        self.events = events
         self.timer = timer
         self.start = ContinuousClock.now
         self.jobDeadline = start + .milliseconds(job.timeoutMilliseconds)
@@ -43,12 +48,12 @@ final class DispatchLoop {
         _ work: @escaping @Sendable (SubtaskContext) async -> SubtaskOutcome,
         _ context: SubtaskContext,
         _ index: Int,
-        _ events: JobEvents
+        _ events: JobControl
     ) -> Void
 
     /// Hands bytes to the sink without waiting (offered to the stream, or sent in a task of its
     /// own); ``DispatchEvent/sent(_:)`` is posted when the sink is done with them.
-    typealias Send = (_ bytes: [UInt8], _ events: JobEvents) -> Void
+    typealias Send = (_ bytes: [UInt8], _ events: JobControl) -> Void
 
     /// A subtask may start: a slot is free, one is left, the client has taken the last lines and
     /// lines held for an earlier one do not fill the buffer.
@@ -88,11 +93,11 @@ final class DispatchLoop {
 
     /// Runs a job of timers only (nothing to spawn) with no task of its own, its lines offered to
     /// `sink`: passes run here, then whenever an event arrives, on a global queue (``Driver``).
-    /// The last pass, once the end line is with the sink or the client is gone, detaches
-    /// `control` and calls `ended`.
-    func start(offeringTo sink: any NonBlockingLineSink, control: JobControl?, ended: @escaping @Sendable () -> Void) {
+    /// The last pass, once the end line is with the sink or the client is gone, closes the inbox
+    /// and calls `ended`.
+    func start(offeringTo sink: any NonBlockingLineSink, ended: @escaping @Sendable () -> Void) {
         startTimers()
-        Driver(loop: self, sink: sink, control: control, ended: ended).step(resumed: false)
+        Driver(loop: self, sink: sink, ended: ended).step(resumed: false)
     }
 
     /// The end of a run: its timers are cancelled and, if the client is gone (the task was
@@ -116,17 +121,15 @@ final class DispatchLoop {
         // One object for what a stream without a task holds: no closure per part.
         private let loop: DispatchLoop
         private let sink: any NonBlockingLineSink
-        private let control: JobControl?
         private let ended: @Sendable () -> Void
 
-        init(loop: DispatchLoop, sink: any NonBlockingLineSink, control: JobControl?, ended: @escaping @Sendable () -> Void) {
+        init(loop: DispatchLoop, sink: any NonBlockingLineSink, ended: @escaping @Sendable () -> Void) {
             self.loop = loop
             self.sink = sink
-            self.control = control
             self.ended = ended
         }
 
-        private static func noSpawn(_: @escaping @Sendable (SubtaskContext) async -> SubtaskOutcome, _: SubtaskContext, _: Int, _: JobEvents) {
+        private static func noSpawn(_: @escaping @Sendable (SubtaskContext) async -> SubtaskOutcome, _: SubtaskContext, _: Int, _: JobControl) {
             preconditionFailure("a planned subtask never runs in a task")
         }
 
@@ -157,7 +160,7 @@ final class DispatchLoop {
 
         private func finish(clientGone: Bool) {
             loop.end(clientGone: clientGone, cancelTasks: {})
-            control?.detach()
+            loop.events.close()
             ended()
         }
 

@@ -2,7 +2,7 @@
 ///
 /// At most `concurrency` subtasks are in flight. Subtasks that do work (`http`) are children of a
 /// discarding task group, freed as soon as they post their outcome to the job's inbox
-/// (``JobEvents``); subtasks whose outcome is known in advance (`echo`) are entries on the shared
+/// (``JobControl``); subtasks whose outcome is known in advance (`echo`) are entries on the shared
 /// ``DeadlineTimer``, as are the job's deadline and heartbeat. The loop (``DispatchLoop``) takes
 /// what has arrived in batches and turns it into lines (``JobRun``). While the sink waits for a slow
 /// client no new subtask starts: backpressure, not buffering. The send does not hold the loop up
@@ -70,7 +70,8 @@ public enum Dispatcher {
     /// the async frames that an open stream's task holds for the stream's life stay small too.
     public struct Prepared {
         let loop: DispatchLoop
-        public let control: JobControl?
+        /// The job's inbox and handle: the one it was prepared with, or its own.
+        public var control: JobControl { loop.events }
 
         /// The job's counts; final once ``Dispatcher/run(_:offeringTo:)`` has returned.
         public var summary: JobSummary { loop.jobRun.summary }
@@ -93,9 +94,10 @@ public enum Dispatcher {
         bufferBytes: Int = 64 * 1024,
         trace: TraceScope? = nil
     ) -> Prepared {
-        let loop = DispatchLoop(job: job, id: id, observer: observer, timer: timer, bufferBytes: bufferBytes, trace: trace)
-        control?.attach(loop.events)
-        return Prepared(loop: loop, control: control)
+        let loop = DispatchLoop(
+            job: job, id: id, events: control ?? JobControl(), observer: observer, timer: timer, bufferBytes: bufferBytes, trace: trace
+        )
+        return Prepared(loop: loop)
     }
 
     /// Runs a prepared job, its lines offered to `sink`: no task per send, no group for them; a
@@ -114,7 +116,7 @@ public enum Dispatcher {
         } else {
             await runWithSubtasks(loop, send: send)
         }
-        prepared.control?.detach()
+        prepared.loop.events.close()
     }
 
     /// Starts a prepared job of timers only (``Prepared/runsWithoutTask``) with no task of its
@@ -124,7 +126,7 @@ public enum Dispatcher {
     /// final then. An open stream then holds no task, no async frames, no task-allocator slab.
     public static func start(_ prepared: Prepared, offeringTo sink: any NonBlockingLineSink, ended: @escaping @Sendable () -> Void) {
         precondition(prepared.runsWithoutTask, "only a job of timers runs without a task")
-        prepared.loop.start(offeringTo: sink, control: prepared.control, ended: ended)
+        prepared.loop.start(offeringTo: sink, ended: ended)
     }
 }
 
@@ -174,7 +176,7 @@ extension Dispatcher {
                 )
             }
         }
-        prepared.control?.detach()
+        prepared.loop.events.close()
     }
 
     /// A subtask that does work, as a child of the job's group; it posts its outcome and is freed.
@@ -183,7 +185,7 @@ extension Dispatcher {
         _ work: @escaping @Sendable (SubtaskContext) async -> SubtaskOutcome,
         _ context: SubtaskContext,
         _ index: Int,
-        _ events: JobEvents,
+        _ events: JobControl,
         in subtasks: inout DiscardingTaskGroup
     ) {
         subtasks.addTask {

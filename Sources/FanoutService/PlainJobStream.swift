@@ -100,7 +100,7 @@ final class PlainJobStream: StreamProducer, DrivenStreamProducer {
     @inline(never)
     private func observeClose(of stream: ResponseStream) {
         let control = prepared.control
-        stream.onClose { control?.clientGone() }
+        stream.onClose { control.clientGone() }
     }
 
     @inline(never)
