@@ -13,9 +13,9 @@ public struct HTTPResponse: Sendable {
         /// server stops or its task is cancelled. One task per open stream instead of two, for
         /// producers that can stop on being told.
         case closeObservingStream(any StreamProducer)
-        /// As ``closeObservingStream(_:)``, but with no task for the stream's life: the producer is
-        /// started in a task of ``HTTPServer/run()`` and goes on from whatever threads its own
-        /// events run on (``DrivenStreamProducer``). It saves an open stream its task (~1.4 KiB).
+        /// As ``closeObservingStream(_:)``, but with no task at all: the producer is started on the
+        /// connection's thread as soon as the head is queued, and goes on from whatever threads its
+        /// own events run on (``DrivenStreamProducer``). It saves an open stream its task (~1.4 KiB).
         case drivenStream(any DrivenStreamProducer)
         /// A streamed body (chunked, or close-delimited on HTTP/1.0) whose bytes are all known now:
         /// sent like ``stream(_:)`` but with no task and no suspension.
@@ -47,9 +47,11 @@ public protocol StreamProducer: AnyObject, Sendable {
 }
 
 /// Writes a ``HTTPResponse/Body/drivenStream(_:)`` body with no task of its own: ``start(into:ending:)``
-/// returns at once, and the producer writes from the threads its own events arrive on (timers, the
-/// stream's `ready` callbacks). It is told of the close as a `closeObservingStream` producer is
-/// (``ResponseStream/onClose(_:)``). Shutdown waits for its `ending` as for an open stream.
+/// runs on an MHD thread (keep it short) and returns, and the producer writes from the threads its
+/// own events arrive on (timers, the stream's `ready` callbacks). It is told of the close as a
+/// `closeObservingStream` producer is (``ResponseStream/onClose(_:)``); it also runs when the
+/// server is stopping (the stream is closed then), so that it gives back what it holds. Shutdown
+/// waits for its `ending` as for an open stream.
 public protocol DrivenStreamProducer: AnyObject, Sendable {
     /// Starts writing the body; calls `ending` exactly once, from any thread, when it is done.
     func start(into stream: ResponseStream, ending: StreamEnding)

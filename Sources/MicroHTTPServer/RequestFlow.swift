@@ -103,6 +103,7 @@ enum RequestFlow {
         context.dropBody(server.budget)
         let mhdResponse: OpaquePointer?
         var producer: WorkQueue.Item?
+        var driven: (any DrivenStreamProducer)?
         switch response.body {
         case .bytes(let bytes):
             mhdResponse = bytes.withUnsafeBytes { raw in
@@ -129,10 +130,7 @@ enum RequestFlow {
             switch response.body {
             case .stream(let body): producer = .supervisedStream(stream, body)
             case .closeObservingStream(let body): producer = .observingStream(stream, body)
-            case .drivenStream(let body):
-                // Counted before it can start, so that a shutdown waits for its ending.
-                server.registry.drivenBegan()
-                producer = .drivenStream(stream, body, server.registry)
+            case .drivenStream(let body): driven = body
             case .bytes, .finishedStream: break
             }
         }
@@ -161,8 +159,15 @@ enum RequestFlow {
             if !server.work.enqueue(producer) {
                 server.logger.warning("a stream was answered while the server stops; its producer does not run")
                 stream.cancel()
-                if case .drivenStream = producer { server.registry.drivenEnded() }
             }
+        }
+        if let driven {
+            // No task and no hop: started here, on the connection's MHD thread, once its head is
+            // queued (its first pass is bounded: it starts at most a batch of timers, then yields to
+            // a queue). Counted until its ending, so that a shutdown waits for it. A stream never
+            // sent is cancelled already, so the producer ends at once and gives back what it holds.
+            server.registry.drivenBegan()
+            driven.start(into: stream, ending: StreamEnding(stream: stream, registry: server.registry))
         }
         return queued
     }

@@ -16,16 +16,12 @@ final class WorkQueue: Sendable {
         case supervisedStream(ResponseStream, @Sendable (ResponseStream) async -> Void)
         /// A stream's producer, in this task, told of the close.
         case observingStream(ResponseStream, any StreamProducer)
-        /// A stream's producer, started in this task, which returns at once (it has no task).
-        case drivenStream(ResponseStream, any DrivenStreamProducer, StreamRegistry)
 
         func run() async {
             switch self {
             case .work(let work): await work()
             case .supervisedStream(let stream, let producer): await stream.runSupervised(producer)
             case .observingStream(let stream, let producer): await stream.run(producer)
-            case .drivenStream(let stream, let producer, let registry):
-                producer.start(into: stream, ending: StreamEnding(stream: stream, registry: registry))
             }
         }
     }
