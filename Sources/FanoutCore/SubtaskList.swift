@@ -16,7 +16,10 @@ public struct SubtaskList: RandomAccessCollection, Sendable {
     private var works: [Work] = []
     /// Each subtask's kind, once the job has a second one; nil while every subtask is of the first.
     private var kindCodes: [UInt8]?
-    private var kindNames: [String] = []
+    /// The first subtask's kind, and the job's other kinds in the order they appear (code 1, 2, …):
+    /// a job of one kind keeps no table.
+    private var firstKind = ""
+    private var otherKinds: [String] = []
     /// Every id, once some subtask names its own; nil while each id is its index.
     private var ids: [String]?
     /// Every own timeout in milliseconds (-1: none), once some subtask names one.
@@ -43,7 +46,10 @@ public struct SubtaskList: RandomAccessCollection, Sendable {
     /// The id the subtask was given, or nil when it is its index.
     func ownID(at position: Int) -> String? { ids?[position] }
 
-    func kind(at position: Int) -> String { kindNames[kindCodes.map { Int($0[position]) } ?? 0] }
+    func kind(at position: Int) -> String {
+        guard let code = kindCodes?[position], code > 0 else { return firstKind }
+        return otherKinds[Int(code) - 1]
+    }
 
     func timeoutMilliseconds(at position: Int) -> Int? {
         if let own = ownTimeouts?[position], own >= 0 { return Int(own) }
@@ -91,21 +97,23 @@ public struct SubtaskList: RandomAccessCollection, Sendable {
         } else {
             ownTimeouts?.append(-1)
         }
-        if kindNames.isEmpty {
-            kindNames.append(kind)
-        } else if kindCodes == nil, kind == kindNames[0] {
+        if position == 0 {
+            firstKind = kind
+        } else if kindCodes == nil, kind == firstKind {
             // Still a job of one kind: no codes.
         } else {
             if kindCodes == nil {
                 kindCodes = Array(repeating: 0, count: position)
                 kindCodes!.reserveCapacity(works.capacity)
             }
-            if let code = kindNames.firstIndex(of: kind) {
-                kindCodes!.append(UInt8(code))
+            if kind == firstKind {
+                kindCodes!.append(0)
+            } else if let other = otherKinds.firstIndex(of: kind) {
+                kindCodes!.append(UInt8(other + 1))
             } else {
-                precondition(kindNames.count < 256, "a job has at most 256 kinds")
-                kindCodes!.append(UInt8(kindNames.count))
-                kindNames.append(kind)
+                precondition(otherKinds.count < 255, "a job has at most 256 kinds")
+                otherKinds.append(kind)
+                kindCodes!.append(UInt8(otherKinds.count))
             }
         }
         switch work {
