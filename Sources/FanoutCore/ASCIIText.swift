@@ -17,6 +17,18 @@ extension StringProtocol {
 /// ASCII text by the byte: what the service writes and compares without `Character`s or
 /// interpolation (both cost thousands of instructions on paths every request takes).
 public enum ASCII {
+    /// `0`–`9` only (`Character.isNumber` also admits other scripts' digits and fractions).
+    @inlinable
+    public static func isDigit(_ byte: UInt8) -> Bool { byte &- UInt8(ascii: "0") < 10 }
+
+    /// A hex digit's value (`0`–`9`, `a`–`f`, `A`–`F`), nil for any other byte.
+    @inlinable
+    public static func hexDigitValue(_ byte: UInt8) -> UInt8? {
+        if isDigit(byte) { return byte &- UInt8(ascii: "0") }
+        let letter = byte | 0x20
+        return letter >= UInt8(ascii: "a") && letter <= UInt8(ascii: "f") ? letter - UInt8(ascii: "a") + 10 : nil
+    }
+
     /// The byte with `A`–`Z` lower-cased.
     public static func lowercased(_ byte: UInt8) -> UInt8 {
         (0x41...0x5A).contains(byte) ? byte | 0x20 : byte

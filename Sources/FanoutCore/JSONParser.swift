@@ -166,25 +166,25 @@ public struct JSONParser {
     private mutating func parseNumber() throws(Error) -> Double {
         let start = index
         if bytes[index] == UInt8(ascii: "-") { index += 1 }
-        guard index < bytes.count, isDigit(bytes[index]) else { throw error("invalid number") }
+        guard index < bytes.count, ASCII.isDigit(bytes[index]) else { throw error("invalid number") }
         if bytes[index] == UInt8(ascii: "0") {
             index += 1
         } else {
-            while index < bytes.count, isDigit(bytes[index]) { index += 1 }
+            while index < bytes.count, ASCII.isDigit(bytes[index]) { index += 1 }
         }
         var integral = true
         if index < bytes.count, bytes[index] == UInt8(ascii: ".") {
             integral = false
             index += 1
-            guard index < bytes.count, isDigit(bytes[index]) else { throw error("invalid number") }
-            while index < bytes.count, isDigit(bytes[index]) { index += 1 }
+            guard index < bytes.count, ASCII.isDigit(bytes[index]) else { throw error("invalid number") }
+            while index < bytes.count, ASCII.isDigit(bytes[index]) { index += 1 }
         }
         if index < bytes.count, bytes[index] == UInt8(ascii: "e") || bytes[index] == UInt8(ascii: "E") {
             integral = false
             index += 1
             if index < bytes.count, bytes[index] == UInt8(ascii: "+") || bytes[index] == UInt8(ascii: "-") { index += 1 }
-            guard index < bytes.count, isDigit(bytes[index]) else { throw error("invalid number") }
-            while index < bytes.count, isDigit(bytes[index]) { index += 1 }
+            guard index < bytes.count, ASCII.isDigit(bytes[index]) else { throw error("invalid number") }
+            while index < bytes.count, ASCII.isDigit(bytes[index]) { index += 1 }
         }
         // Fast path for short integers, the common case (delays, timeouts, indexes).
         if integral, index - start <= 15 {
@@ -202,8 +202,6 @@ public struct JSONParser {
         guard let value = Double(text), value.isFinite else { throw Error(offset: start, reason: "number out of range") }
         return value
     }
-
-    private func isDigit(_ byte: UInt8) -> Bool { byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") }
 
     private mutating func parseString() throws(Error) -> String {
         index += 1
@@ -312,15 +310,8 @@ public struct JSONParser {
         guard index + 4 <= bytes.count else { throw error("unexpected end of input") }
         var value: UInt32 = 0
         for _ in 0..<4 {
-            let byte = bytes[index]
-            let digit: UInt32
-            switch byte {
-            case UInt8(ascii: "0")...UInt8(ascii: "9"): digit = UInt32(byte - UInt8(ascii: "0"))
-            case UInt8(ascii: "a")...UInt8(ascii: "f"): digit = UInt32(byte - UInt8(ascii: "a") + 10)
-            case UInt8(ascii: "A")...UInt8(ascii: "F"): digit = UInt32(byte - UInt8(ascii: "A") + 10)
-            default: throw error("invalid \\u escape")
-            }
-            value = value << 4 | digit
+            guard let digit = ASCII.hexDigitValue(bytes[index]) else { throw error("invalid \\u escape") }
+            value = value << 4 | UInt32(digit)
             index += 1
         }
         return value

@@ -114,12 +114,8 @@ extension TraceContext {
             var value: UInt64 = 0
             for offset in 0..<count {
                 let byte = text[start + from + offset]
-                let digit: UInt8
-                switch byte {
-                case UInt8(ascii: "0")...UInt8(ascii: "9"): digit = byte - UInt8(ascii: "0")
-                case UInt8(ascii: "a")...UInt8(ascii: "f"): digit = byte - UInt8(ascii: "a") + 10
-                default: return nil
-                }
+                // Lower-case only, as the W3C format requires.
+                guard let digit = ASCII.hexDigitValue(byte), byte < UInt8(ascii: "A") || byte > UInt8(ascii: "F") else { return nil }
                 value = value << 4 | UInt64(digit)
             }
             return value
@@ -156,16 +152,15 @@ extension TraceContext {
     /// `simple-key` or `tenant-id@system-id`.
     private static func isValidKey(_ key: Substring) -> Bool {
         func isLower(_ byte: UInt8) -> Bool { byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "z") }
-        func isDigit(_ byte: UInt8) -> Bool { byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") }
         func isKeyChar(_ byte: UInt8) -> Bool {
-            isLower(byte) || isDigit(byte) || byte == UInt8(ascii: "_") || byte == UInt8(ascii: "-")
+            isLower(byte) || ASCII.isDigit(byte) || byte == UInt8(ascii: "_") || byte == UInt8(ascii: "-")
                 || byte == UInt8(ascii: "*") || byte == UInt8(ascii: "/")
         }
         let bytes = Array(key.utf8)
         if let at = bytes.firstIndex(of: UInt8(ascii: "@")) {
             let tenant = bytes[..<at]
             let system = bytes[(at + 1)...]
-            guard let first = tenant.first, isLower(first) || isDigit(first), tenant.count <= 241, tenant.allSatisfy(isKeyChar),
+            guard let first = tenant.first, isLower(first) || ASCII.isDigit(first), tenant.count <= 241, tenant.allSatisfy(isKeyChar),
                   let systemFirst = system.first, isLower(systemFirst), system.count <= 14, system.allSatisfy(isKeyChar)
             else { return false }
             return true

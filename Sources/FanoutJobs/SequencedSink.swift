@@ -91,5 +91,5 @@ public final class SequencedSink: LineSink {
 }
 
 extension UInt8 {
-    fileprivate var digitValue: Int? { (0x30...0x39).contains(self) ? Int(self - 0x30) : nil }
+    fileprivate var digitValue: Int? { ASCII.isDigit(self) ? Int(self - UInt8(ascii: "0")) : nil }
 }

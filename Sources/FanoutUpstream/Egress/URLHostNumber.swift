@@ -1,3 +1,5 @@
+import FanoutCore
+
 /// The IPv4 reading of a URL host, as browsers (WHATWG URL "IPv4 parser") and `inet_aton` do it:
 /// one to four dot-separated numbers, each decimal, `0x` hexadecimal or `0`-led octal, the last one
 /// filling the remaining bytes. So `2130706433`, `0x7f.1`, `017700000001` and `127.1` are all
@@ -63,13 +65,7 @@ public enum URLHostNumber: Sendable, Equatable {
 
     /// A digit's value in `radix` (8, 10 or 16; hex in either case), nil if it is none.
     private static func digit(_ byte: UInt8, radix: UInt64) -> UInt64? {
-        let value: UInt64
-        switch byte {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): value = UInt64(byte - UInt8(ascii: "0"))
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): value = UInt64(byte - UInt8(ascii: "a") + 10)
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): value = UInt64(byte - UInt8(ascii: "A") + 10)
-        default: return nil
-        }
+        guard let value = ASCII.hexDigitValue(byte).map(UInt64.init) else { return nil }
         return value < radix ? value : nil
     }
 

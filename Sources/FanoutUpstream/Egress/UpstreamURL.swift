@@ -1,3 +1,5 @@
+import FanoutCore
+
 /// An `http` subtask's URL, parsed strictly enough that what the egress policy checks is exactly
 /// what the request goes to: `http` or `https`, a host that is a DNS name, an IPv4 address in any
 /// spelling browsers accept (normalised, see ``URLHostNumber``) or a bracketed IPv6 address, an
@@ -97,7 +99,7 @@ public struct UpstreamURL: Sendable, Equatable, CustomStringConvertible {
 
         var port = scheme.defaultPort
         if let portBytes, !portBytes.isEmpty {
-            guard portBytes.count <= 5, portBytes.allSatisfy({ (0x30...0x39).contains($0) }),
+            guard portBytes.count <= 5, portBytes.allSatisfy({ ASCII.isDigit($0) }),
                   case let number = portBytes.reduce(0, { $0 * 10 + Int($1 - 0x30) }), (1...65535).contains(number)
             else {
                 throw Invalid(reason: "has an invalid port \"\(Self.text(portBytes))\" (1 to 65535)")
@@ -177,9 +179,7 @@ public struct UpstreamURL: Sendable, Equatable, CustomStringConvertible {
         return table
     }()
 
-    private static func isHexDigit(_ byte: UInt8) -> Bool {
-        (0x30...0x39).contains(byte) || (0x41...0x46).contains(byte) || (0x61...0x66).contains(byte)
-    }
+    private static func isHexDigit(_ byte: UInt8) -> Bool { ASCII.hexDigitValue(byte) != nil }
 
     /// RFC 3986 path and query characters, with `%` only as the start of a `%XX` escape.
     private static func isValidTarget(_ target: String) -> Bool {
