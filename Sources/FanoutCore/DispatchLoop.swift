@@ -8,7 +8,8 @@ import Dispatch
 /// on time, and their lines wait for the client. While a send is out, no new subtask starts.
 ///
 /// Its mutable properties, like ``JobRun``'s, opt out of the runtime's dynamic exclusivity checks:
-/// only the loop's own task touches them, one pass at a time.
+/// only the loop's task (or, for a job of timers only, its ``Driver``) touches them, one pass at a
+/// time.
 final class DispatchLoop {
     /// The job, held once (by ``jobRun``): an open stream pays for every copy.
     var job: Job { jobRun.job }
