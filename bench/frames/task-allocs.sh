@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Every task-allocator allocation of one open stream's task (an async frame, a continuation, a
-# cancellation record), with the function that made it: one 3 s one-task echo job against a
+# cancellation record), with the function that made it. A job of timers only has no task (issue 12,
+# sixth pass), so the job is a 3 s echo beside one `http` GET of the server's own /healthz (its
+# subtasks' group keeps the stream's task): one such job against a
 # fanoutd release binary run under gdb. Sums them; with the allocator's 16-byte headers, more than
 # ~984 bytes take a second ~1 KiB slab, held for the stream's life (BENCHMARKS.md, issue 12).
 # usage: bench/frames/task-allocs.sh FANOUTD_BINARY [PORT (18181)]       needs: gdb, curl, python3
@@ -24,13 +26,14 @@ continue
 end
 run
 GDB
-gdb -batch -x "$work/gdb" --args "$bin" --port "$port" --admin-port 0 >"$work/out" 2>&1 &
+FANOUT_EGRESS_ALLOW=127.0.0.1 gdb -batch -x "$work/gdb" --args "$bin" --port "$port" --admin-port 0 >"$work/out" 2>&1 &
 trap 'pkill -TERM -f -- "$bin --port $port" 2>/dev/null; rm -rf "$work"' EXIT
 for _ in $(seq 120); do curl -sf -o /dev/null "http://127.0.0.1:$port/healthz" && break; sleep 1; done
 sleep 2
 from=$(wc -l <"$work/out")
 curl -sN -X POST -H 'Content-Type: application/json' --max-time 60 -o /dev/null \
-    --data '{"tasks":[{"kind":"echo","delay_ms":3000,"value":"x"}]}' "http://127.0.0.1:$port/v1/jobs"
+    --data '{"tasks":[{"kind":"echo","delay_ms":3000,"value":"x"},{"kind":"http","url":"http://127.0.0.1:'"$port"'/healthz"}]}' \
+    "http://127.0.0.1:$port/v1/jobs"
 tail -n +"$from" "$work/out" | swift-demangle --simplified --compact | python3 -c '
 import re, sys
 blocks = [b for b in sys.stdin.read().split("ALLOC ")[1:]]
