@@ -70,7 +70,7 @@ func measure(_ name: String, tasks: Int, task: (Int) -> String) {
     withExtendedLifetime((job, run)) {}
 }
 
-struct NullObserver: DispatchObserver {
+final class NullObserver: DispatchObserver {
     func subtaskStarted(kind: String) {}
     func subtaskEnded(kind: String, duration: Duration) {}
 }
