@@ -34,11 +34,7 @@ final class StreamRegistry: ZeroWaitable {
     }
 
     func remove(_ stream: ResponseStream) {
-        let waiters = state.withLock { state in
-            state.streams.removeValue(forKey: ObjectIdentifier(stream))
-            return state.wakeIfIdle()
-        }
-        for waiter in waiters { waiter.resume(returning: true) }
+        ending { $0.streams.removeValue(forKey: ObjectIdentifier(stream)) }
     }
 
     func drivenBegan() {
@@ -46,11 +42,7 @@ final class StreamRegistry: ZeroWaitable {
     }
 
     func drivenEnded() {
-        let waiters = state.withLock { state in
-            state.driven -= 1
-            return state.wakeIfIdle()
-        }
-        for waiter in waiters { waiter.resume(returning: true) }
+        ending { $0.driven -= 1 }
     }
 
     /// Once the server is stopping, the answer is ``ServerProblem/stopping`` at once.
@@ -63,8 +55,14 @@ final class StreamRegistry: ZeroWaitable {
     }
 
     func deferredEnded(_ response: DeferredResponse) {
+        ending { $0.deferred.removeValue(forKey: ObjectIdentifier(response)) }
+    }
+
+    /// Something the server waits for has ended (`change` forgets it): if nothing is left, the
+    /// waiters are resumed, after the lock.
+    private func ending(_ change: (inout State) -> Void) {
         let waiters = state.withLock { state in
-            state.deferred.removeValue(forKey: ObjectIdentifier(response))
+            change(&state)
             return state.wakeIfIdle()
         }
         for waiter in waiters { waiter.resume(returning: true) }
