@@ -140,7 +140,7 @@ final class DispatchLoop {
             while true {
                 let next = loop.pass(
                     resumed: resumed, spawn: Self.noSpawn,
-                    send: { bytes, events in sink.offer(bytes) { events.post(.sent($0)) } }, cancelTasks: {}
+                    send: { sink.offer($0, reportingTo: $1) }, cancelTasks: {}
                 )
                 switch next {
                 case .pass:

@@ -109,7 +109,7 @@ public enum Dispatcher {
     /// gone through the prepared job's ``JobControl`` (``JobControl/clientGone()``), as the response
     /// stream's close does. ``run(_:id:control:observer:timer:bufferBytes:trace:sink:)`` watches it.
     public static func run(_ prepared: Prepared, offeringTo sink: any NonBlockingLineSink) async {
-        let send: DispatchLoop.Send = { bytes, events in sink.offer(bytes) { events.post(.sent($0)) } }
+        let send: DispatchLoop.Send = { sink.offer($0, reportingTo: $1) }
         let loop = prepared.loop
         if loop.job.tasks.allPlanned {
             await loop.run(spawn: { _, _, _, _ in preconditionFailure("a planned subtask never runs in a task") }, send: send, cancelTasks: {})

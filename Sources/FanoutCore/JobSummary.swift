@@ -74,3 +74,10 @@ public protocol NonBlockingLineSink: LineSink {
     /// calling thread, if it has now), `false` when the client is gone.
     func offer(_ bytes: [UInt8], ready: @escaping @Sendable (Bool) -> Void)
 }
+
+extension NonBlockingLineSink {
+    /// Offers `bytes`; the sink's answer reaches the dispatcher's loop as ``DispatchEvent/sent(_:)``.
+    func offer(_ bytes: [UInt8], reportingTo events: JobControl) {
+        offer(bytes) { events.post(.sent($0)) }
+    }
+}
