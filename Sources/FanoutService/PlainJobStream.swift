@@ -54,8 +54,9 @@ final class JobCompletion: Sendable {
 /// away stops the dispatcher through ``JobControl``. The job is held once, by the prepared loop.
 final class PlainJobStream: StreamProducer, DrivenStreamProducer {
     /// Made by `init`, used only by ``produce(into:)`` or ``start(into:ending:)``, which the server
-    /// calls once (its work queue orders it after `init`); the loop is never shared. It holds the
-    /// job's id, control, trace and start once for everyone (every open stream pays for a copy).
+    /// calls once, after `init` returned (the response carrying this object orders the two); the
+    /// loop is never shared. It holds the job's id, control, trace and start once for everyone
+    /// (every open stream pays for a copy).
     nonisolated(unsafe) let prepared: Dispatcher.Prepared
     let client: String
     let ticket: UInt64
