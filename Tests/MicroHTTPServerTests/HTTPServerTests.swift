@@ -192,19 +192,9 @@ struct HTTPServerTests {
 
     @Test func stopsCleanlyWithCloseObservingStreamsOpen() async throws {
         let probe = try await withTestServer { server, port, probe in
-            var connections: [RawConnection] = []
-            for _ in 0..<10 {
-                let connection = try await RawConnection.connect(port: port)
-                try await connection.send(RawRequest.text(method: "GET", path: "/observed"))
-                let head = try await connection.readHead()
-                #expect(try await connection.readLine(head) == "started")
-                connections.append(connection)
-            }
+            let connections = try await openStartedStreams(10, path: "/observed", port: port)
             await server.shutdown(gracePeriod: .milliseconds(100))
-            for connection in connections {
-                #expect(try await connection.peerClosed(within: .seconds(2)))
-                connection.close()
-            }
+            try await expectClosedByServer(connections)
             #expect(server.openStreams == 0)
             return probe
         }
@@ -231,20 +221,10 @@ struct HTTPServerTests {
     /// and the server stops only after every one has called its ending.
     @Test func shutdownWaitsForDrivenProducersToEnd() async throws {
         let probe = try await withTestServer { server, port, probe in
-            var connections: [RawConnection] = []
-            for _ in 0..<5 {
-                let connection = try await RawConnection.connect(port: port)
-                try await connection.send(RawRequest.text(method: "GET", path: "/driven-held"))
-                let head = try await connection.readHead()
-                #expect(try await connection.readLine(head) == "started")
-                connections.append(connection)
-            }
+            let connections = try await openStartedStreams(5, path: "/driven-held", port: port)
             await server.shutdown(gracePeriod: .milliseconds(100))
             #expect(probe.snapshot.drivenEnded == 5, "shutdown returned only after every ending")
-            for connection in connections {
-                #expect(try await connection.peerClosed(within: .seconds(2)))
-                connection.close()
-            }
+            try await expectClosedByServer(connections)
             return probe
         }
         #expect(probe.snapshot.closesObserved == 5)
@@ -287,20 +267,10 @@ struct HTTPServerTests {
 
     @Test func stopsCleanlyWithSuspendedStreamsOpen() async throws {
         let probe = try await withTestServer { server, port, probe in
-            var connections: [RawConnection] = []
-            for _ in 0..<20 {
-                let connection = try await RawConnection.connect(port: port)
-                try await connection.send(RawRequest.text(method: "GET", path: "/forever"))
-                let head = try await connection.readHead()
-                #expect(try await connection.readLine(head) == "started")
-                connections.append(connection)
-            }
+            let connections = try await openStartedStreams(20, path: "/forever", port: port)
             #expect(server.openStreams == 20)
             await server.shutdown(gracePeriod: .milliseconds(100))
-            for connection in connections {
-                #expect(try await connection.peerClosed(within: .seconds(2)))
-                connection.close()
-            }
+            try await expectClosedByServer(connections)
             #expect(server.openStreams == 0)
             #expect(server.port == nil)
             return probe

@@ -248,3 +248,24 @@ final class DrivenProducer: DrivenStreamProducer {
         }
     }
 }
+
+/// Opens `count` connections, each a GET of `path` whose stream has written its `started` line.
+func openStartedStreams(_ count: Int, path: String, port: Int) async throws -> [RawConnection] {
+    var connections: [RawConnection] = []
+    for _ in 0..<count {
+        let connection = try await RawConnection.connect(port: port)
+        try await connection.send(RawRequest.text(method: "GET", path: path))
+        let head = try await connection.readHead()
+        #expect(try await connection.readLine(head) == "started")
+        connections.append(connection)
+    }
+    return connections
+}
+
+/// Expects the server to have closed each connection (within 2 s), and closes it.
+func expectClosedByServer(_ connections: [RawConnection]) async throws {
+    for connection in connections {
+        #expect(try await connection.peerClosed(within: .seconds(2)))
+        connection.close()
+    }
+}
