@@ -7,15 +7,15 @@
 /// - invalid UTF-8 in a string is refused (others replace it with U+FFFD, or pass it through);
 /// - an escaped lone surrogate (`"\ud800"`) is refused (it is no Unicode scalar: it cannot be
 ///   echoed back as valid UTF-8).
-public struct JSONParser {
+public struct JSONParser: Sendable {
     public struct Error: Swift.Error, Sendable, CustomStringConvertible {
         public var offset: Int
         public var reason: String
         public var description: String { "\(reason) at byte \(offset)" }
     }
 
-    private let bytes: [UInt8]
-    private var index = 0
+    let bytes: [UInt8]
+    private(set) var index = 0
     private var depth = 0
     private let maxDepth: Int
     private let shared: SharedNames?
@@ -136,10 +136,20 @@ public struct JSONParser {
             index += 1
             return
         }
+        try forEachElement(until: nil, element)
+    }
+
+    /// Parses an array's elements from here, the start of one: up to the comma at `stop`, or with
+    /// `stop` nil through the array's `]`.
+    private mutating func forEachElement(until stop: Int?, _ element: (inout JSONParser) throws(Error) -> Void) throws(Error) {
         while true {
             skipWhitespace()
             try element(&self)
             skipWhitespace()
+            if let stop {
+                guard index <= stop else { throw error("an element runs past the cut at byte \(stop)") }
+                if index == stop { return }
+            }
             guard index < bytes.count else { throw error("unexpected end of input") }
             if bytes[index] == UInt8(ascii: ",") {
                 index += 1
@@ -149,6 +159,27 @@ public struct JSONParser {
             index += 1
             return
         }
+    }
+
+    /// Parses one run of the array that starts here, cut where ``cuts(parts:minimumBytes:)`` said:
+    /// run `run` of `cuts.count + 1`, with a parser of its own (so runs may be parsed on as many
+    /// threads). The last run ends past the array's `]`; ``skipArray(endingAt:)`` then moves this
+    /// parser there.
+    /// - Returns: Where the run ended.
+    func forEachElement(
+        ofRun run: Int, cuts: [ArrayCut], _ element: (inout JSONParser) throws(Error) -> Void
+    ) throws(Error) -> Int {
+        var runner = self
+        try runner.enter()
+        runner.index = run == 0 ? index + 1 : cuts[run - 1].comma + 1
+        try runner.forEachElement(until: run < cuts.count ? cuts[run].comma : nil, element)
+        return runner.index
+    }
+
+    /// Moves past an array that runs were parsed of (``forEachElement(ofRun:cuts:_:)``), to where
+    /// its last run ended.
+    mutating func skipArray(endingAt end: Int) {
+        index = end
     }
 
     /// The byte at the parser's position (after whitespace), if any.

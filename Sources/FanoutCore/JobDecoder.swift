@@ -1,3 +1,7 @@
+import Dispatch
+import FanoutSync
+import Glibc
+
 /// Limits and defaults that validation applies (the service's `limits.*` and `defaults.*`).
 public struct JobPolicy: Sendable {
     public var maxTasks: Int
@@ -38,6 +42,13 @@ public struct JobDecoder: Sendable {
     /// Shortest heartbeat interval accepted, so a job cannot make the server spin on heartbeats.
     public static let minimumHeartbeatMilliseconds = 10
 
+    /// How many threads may parse one body's `tasks` array, each a run of it (the online CPUs,
+    /// at most 4); 1: the calling thread alone.
+    var parallelism = min(4, max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+    /// The fewest bytes of `tasks` a run is given: below twice this, a body is parsed in one piece
+    /// (a thread's hop costs more than parsing a small job).
+    var minimumRunBytes = 512 * 1024
+
     private static let jobFields: [String] = [
         "tasks", "concurrency", "timeout_ms", "task_timeout_ms", "order", "fail_fast", "first", "heartbeat_ms",
         "detach", "on_disconnect",
@@ -55,16 +66,41 @@ public struct JobDecoder: Sendable {
     /// anywhere first, then the job's fields, then the first bad subtask, then memory.
     /// - Parameter maxBytes: Most the job may take (``Job/estimatedBytes``): past it, subtasks are
     ///   no longer kept (the rest of the body is only checked) and the answer is `.overMemory`.
+    ///
+    /// A large `tasks` array is cut into runs parsed and bound on as many threads
+    /// (``parallelism``), then joined in order; if any run fails in any way, the body is decoded
+    /// again in one piece, so the error reported is the one a single pass finds.
     public func decode(_ body: [UInt8], maxBytes: Int = .max) throws(JobValidationError) -> Job {
+        try decodeCountingRuns(body, maxBytes: maxBytes).job
+    }
+
+    /// ``decode(_:maxBytes:)``, and how many runs the job's subtasks were bound in (1: in one piece).
+    func decodeCountingRuns(_ body: [UInt8], maxBytes: Int = .max) throws(JobValidationError) -> (job: Job, runs: Int) {
+        try decode(body, maxBytes: maxBytes, inRuns: parallelism)
+    }
+
+    private func decode(_ body: [UInt8], maxBytes: Int, inRuns runs: Int) throws(JobValidationError) -> (job: Job, runs: Int) {
         var scan = Scan(decoder: self, maxBytes: maxBytes)
         var parser = JSONParser(bytes: body, shared: names)
         var nonObject: JSONValue?
+        var runFailed = false
+        var bound = 1
         do {
             if parser.peek() == UInt8(ascii: "{") {
                 try parser.forEachMember { (parser, key) throws(JSONParser.Error) in
                     if key == "tasks", parser.peek() == UInt8(ascii: "[") {
                         scan.sawTasks = true
-                        try parser.forEachElement { (parser) throws(JSONParser.Error) in scan.add(try parser.parseValue()) }
+                        let parts = min(runs, (body.count - parser.index) / minimumRunBytes)
+                        if let cuts = parser.cuts(parts: parts, minimumBytes: 2 * minimumRunBytes) {
+                            guard let end = scan.addInRuns(of: parser, cuts: cuts) else {
+                                runFailed = true
+                                throw JSONParser.Error(offset: parser.index, reason: "a run of the tasks array failed")
+                            }
+                            parser.skipArray(endingAt: end)
+                            bound = cuts.count + 1
+                        } else {
+                            try parser.forEachElement { (parser) throws(JSONParser.Error) in scan.add(try parser.parseValue()) }
+                        }
                     } else {
                         scan.members.append((key, try parser.parseValue()))
                     }
@@ -74,6 +110,7 @@ public struct JobDecoder: Sendable {
             }
             try parser.finish()
         } catch {
+            if runFailed { return try decode(body, maxBytes: maxBytes, inRuns: 1) }
             throw JobValidationError(.malformedJSON, field: nil, detail: "the body is not valid JSON: \(error)")
         }
         if let nonObject {
@@ -133,7 +170,7 @@ public struct JobDecoder: Sendable {
             heartbeatMilliseconds: heartbeat
         )
         try decodeRetention(document, into: &job)
-        return job
+        return (job, bound)
     }
 
     /// The retained-job fields (SPEC "Jobs that outlive their connection").
@@ -149,13 +186,14 @@ public struct JobDecoder: Sendable {
 
     /// What one pass over the body gathers: the job's fields but `tasks`, and the subtasks, bound
     /// as they are parsed, up to the first bad one (the rest are only parsed, for syntax).
-    private struct Scan {
+    private struct Scan: Sendable {
         let decoder: JobDecoder
         let maxBytes: Int
         var members: [(String, JSONValue)] = []
         var sawTasks = false
-        var tasks = SubtaskList()
-        var count = 0
+        var tasks: SubtaskList
+        /// Subtasks seen, counted from the first of this scan's run: the next one's index.
+        var count: Int
         var firstError: JobValidationError?
         /// The subtasks kept so far passed `maxBytes`.
         var overMemory = false
@@ -164,9 +202,41 @@ public struct JobDecoder: Sendable {
         private var seen: Set<String>?
         private var defaulted: [Int] = []
 
-        init(decoder: JobDecoder, maxBytes: Int) {
+        /// - Parameter firstIndex: The index of the first subtask this scan sees (a run's).
+        init(decoder: JobDecoder, maxBytes: Int, firstIndex: Int = 0) {
             self.decoder = decoder
             self.maxBytes = maxBytes
+            self.count = firstIndex
+            self.tasks = SubtaskList(from: firstIndex)
+        }
+
+        /// Parses and binds the runs of the `tasks` array at `parser` that `cuts` make, one
+        /// thread each, and joins them. nil if some run failed: malformed, a bad subtask, over
+        /// its share of `maxBytes`, or an id that an earlier run used.
+        /// - Returns: Where the array ended.
+        mutating func addInRuns(of parser: JSONParser, cuts: [JSONParser.ArrayCut]) -> Int? {
+            let runs = cuts.count + 1
+            let (decoder, share) = (decoder, maxBytes / runs)
+            let results = Locked([(scan: Scan, end: Int)?](repeating: nil, count: runs))
+            DispatchQueue.concurrentPerform(iterations: runs) { run in
+                var part = Scan(decoder: decoder, maxBytes: share, firstIndex: run == 0 ? 0 : cuts[run - 1].elementsBefore)
+                let end = try? parser.forEachElement(ofRun: run, cuts: cuts) { (parser) throws(JSONParser.Error) in
+                    part.add(try parser.parseValue())
+                    // This run is done for: the whole is decoded again in one piece.
+                    if part.firstError != nil || part.overMemory { throw JSONParser.Error(offset: parser.index, reason: "") }
+                }
+                if let end { results.withLock { $0[run] = (part, end) } }
+            }
+            let parsed = results.withLock { $0 }
+            for (run, slot) in parsed.enumerated() {
+                guard let part = slot?.scan else { return nil }
+                if run == 0 { tasks = part.tasks } else { tasks.append(contentsOf: part.tasks) }
+                count = part.count
+            }
+            let joined = tasks
+            if joined.namesOwnIDs, Set(joined.indices.lazy.map { joined.id(at: $0) }).count != joined.count { return nil }
+            if Job.estimatedBytes(of: tasks) > maxBytes { return nil }
+            return parsed[runs - 1]?.end
         }
 
         mutating func add(_ task: JSONValue) {

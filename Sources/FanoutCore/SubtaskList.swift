@@ -28,8 +28,14 @@ public struct SubtaskList: RandomAccessCollection, Sendable {
     var defaultTimeoutMilliseconds: Int?
     /// Estimated heap held by what the subtasks carry (values, messages, runner payloads).
     private(set) var payloadBytes = 0
+    /// The index of this list's first subtask in its job: a run of a job's subtasks decoded on
+    /// its own (``append(contentsOf:)`` joins them) spells its default ids from there.
+    private let firstIndex: Int
 
-    public init() {}
+    public init() { firstIndex = 0 }
+
+    /// An empty list for the subtasks of a job from its `firstIndex`-th on.
+    init(from firstIndex: Int) { self.firstIndex = firstIndex }
 
     public var startIndex: Int { 0 }
     public var endIndex: Int { works.count }
@@ -41,7 +47,7 @@ public struct SubtaskList: RandomAccessCollection, Sendable {
         )
     }
 
-    func id(at position: Int) -> String { ownID(at: position) ?? String(position) }
+    func id(at position: Int) -> String { ownID(at: position) ?? String(firstIndex + position) }
 
     /// The id the subtask was given, or nil when it is its index.
     func ownID(at position: Int) -> String? { ids?[position] }
@@ -79,20 +85,14 @@ public struct SubtaskList: RandomAccessCollection, Sendable {
     mutating func append(id: String?, kind: String, timeoutMilliseconds: Int?, work: SubtaskWork, payloadBytes: Int = 0) {
         let position = works.count
         if let id {
-            if ids == nil {
-                ids = (0..<position).map { String($0) }
-                ids!.reserveCapacity(works.capacity)
-            }
+            if ids == nil { ids = defaultIDs(0..<position, reserving: works.capacity) }
             ids!.append(id)
             self.payloadBytes += id.heapBytes
         } else {
-            ids?.append(String(position))
+            ids?.append(String(firstIndex + position))
         }
         if let timeoutMilliseconds {
-            if ownTimeouts == nil {
-                ownTimeouts = Array(repeating: -1, count: position)
-                ownTimeouts!.reserveCapacity(works.capacity)
-            }
+            if ownTimeouts == nil { ownTimeouts = Array(repeating: -1, count: position, reserving: works.capacity) }
             ownTimeouts!.append(Int32(clamping: timeoutMilliseconds))
         } else {
             ownTimeouts?.append(-1)
@@ -102,19 +102,9 @@ public struct SubtaskList: RandomAccessCollection, Sendable {
         } else if kindCodes == nil, kind == firstKind {
             // Still a job of one kind: no codes.
         } else {
-            if kindCodes == nil {
-                kindCodes = Array(repeating: 0, count: position)
-                kindCodes!.reserveCapacity(works.capacity)
-            }
-            if kind == firstKind {
-                kindCodes!.append(0)
-            } else if let other = otherKinds.firstIndex(of: kind) {
-                kindCodes!.append(UInt8(other + 1))
-            } else {
-                precondition(otherKinds.count < 255, "a job has at most 256 kinds")
-                otherKinds.append(kind)
-                kindCodes!.append(UInt8(otherKinds.count))
-            }
+            let code = self.code(of: kind)
+            if kindCodes == nil { kindCodes = Array(repeating: 0, count: position, reserving: works.capacity) }
+            kindCodes!.append(code)
         }
         switch work {
         case .run(let body):
@@ -129,6 +119,61 @@ public struct SubtaskList: RandomAccessCollection, Sendable {
             self.payloadBytes += outcome.heapBytes
         }
     }
+
+    /// The code of `kind` in this list's table (0: the first kind), added if new.
+    private mutating func code(of kind: String) -> UInt8 {
+        if kind == firstKind { return 0 }
+        if let other = otherKinds.firstIndex(of: kind) { return UInt8(other + 1) }
+        precondition(otherKinds.count < 255, "a job has at most 256 kinds")
+        otherKinds.append(kind)
+        return UInt8(otherKinds.count)
+    }
+
+    /// The default ids (each its index in the job) of the subtasks at `positions`.
+    private func defaultIDs(_ positions: Range<Int>, reserving capacity: Int) -> [String] {
+        var ids: [String] = []
+        ids.reserveCapacity(Swift.max(capacity, positions.count))
+        for position in positions { ids.append(String(firstIndex + position)) }
+        return ids
+    }
+
+    /// Appends the subtasks of `other`, a list of the job's next subtasks (made with
+    /// ``init(from:)`` at this list's end).
+    mutating func append(contentsOf other: SubtaskList) {
+        precondition(other.firstIndex == firstIndex + count, "a list of the subtasks after this one's")
+        guard !other.isEmpty else { return }
+        let position = works.count
+        let total = position + other.count
+        if ids != nil || other.ids != nil {
+            if ids == nil { ids = defaultIDs(0..<position, reserving: total) }
+            ids!.append(contentsOf: other.ids ?? other.defaultIDs(0..<other.count, reserving: 0))
+        }
+        if ownTimeouts != nil || other.ownTimeouts != nil {
+            if ownTimeouts == nil { ownTimeouts = Array(repeating: -1, count: position, reserving: total) }
+            ownTimeouts!.append(contentsOf: other.ownTimeouts ?? Array(repeating: -1, count: other.count))
+        }
+        if position == 0 {
+            firstKind = other.firstKind
+            otherKinds = other.otherKinds
+            kindCodes = other.kindCodes
+        } else if kindCodes == nil, other.kindCodes == nil, other.firstKind == firstKind {
+            // Still a job of one kind: no codes.
+        } else {
+            // Other's codes (0: its first kind, then its others) in this list's table.
+            let codes = ([other.firstKind] + other.otherKinds).map { code(of: $0) }
+            if kindCodes == nil { kindCodes = Array(repeating: 0, count: position, reserving: total) }
+            if let otherCodes = other.kindCodes {
+                kindCodes!.append(contentsOf: otherCodes.lazy.map { codes[Int($0)] })
+            } else {
+                kindCodes!.append(contentsOf: repeatElement(codes[0], count: other.count))
+            }
+        }
+        works.append(contentsOf: other.works)
+        payloadBytes += other.payloadBytes
+    }
+
+    /// Whether some subtask names an id of its own.
+    var namesOwnIDs: Bool { ids != nil }
 
     /// Gives back what growing the arrays over-allocated (up to half), once the list is complete:
     /// when it is over an eighth and worth the copies (a few hundred bytes are not).
@@ -167,5 +212,14 @@ extension JSONValue {
         case .object(let members):
             members.reduce(48 + members.capacity * MemoryLayout<(String, JSONValue)>.stride) { $0 + $1.0.heapBytes + $1.1.heapBytes }
         }
+    }
+}
+
+extension Array {
+    /// `count` copies of `element`, with room for `capacity` elements.
+    fileprivate init(repeating element: Element, count: Int, reserving capacity: Int) {
+        self.init()
+        reserveCapacity(Swift.max(capacity, count))
+        append(contentsOf: repeatElement(element, count: count))
     }
 }
