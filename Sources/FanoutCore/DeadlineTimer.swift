@@ -244,11 +244,13 @@ private final class ConditionSignal: @unchecked Sendable {
         pthread_condattr_destroy(&attributes)
     }
 
+    /// Signals after unlocking: the woken thread then finds the mutex free instead of waking
+    /// only to wait for it (the waiter reads `signalled` under the mutex, so none is lost).
     func signal() {
         pthread_mutex_lock(mutex)
         signalled = true
-        pthread_cond_signal(condition)
         pthread_mutex_unlock(mutex)
+        pthread_cond_signal(condition)
     }
 
     /// Waits for a signal, or at most `timeout` (forever when nil).
