@@ -16,10 +16,12 @@ trap cleanup EXIT
 
 gcc -O2 -o "$work/mhd_limit" "$kit/peers/mhd_limit.c" $(pkg-config --cflags --libs libmicrohttpd) || exit 1
 gcc -O2 -o "$work/fanclient" "$kit/fanclient.c" || exit 1
+gcc -O2 -o "$work/lag_floor" "$root/bench/lag-floor/lag_floor.c" || exit 1
 python3 "$root/bench/jobfiles.py" "$work" 18301 || exit 1  # the job files fanclient posts
 kib() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status"; }  # kib PID VmRSS|VmHWM
 cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }                  # utime + stime, in ticks
 started_pid=""
+declare -A pid_of  # port -> pid of the server started on it
 start() {  # start NAME PORT: a fresh server (fanoutd builds with their default config); sets started_pid
     case $1 in
         before | after)
@@ -29,6 +31,7 @@ start() {  # start NAME PORT: a fresh server (fanoutd builds with their default 
         node) node "$kit/peers/node_peer.js" "$2" >/dev/null 2>&1 & ;;
     esac
     started_pid=$!
+    pid_of[$2]=$started_pid
     pids+=("$started_pid")
     for _ in $(seq 100); do curl -sf -o /dev/null "http://127.0.0.1:$2/healthz" && break; sleep 0.1; done
 }
@@ -36,6 +39,7 @@ stop() { kill "$1" 2>/dev/null; wait "$1" 2>/dev/null; }
 field() { python3 -c "import json,sys; d=json.loads(sys.argv[1]); print(d.get(sys.argv[2]))" "$1" "$2"; }
 
 "$work/mhd_limit" 18301 >/dev/null 2>&1 & pids+=($!)
+"$work/lag_floor" 18302 >/dev/null 2>&1 & pids+=($!)
 start before 18310; start after 18311; start node 18312
 sleep 1
 
@@ -43,15 +47,17 @@ echo "== job10 and /healthz: wrk -t1 -c64, 3 interleaved rounds of 5 s (compare.
 bash "$kit/compare.sh" 3 5 before=http://127.0.0.1:18310 after=http://127.0.0.1:18311 \
     node=http://127.0.0.1:18312 mhd_limit=http://127.0.0.1:18301
 
-echo "== line lag (fanbench latency: 100 tasks, 5 ms steps, 5 rounds)"
-for s in before=18310 after=18311 node=18312; do
-    echo "${s%%=*} $(python3 "$kit/fanbench.py" latency --url "http://127.0.0.1:${s#*=}" 2>/dev/null)"
+echo "== line lag (fanbench latency: 100 tasks, 5 ms steps, 5 rounds), 3 interleaved rounds; floor: bench/lag-floor"
+for r in 1 2 3; do
+    for s in floor=18302 before=18310 after=18311 node=18312; do
+        echo "${s%%=*} round $r $(python3 "$kit/fanbench.py" latency --url "http://127.0.0.1:${s#*=}" 2>/dev/null)"
+    done
 done
 
 echo "== http10: jobs of 10 http GETs to mhd_limit /healthz, wrk -t1 -c64 -d5s, 3 interleaved rounds; server CPU per job"
 for r in 1 2 3; do
     for s in before=18310 after=18311 node=18312; do
-        pid=$(pgrep -f "(fanoutd|node_peer.js).* ${s#*=}( |$)" | head -1)
+        pid=${pid_of[${s#*=}]}
         a=$(cpu "$pid")
         rps=$(UPSTREAM=http://127.0.0.1:18301/healthz wrk -t1 -c64 -d5s -s "$root/bench/http10.lua" "http://127.0.0.1:${s#*=}/v1/jobs" | awk '/Requests\/sec/{print $2}')
         b=$(cpu "$pid")
@@ -97,8 +103,8 @@ for name in before after node; do
     stop "$started_pid"
 done
 
-echo "== one job of 100,000 x 100 ms echo (fanclient CONNS=1), fresh server each, 2 rounds: first line, end, RSS growth"
-for r in 1 2; do
+echo "== one job of 100,000 x 100 ms echo (fanclient CONNS=1), fresh server each, 3 rounds: first line, end, RSS growth"
+for r in 1 2 3; do
     for name in before after; do
         port=$((port + 1))
         start "$name" "$port"; sleep 0.5
