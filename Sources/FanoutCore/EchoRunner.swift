@@ -36,7 +36,7 @@ public struct EchoRunner: SubtaskRunner {
     /// `asyncio.sleep` would make it in the peers).
     public func plannedOutcome(_ payload: Payload) -> PlannedOutcome? {
         let outcome: SubtaskOutcome = payload.error.map { .error(code: "task_error", message: $0) } ?? .ok(payload.value)
-        return PlannedOutcome(outcome, after: .microseconds(Int64(payload.delayMilliseconds * 1000)))
+        return PlannedOutcome(outcome, afterMicroseconds: Int64(payload.delayMilliseconds * 1000))
     }
 
     public func run(_ payload: Payload, context: SubtaskContext) async -> SubtaskOutcome {

@@ -286,7 +286,7 @@ public struct JobDecoder: Sendable {
             }
             // Only a runner call holds the task's payload; a planned outcome is counted by the list.
             let payloadBytes = if case .run = work { taskValue.heapBytes } else { 0 }
-            tasks.append(id: id, kind: kind, timeoutMilliseconds: ownTimeout, work: work, payloadBytes: payloadBytes)
+            tasks.append(id: id, kind: kind, timeoutMilliseconds: ownTimeout, bound: work, payloadBytes: payloadBytes)
         }
     }
 }

@@ -6,14 +6,7 @@
 /// timeouts only once some subtask names one (a default id is the index, a default timeout the
 /// job's). A subscript gives the ``Subtask`` view.
 public struct SubtaskList: RandomAccessCollection, Sendable {
-    /// What performing a subtask takes, in fewer bytes than ``SubtaskWork``.
-    private enum Work: Sendable {
-        case run(@Sendable (SubtaskContext) async -> SubtaskOutcome)
-        /// Known in advance, due this many microseconds after the subtask starts (0: at once).
-        case planned(SubtaskOutcome, microseconds: Int64)
-    }
-
-    private var works: [Work] = []
+    private var works: [BoundWork] = []
     /// Each subtask's kind, once the job has a second one; nil while every subtask is of the first.
     private var kindCodes: [UInt8]?
     /// The first subtask's kind, and the job's other kinds in the order they appear (code 1, 2, …):
@@ -83,6 +76,11 @@ public struct SubtaskList: RandomAccessCollection, Sendable {
     /// Appends a subtask. `id` nil: its index; `timeoutMilliseconds` nil: the default.
     /// - Parameter payloadBytes: Heap its work holds that this list cannot see (a runner's payload).
     mutating func append(id: String?, kind: String, timeoutMilliseconds: Int?, work: SubtaskWork, payloadBytes: Int = 0) {
+        append(id: id, kind: kind, timeoutMilliseconds: timeoutMilliseconds, bound: BoundWork(work), payloadBytes: payloadBytes)
+    }
+
+    /// Appends a subtask as a runner bound it.
+    mutating func append(id: String?, kind: String, timeoutMilliseconds: Int?, bound work: BoundWork, payloadBytes: Int = 0) {
         let position = works.count
         if let id {
             if ids == nil { ids = defaultIDs(0..<position, reserving: works.capacity) }
@@ -106,17 +104,10 @@ public struct SubtaskList: RandomAccessCollection, Sendable {
             if kindCodes == nil { kindCodes = Array(repeating: 0, count: position, reserving: works.capacity) }
             kindCodes!.append(code)
         }
+        works.append(work)
         switch work {
-        case .run(let body):
-            works.append(.run(body))
-            self.payloadBytes += payloadBytes + 64  // the closure's context
-        case .immediate(let outcome):
-            works.append(.planned(outcome, microseconds: 0))
-            self.payloadBytes += outcome.heapBytes
-        case .delayed(let outcome, let delay):
-            let (seconds, attoseconds) = delay.components
-            works.append(.planned(outcome, microseconds: Swift.max(seconds * 1_000_000 + attoseconds / 1_000_000_000_000, 1)))
-            self.payloadBytes += outcome.heapBytes
+        case .run: self.payloadBytes += payloadBytes + 64  // the closure's context
+        case .planned(let outcome, _): self.payloadBytes += outcome.heapBytes
         }
     }
 
@@ -179,7 +170,7 @@ public struct SubtaskList: RandomAccessCollection, Sendable {
     /// when it is over an eighth and worth the copies (a few hundred bytes are not).
     mutating func shrinkToFit() {
         let spare = works.capacity - works.count
-        guard spare > works.count / 8, spare * MemoryLayout<Work>.stride >= 512 else { return }
+        guard spare > works.count / 8, spare * MemoryLayout<BoundWork>.stride >= 512 else { return }
         works = works.withUnsafeBufferPointer { Array($0) }
         if let kindCodes { self.kindCodes = kindCodes.withUnsafeBufferPointer { Array($0) } }
         if let ids { self.ids = ids.withUnsafeBufferPointer { Array($0) } }
@@ -188,10 +179,33 @@ public struct SubtaskList: RandomAccessCollection, Sendable {
 
     /// Estimated heap the list holds: its arrays and what the subtasks carry.
     var estimatedBytes: Int {
-        var bytes = works.capacity * MemoryLayout<Work>.stride + (kindCodes?.capacity ?? 0) + payloadBytes
+        var bytes = works.capacity * MemoryLayout<BoundWork>.stride + (kindCodes?.capacity ?? 0) + payloadBytes
         if let ids { bytes += ids.capacity * MemoryLayout<String>.stride }
         if let ownTimeouts { bytes += ownTimeouts.capacity * MemoryLayout<Int32>.stride }
         return bytes
+    }
+}
+
+/// What performing a subtask takes, as a job's list keeps it (fewer bytes than ``SubtaskWork``).
+enum BoundWork: Sendable {
+    case run(@Sendable (SubtaskContext) async -> SubtaskOutcome)
+    /// Known in advance, due this many microseconds after the subtask starts (0: at once).
+    case planned(SubtaskOutcome, microseconds: Int64)
+
+    init(_ work: SubtaskWork) {
+        switch work {
+        case .run(let body): self = .run(body)
+        case .immediate(let outcome): self = .planned(outcome, microseconds: 0)
+        case .delayed(let outcome, let delay): self = .planned(outcome, microseconds: delay.wholeMicroseconds)
+        }
+    }
+}
+
+extension Duration {
+    /// In whole microseconds, at least 1: a delayed outcome stays a timer, however short.
+    var wholeMicroseconds: Int64 {
+        let (seconds, attoseconds) = components
+        return Swift.max(seconds * 1_000_000 + attoseconds / 1_000_000_000_000, 1)
     }
 }
 
