@@ -1,9 +1,9 @@
-/* The floor of `fanbench.py latency` on this machine: a server that does nothing but answer a job's
- * lines on time. It reads one POST at a time, takes each task's "delay_ms" in order (no JSON parse,
- * no validation, no dispatcher), answers a chunked NDJSON stream and writes each result line at its
- * task's delay after the body arrived (clock_nanosleep to an absolute time, one write per line),
- * then the end line. What fanbench measures against it is the client's and the kernel's share of
- * the line lag: no server can do better.
+/* The floor of `fanbench.py latency` (and of fanclient's burst) on this machine: a server that does
+ * nothing but answer a job's lines on time. It reads one POST at a time, takes each task's
+ * "delay_ms" in order (no JSON parse, no validation, no dispatcher), answers a chunked NDJSON stream
+ * and writes each result line at its task's delay after the body arrived (clock_nanosleep to an
+ * absolute time; the lines due by then in one write), then the end line. What a client measures
+ * against it is its own and the kernel's share: no server can do better.
  * Build: gcc -O2 -o lag_floor bench/lag-floor/lag_floor.c     Run: ./lag_floor PORT (127.0.0.1 only) */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -21,14 +21,23 @@ static int by_delay(const void *a, const void *b) {
   return x->delay < y->delay ? -1 : x->delay > y->delay ? 1 : x->index - y->index;
 }
 
-static void chunk(int fd, const char *text) {
-  char buf[256];
-  int n = snprintf(buf, sizeof buf, "%zx\r\n%s\r\n", strlen(text), text);
-  if (write(fd, buf, n) != n) perror("write");
+/* Appends `text` as one chunk at out + n; returns the new length. */
+static size_t chunk(char *out, size_t n, const char *text) {
+  return n + sprintf(out + n, "%zx\r\n%s\r\n", strlen(text), text);
+}
+
+static int write_all(int fd, const char *data, size_t n) {
+  while (n > 0) {
+    ssize_t w = write(fd, data, n);
+    if (w <= 0) return -1;
+    data += w;
+    n -= w;
+  }
+  return 0;
 }
 
 static void serve(int fd) {
-  static char req[1 << 22];
+  static char req[1 << 24];
   size_t got = 0;
   char *end = NULL;
   while (!end) {
@@ -40,6 +49,7 @@ static void serve(int fd) {
   }
   char *length = strcasestr(req, "Content-Length:");
   size_t want = (end - req) + 4 + (length ? strtoul(length + 15, NULL, 10) : 0);
+  if (want > sizeof req - 1) return;
   while (got < want) {
     ssize_t n = read(fd, req + got, want - got);
     if (n <= 0) return;
@@ -59,17 +69,28 @@ static void serve(int fd) {
   qsort(tasks, count, sizeof tasks[0], by_delay);
   const char *head = "HTTP/1.1 200 OK\r\nContent-Type: application/x-ndjson\r\nTransfer-Encoding: chunked\r\n\r\n";
   if (write(fd, head, strlen(head)) < 0) return;
+  static char out[100001 * 128];
   char line[200];
-  for (int i = 0; i < count; i++) {
-    long long due = start.tv_nsec + (long long) (tasks[i].delay * 1e6);
-    struct timespec at = { start.tv_sec + due / 1000000000LL, due % 1000000000LL };
+  long long start_ns = start.tv_sec * 1000000000LL + start.tv_nsec;
+  for (int i = 0; i < count;) {
+    long long due = start_ns + (long long) (tasks[i].delay * 1e6);
+    struct timespec at = { due / 1000000000LL, due % 1000000000LL };
     while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &at, NULL) != 0) {}
-    snprintf(line, sizeof line, "{\"event\":\"result\",\"index\":%d,\"status\":\"ok\",\"value\":%d}\n", tasks[i].index, tasks[i].index);
-    chunk(fd, line);
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    long long now_ns = now.tv_sec * 1000000000LL + now.tv_nsec;
+    size_t n = 0;
+    while (i < count && start_ns + (long long) (tasks[i].delay * 1e6) <= now_ns) {
+      snprintf(line, sizeof line, "{\"event\":\"result\",\"index\":%d,\"status\":\"ok\",\"value\":%d}\n", tasks[i].index, tasks[i].index);
+      n = chunk(out, n, line);
+      i++;
+    }
+    if (write_all(fd, out, n)) return;
   }
   snprintf(line, sizeof line, "{\"event\":\"end\",\"total\":%d,\"ok\":%d}\n", count, count);
-  chunk(fd, line);
-  if (write(fd, "0\r\n\r\n", 5) < 0) return;
+  size_t n = chunk(out, 0, line);
+  memcpy(out + n, "0\r\n\r\n", 5);
+  write_all(fd, out, n + 5);
 }
 
 int main(int argc, char **argv) {
