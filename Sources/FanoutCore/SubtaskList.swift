@@ -196,14 +196,15 @@ enum BoundWork: Sendable {
         switch work {
         case .run(let body): self = .run(body)
         case .immediate(let outcome): self = .planned(outcome, microseconds: 0)
-        case .delayed(let outcome, let delay): self = .planned(outcome, microseconds: delay.wholeMicroseconds)
+        case .delayed(let outcome, let delay): self = .planned(outcome, microseconds: delay.timerMicroseconds)
         }
     }
 }
 
 extension Duration {
-    /// In whole microseconds, at least 1: a delayed outcome stays a timer, however short.
-    var wholeMicroseconds: Int64 {
+    /// In whole microseconds, but at least 1 (zero and below too): a delayed outcome stays a
+    /// timer, however short. Not a plain conversion, hence not FanoutUpstream's `wholeNanoseconds`.
+    var timerMicroseconds: Int64 {
         let (seconds, attoseconds) = components
         return Swift.max(seconds * 1_000_000 + attoseconds / 1_000_000_000_000, 1)
     }

@@ -42,7 +42,7 @@ public struct PlannedOutcome: Sendable {
     public var delay: Duration { .microseconds(microseconds) }
 
     public init(_ outcome: SubtaskOutcome, after delay: Duration) {
-        self.init(outcome, afterMicroseconds: delay <= .zero ? 0 : delay.wholeMicroseconds)
+        self.init(outcome, afterMicroseconds: delay <= .zero ? 0 : delay.timerMicroseconds)
     }
 
     init(_ outcome: SubtaskOutcome, afterMicroseconds microseconds: Int64) {
