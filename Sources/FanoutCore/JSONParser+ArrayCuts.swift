@@ -9,16 +9,16 @@ extension JSONParser {
 
     /// Where the array that starts here can be cut into `parts` runs of about equal size, found by
     /// a scan of its bytes that follows only strings and nesting (a few instructions a byte, a
-    /// small part of parsing them). nil when fewer than `minimumBytes` follow, or the array ends
-    /// before its last cut: it is not worth cutting.
+    /// small part of parsing them). nil for one part, or when the array ends before its last cut.
+    /// Whether it is worth cutting is the caller's to judge (``JobDecoder/minimumRunBytes``).
     ///
     /// The scan does not validate: in a malformed document a cut may fall inside an element, and
     /// then parsing some run fails, as parsing the whole array would (the caller parses again in
     /// one piece for the error to report).
-    func cuts(parts: Int, minimumBytes: Int) -> [ArrayCut]? {
+    func cuts(parts: Int) -> [ArrayCut]? {
         let start = index
         let length = bytes.count - start
-        guard parts > 1, length >= minimumBytes, start < bytes.count, bytes[start] == UInt8(ascii: "[") else { return nil }
+        guard parts > 1, start < bytes.count, bytes[start] == UInt8(ascii: "[") else { return nil }
         // The array is most of the document (a job's `tasks`), so cut its bytes from here to the end.
         let targets = (1..<parts).map { start + length * $0 / parts }
         return bytes.withUnsafeBufferPointer { buffer -> [ArrayCut]? in

@@ -161,7 +161,7 @@ public struct JSONParser: Sendable {
         }
     }
 
-    /// Parses one run of the array that starts here, cut where ``cuts(parts:minimumBytes:)`` said:
+    /// Parses one run of the array that starts here, cut where ``cuts(parts:)`` said:
     /// run `run` of `cuts.count + 1`, with a parser of its own (so runs may be parsed on as many
     /// threads). The last run ends past the array's `]`; ``skipArray(endingAt:)`` then moves this
     /// parser there.

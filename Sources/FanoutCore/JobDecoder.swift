@@ -90,8 +90,9 @@ public struct JobDecoder: Sendable {
                 try parser.forEachMember { (parser, key) throws(JSONParser.Error) in
                     if key == "tasks", parser.peek() == UInt8(ascii: "[") {
                         scan.sawTasks = true
+                        // Each run at least `minimumRunBytes`: fewer than two is one piece.
                         let parts = min(runs, (body.count - parser.index) / minimumRunBytes)
-                        if let cuts = parser.cuts(parts: parts, minimumBytes: 2 * minimumRunBytes) {
+                        if let cuts = parser.cuts(parts: parts) {
                             guard let end = scan.addInRuns(of: parser, cuts: cuts) else {
                                 runFailed = true
                                 throw JSONParser.Error(offset: parser.index, reason: "a run of the tasks array failed")

@@ -76,7 +76,7 @@ struct ParallelDecodeTests {
         let array = Array("  [\((0..<200).map(Self.task).joined(separator: " ,\n"))]".utf8)
         var parser = JSONParser(bytes: array)
         #expect(parser.peek() == UInt8(ascii: "["))
-        let cuts = try #require(parser.cuts(parts: 4, minimumBytes: 100))
+        let cuts = try #require(parser.cuts(parts: 4))
         #expect(cuts.count == 3)
         #expect(cuts.map(\.comma) == cuts.map(\.comma).sorted())
         // Each cut is the comma after element `elementsBefore - 1`, as a full parse finds it.
@@ -91,11 +91,18 @@ struct ParallelDecodeTests {
         for cut in cuts { #expect(commas[cut.comma] == cut.elementsBefore, "cut at \(cut.comma)") }
     }
 
-    @Test func aShortArrayIsNotCut() {
+    @Test func aShortArrayIsNotCut() throws {
+        // Shorter than two runs of `minimumRunBytes` (256 here): one piece, though runs are allowed.
+        let short = Self.body((0..<5).map(Self.task))
+        #expect(short.count < 512)
+        #expect(try outcome(Self.decoder(threads: 4), short, runs: 1).get().count == 5)
         var parser = JSONParser(bytes: Array(#"[1,2,3]"#.utf8))
         #expect(parser.peek() == UInt8(ascii: "["))
-        #expect(parser.cuts(parts: 2, minimumBytes: 100) == nil)
-        #expect(parser.cuts(parts: 1, minimumBytes: 0) == nil)
+        #expect(parser.cuts(parts: 1) == nil)
+        // An array that ends before the place of its cut (the rest of the document is not its).
+        var padded = JSONParser(bytes: Array(("[1,2]" + String(repeating: " ", count: 100)).utf8))
+        #expect(padded.peek() == UInt8(ascii: "["))
+        #expect(padded.cuts(parts: 2) == nil)
     }
 
     @Test(arguments: [2, 3, 4])
