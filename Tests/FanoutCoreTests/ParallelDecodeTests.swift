@@ -17,6 +17,10 @@ struct ParallelDecodeTests {
         func run(_ label: String, context: SubtaskContext) async -> SubtaskOutcome { .ok(.string(label)) }
     }
 
+    /// Subtasks in the bodies decoded: about 11 KB, runs of a few KB (enough to cut into four runs
+    /// of `minimumRunBytes`, few enough not to load the cores the timing tests beside it need).
+    static let tasks = 210
+
     static func decoder(threads: Int, maxTasks: Int = 10_000) -> JobDecoder {
         var runners = RunnerRegistry()
         runners.register(EchoRunner())
@@ -107,9 +111,9 @@ struct ParallelDecodeTests {
 
     @Test(arguments: [2, 3, 4])
     func runsMakeTheJobOnePassMakes(threads: Int) throws {
-        let body = Self.body((0..<700).map(Self.task))
+        let body = Self.body((0..<Self.tasks).map(Self.task))
         let once = try outcome(Self.decoder(threads: 1), body, runs: 1).get()
-        #expect(once.count == 700)
+        #expect(once.count == Self.tasks)
         #expect(once[2].id == "own-2" && once[3].timeout == 4 && once[1].kind == "mark")
         let inRuns = try outcome(Self.decoder(threads: threads), body, runs: threads).get()
         #expect(inRuns == once)
@@ -118,15 +122,15 @@ struct ParallelDecodeTests {
     /// Whatever goes wrong in a run, the refusal is the one-pass refusal (the body is decoded
     /// again in one piece).
     @Test(arguments: [
-        ("malformed in a late run", 650, #"{"kind":"echo",}"#),
-        ("a bad field in a late run", 600, #"{"kind":"echo","delay_ms":-1}"#),
-        ("an unknown kind in the second run", 400, #"{"kind":"nope"}"#),
-        ("an own id equal to an earlier run's default id", 650, #"{"id":"5","kind":"echo"}"#),
-        ("an own id equal to an earlier run's own id", 660, #"{"id":"own-2","kind":"echo"}"#),
-        ("a string run on by an escaped quote", 350, #"{"kind":"echo","value":"\"#),
+        ("malformed in a late run", 195, #"{"kind":"echo",}"#),
+        ("a bad field in a late run", 180, #"{"kind":"echo","delay_ms":-1}"#),
+        ("an unknown kind in the second run", 120, #"{"kind":"nope"}"#),
+        ("an own id equal to an earlier run's default id", 195, #"{"id":"5","kind":"echo"}"#),
+        ("an own id equal to an earlier run's own id", 198, #"{"id":"own-2","kind":"echo"}"#),
+        ("a string run on by an escaped quote", 105, #"{"kind":"echo","value":"\"#),
     ])
     func aFailedRunIsRefusedAsOnePassRefusesIt(_ what: String, at index: Int, task: String) {
-        var tasks = (0..<700).map(Self.task)
+        var tasks = (0..<Self.tasks).map(Self.task)
         tasks[index] = task
         let body = Self.body(tasks)
         guard case .failure(let once) = outcome(Self.decoder(threads: 1), body) else {
@@ -143,10 +147,10 @@ struct ParallelDecodeTests {
     }
 
     @Test func tooManyTasksAndTooMuchMemoryAreRefusedAsOnePassRefusesThem() {
-        let body = Self.body((0..<700).map(Self.task))
-        let limited = (Self.decoder(threads: 1, maxTasks: 500), Self.decoder(threads: 3, maxTasks: 500))
+        let body = Self.body((0..<Self.tasks).map(Self.task))
+        let limited = (Self.decoder(threads: 1, maxTasks: 150), Self.decoder(threads: 3, maxTasks: 150))
         guard case .failure(let once) = outcome(limited.0, body), case .failure(let inRuns) = outcome(limited.1, body) else {
-            Issue.record("700 tasks over a limit of 500 were accepted")
+            Issue.record("\(Self.tasks) tasks over a limit of 150 were accepted")
             return
         }
         #expect(once.kind == .tooManyTasks && inRuns == once)
@@ -161,7 +165,7 @@ struct ParallelDecodeTests {
         }
         // What one pass accepts (its arrays grow to twice the job at most), runs accept too.
         let accepted = try? outcome(Self.decoder(threads: 1), body, maxBytes: 2 * whole).get()
-        #expect(accepted?.count == 700)
+        #expect(accepted?.count == Self.tasks)
         #expect(accepted == (try? outcome(Self.decoder(threads: 3), body, maxBytes: 2 * whole, runs: 3).get()))
     }
 
