@@ -7,9 +7,9 @@ import Testing
 /// that say which subtasks have a line (and, for metrics, when each started).
 @Suite("Job bookkeeping")
 struct JobBookkeepingTests {
-    /// The first timer sits in place and the rest in a table: each is found and cancelled once,
+    /// The first timer sits in place and the rest in a window: each is found and cancelled once,
     /// whichever came first, and the place is reused once its timer has fired.
-    @Test func plannedTimersKeepTheFirstInPlaceAndTheRestInATable() {
+    @Test func plannedTimersKeepTheFirstInPlaceAndTheRestInAWindow() {
         let timer = DeadlineTimer.shared
         var tokens: [Int: DeadlineTimer.Token] = [:]
         for index in 0..<4 { tokens[index] = timer.schedule(at: .now + .seconds(3600)) {} }
@@ -21,7 +21,7 @@ struct JobBookkeepingTests {
                 return 8
             }
         }
-        #expect(expectedAsked == 1, "one table, sized once, for the timers after the first")
+        #expect(expectedAsked == 1, "one window, sized once, for the timers after the first")
         planned.remove(0)  // the one in place fired
         planned.remove(2)  // one in the table fired
         let reused = timer.schedule(at: .now + .seconds(3600)) {}
@@ -34,6 +34,54 @@ struct JobBookkeepingTests {
         var none: [DeadlineTimer.Token] = []
         planned.removeAll { none.append($0) }
         #expect(none.isEmpty, "emptied")
+    }
+
+    /// Against a plain table, through gaps (indices with no timer), timers that fire in any order,
+    /// one long timer holding the window's start while hundreds after it fire, then the window
+    /// moving on: whatever is left is exactly what removeAll hands out, each timer once.
+    @Test func plannedTimersMatchASetThroughGapsAndOutOfOrderFiring() {
+        let timer = DeadlineTimer.shared
+        var random = SplitMix(seed: 12)
+        var planned = PlannedTimers()
+        var live: [Int: DeadlineTimer.Token] = [:]
+        var scheduled: [DeadlineTimer.Token] = []
+        var index = 0
+        var long: Int?
+        for round in 0..<40 {
+            // Start up to 30 subtasks, one index in two or three with a timer.
+            for _ in 0..<Int(random.next() % 30) {
+                index += 1 + Int(random.next() % 3)
+                let token = timer.schedule(at: .now + .seconds(3600)) {}
+                scheduled.append(token)
+                planned.insert(token, for: index) { 16 }
+                live[index] = token
+                if round == 2, long == nil { long = index }
+            }
+            // About three in four of what is live fire, in random order; the long one not before
+            // round 25, and then it does (the window then moves on past hundreds of nils).
+            let kept = round < 25 ? long : nil
+            for firing in live.keys.shuffled(using: &random) where firing != kept && (firing == long || random.next() % 4 != 0) {
+                planned.remove(firing)
+                live[firing] = nil
+            }
+            // Indices with no timer (not yet started, or already fired) change nothing.
+            planned.remove(index + 1_000)
+            planned.remove(0)
+        }
+        #expect(long != nil && live[long!] == nil)
+        #expect(index > 500)
+        // From the oldest timer left to the newest index: nils at the window's start are at most
+        // as many as the rest, or fewer than 64.
+        let span = index - (live.keys.min() ?? index) + 1
+        #expect(planned.windowLength <= max(2 * span, 64 + span), "the window gave back the room of the nils at its start")
+        var cancelled: [DeadlineTimer.Token] = []
+        planned.removeAll { cancelled.append($0) }
+        #expect(cancelled.count == live.count, "each timer once")
+        #expect(Set(cancelled) == Set(live.values))
+        var none: [DeadlineTimer.Token] = []
+        planned.removeAll { none.append($0) }
+        #expect(none.isEmpty, "emptied")
+        for token in scheduled { timer.cancel(token) }
     }
 
     /// A job of one kind keeps no per-subtask codes; a second kind brings them in, and every
@@ -71,3 +119,4 @@ struct JobBookkeepingTests {
         #expect(observer.balance == 0)
     }
 }
+
