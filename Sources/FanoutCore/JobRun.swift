@@ -101,14 +101,14 @@ final class JobRun {
             let kind = job.tasks.kind(at: index)
             summary.countAbandoned(kind: kind)
             if let observer, started != 0 {
-                observer.subtaskEnded(kind: kind, duration: now - startTime - began(started))
+                observer.subtaskEnded(kind: kind, seconds: Self.seconds(from: started, to: now, since: startTime))
             }
         }
     }
 
-    /// How long after the job's start a subtask with this start mark started.
-    private func began(_ mark: UInt32) -> Duration {
-        .microseconds(Int64(mark) - 1)
+    /// Seconds from a subtask's start (its mark: microseconds after `start`, plus one) to `end`.
+    private static func seconds(from mark: UInt32, to end: MonotonicTime, since start: MonotonicTime) -> Double {
+        Double(end.microseconds(since: start) - (Int64(mark) - 1)) / 1e6
     }
 
     func record(index: Int, outcome: SubtaskOutcome, at: MonotonicTime) {
@@ -120,7 +120,7 @@ final class JobRun {
         let kind = job.tasks.kind(at: index)
         let taskID = job.tasks.ownID(at: index)
         if let observer, started != 0 {
-            observer.subtaskEnded(kind: kind, duration: at - startTime - began(started))
+            observer.subtaskEnded(kind: kind, seconds: Self.seconds(from: started, to: at, since: startTime))
         }
         if !spans.isEmpty, let span = spans.removeValue(forKey: index) {
             span.set("fanout.task.status", outcome.status.rawValue)

@@ -14,7 +14,7 @@ final class ServiceMetrics: DispatchObserver {
     private let openStreams: Gauge
     private let clientDisconnects: Counter
     private let bytesStreamed: Counter
-    private let jobDuration: DurationHistogram
+    private let jobDuration: ValueHistogram
     private let jobsOK: Counter
     private let jobsFailed: Counter
     private let jobsClientGone: Counter
@@ -29,11 +29,8 @@ final class ServiceMetrics: DispatchObserver {
     let retained: RetainedJobMetrics
     let process: ProcessMetrics
 
-    static let durationBuckets: [Duration] = [
-        .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100),
-        .milliseconds(250), .milliseconds(500), .seconds(1), .milliseconds(2500), .seconds(5), .seconds(10),
-        .seconds(30), .seconds(60),
-    ]
+    /// Seconds; they print as `0.005` … `1.0` … `60.0`.
+    static let durationBuckets: [Double] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60]
 
     /// The subtask kinds whose series exist from the start.
     static let knownKinds = ["echo", "http"]
@@ -49,7 +46,7 @@ final class ServiceMetrics: DispatchObserver {
             descriptor: .named("fanout_client_disconnects_total", "Streamed jobs whose client went away before the end line.")
         )
         bytesStreamed = registry.makeCounter(descriptor: .named("fanout_stream_bytes_total", "Bytes of NDJSON lines handed to job streams."))
-        jobDuration = registry.makeDurationHistogram(
+        jobDuration = registry.makeValueHistogram(
             descriptor: .named("fanout_job_duration_seconds", "Time from a job's start to its end."), buckets: Self.durationBuckets
         )
         func jobs(_ outcome: String) -> Counter {
@@ -82,7 +79,7 @@ final class ServiceMetrics: DispatchObserver {
     /// client went away has its unreported subtasks counted `cancelled`: see ``JobRun``).
     func jobEnded(_ summary: JobSummary, duration: Duration) {
         jobsInFlight.decrement()
-        jobDuration.record(duration)
+        jobDuration.record(duration.milliseconds / 1000)
         bytesStreamed.increment(by: Int64(summary.bytes))
         if summary.clientGone {
             jobsClientGone.increment()
@@ -103,9 +100,9 @@ final class ServiceMetrics: DispatchObserver {
 
     func subtaskStarted(kind: String) { subtasksInFlight.increment() }
 
-    func subtaskEnded(kind: String, duration: Duration) {
+    func subtaskEnded(kind: String, seconds: Double) {
         subtasksInFlight.decrement()
-        kindMetrics(kind).duration.record(duration)
+        kindMetrics(kind).duration.record(seconds)
     }
 
     /// A request refused with `problem`: counted under its slug in snake_case
@@ -162,7 +159,10 @@ struct KindMetrics: Sendable {
     let kind: String
     /// By status: ok, error, timeout, cancelled.
     let ended: [Counter]
-    let duration: DurationHistogram
+    /// Seconds, as `Double`s: recording one compares 13 `Double`s, where a `DurationHistogram`
+    /// made 13 calls to compare `Duration`s and one to add them (with the rest, 780 instructions a
+    /// subtask, 5 % of a 100,000-subtask job). The buckets print as they did (`0.005` … `60.0`).
+    let duration: ValueHistogram
 
     init(kind: String, registry: PrometheusCollectorRegistry) {
         self.kind = kind
@@ -174,7 +174,7 @@ struct KindMetrics: Sendable {
                 labels: [("kind", kind), ("status", status)]
             )
         }
-        duration = registry.makeDurationHistogram(
+        duration = registry.makeValueHistogram(
             descriptor: .named(
                 "fanout_subtask_duration_seconds", "Time from a subtask's start to its end (subtasks that never started are not in it)."
             ),

@@ -153,7 +153,7 @@ final class Probe: Sendable {
 final class CountingObserver: DispatchObserver {
     let counts = Locked((started: 0, ended: 0))
     func subtaskStarted(kind: String) { counts.withLock { $0.started += 1 } }
-    func subtaskEnded(kind: String, duration: Duration) { counts.withLock { $0.ended += 1 } }
+    func subtaskEnded(kind: String, seconds: Double) { counts.withLock { $0.ended += 1 } }
     var started: Int { counts.withLock { $0.started } }
     var balance: Int { counts.withLock { $0.started - $0.ended } }
 }
