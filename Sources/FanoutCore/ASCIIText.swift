@@ -42,23 +42,54 @@ public enum ASCII {
     /// Writes `value` in decimal at `buffer[count...]`, zero-padded to at least `minimumDigits`,
     /// and advances `count` past it (at most 20 digits, or `minimumDigits`). Inlinable, so that the
     /// line encoder's numbers, the log line's timestamp (seven numbers) and IPv4 text get it folded in.
+    ///
+    /// Counts the digits by comparison, then writes two at a time from the back, from a table of
+    /// `00`–`99`: one division for two digits, where a division a digit to count them and another
+    /// to write them cost ~30 instructions a digit (a 100,000-line job writes 500,000 numbers).
     @inlinable
     public static func writeDecimal(
         _ value: UInt, minimumDigits: Int = 1, into buffer: UnsafeMutableBufferPointer<UInt8>, at count: inout Int
     ) {
         var digits = 1
-        var rest = value / 10
-        while rest > 0 {
+        var power: UInt = 10
+        while digits < 20, value >= power {
             digits += 1
-            rest /= 10
+            power &*= 10
         }
         digits = max(digits, minimumDigits)
-        rest = value
-        for position in stride(from: count + digits - 1, through: count, by: -1) {
-            buffer[position] = UInt8(ascii: "0") + UInt8(rest % 10)
-            rest /= 10
+        let pairs = decimalPairs.utf8Start
+        var position = count + digits
+        var rest = value
+        while rest >= 100 {
+            let pair = Int(rest % 100) &* 2
+            rest /= 100
+            position -= 2
+            buffer[position] = pairs[pair]
+            buffer[position + 1] = pairs[pair + 1]
+        }
+        if rest >= 10 {
+            let pair = Int(rest) &* 2
+            position -= 2
+            buffer[position] = pairs[pair]
+            buffer[position + 1] = pairs[pair + 1]
+        } else {
+            position -= 1
+            buffer[position] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: rest)
+        }
+        while position > count {
+            position -= 1
+            buffer[position] = UInt8(ascii: "0")
         }
         count += digits
+    }
+
+    /// `00` to `99`, two bytes each, for ``writeDecimal(_:minimumDigits:into:at:)``.
+    @inlinable static var decimalPairs: StaticString {
+        """
+        00010203040506070809101112131415161718192021222324252627282930313233343536373839\
+        40414243444546474849505152535455565758596061626364656667686970717273747576777879\
+        8081828384858687888990919293949596979899
+        """
     }
 }
 

@@ -76,6 +76,15 @@ public struct JSONWriter: ~Copyable {
         append(UnsafeBufferPointer(start: otherBase, count: other.count))
     }
 
+    /// Bytes this writer already holds, at `range`, again at the end.
+    public mutating func appendWritten(_ range: Range<Int>) {
+        precondition(range.lowerBound >= 0 && range.upperBound <= used, "written bytes")
+        reserve(range.count)
+        // Offsets, not pointers: `reserve` may have moved the buffer.
+        (base.unsafelyUnwrapped + used).initialize(from: base.unsafelyUnwrapped + range.lowerBound, count: range.count)
+        used += range.count
+    }
+
     public mutating func write(_ value: JSONValue) {
         switch value {
         case .null: raw("null")

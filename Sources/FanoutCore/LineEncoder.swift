@@ -12,15 +12,19 @@ public enum LineEncoder {
         into writer: inout JSONWriter
     ) {
         writer.raw("{\"event\":\"result\",\"id\":")
+        // The default id is the index's digits: written once, then copied.
+        var indexDigits: Range<Int>?
         if let id {
             writer.write(string: id)
         } else {
             writer.raw("\"")
+            let digitsStart = writer.count
             writer.write(int: index)
+            indexDigits = digitsStart..<writer.count
             writer.raw("\"")
         }
         writer.raw(",\"index\":")
-        writer.write(int: index)
+        if let indexDigits { writer.appendWritten(indexDigits) } else { writer.write(int: index) }
         writer.raw(",\"status\":\"")
         switch outcome.status {
         case .ok: writer.raw("ok\"")

@@ -115,6 +115,18 @@ struct JSONTests {
         #expect(writer.take() == Array("{}".utf8))
     }
 
+    /// What it wrote, again, also when the copy grows the buffer (so the source moves first).
+    @Test func writerAppendsWhatItWroteAgainAcrossAGrowth() {
+        var writer = JSONWriter(capacity: 8)
+        writer.raw("id:")
+        writer.write(int: 98765)
+        #expect(writer.count == 8, "full")
+        writer.appendWritten(3..<8)
+        writer.appendWritten(0..<0)
+        writer.appendWritten(0..<3)
+        #expect(String(decoding: writer.bytes, as: UTF8.self) == "id:9876598765id:")
+    }
+
     @Test func sharedNamesAreTheParsersStringsWhereverTheDocumentSpellsThem() throws {
         // Names of 1, 8, 9 and 16 bytes (the packing's word edges), one too long to share.
         let names = ["a", "delay_ms", "timeout_m", "sixteen_bytes_ab", "seventeen_bytes_a"]
