@@ -163,34 +163,64 @@ public final class DeadlineTimer: Sendable {
         }
     }
 
+    // The heap's moves work on its buffer and move a hole, not swaps: an array's swap checks
+    // bounds and uniqueness and writes both entries, each level of a 17-level sift.
+
     private static func siftUp(_ heap: inout [Entry], from start: Int) {
-        var child = start
-        while child > 0 {
-            let parent = (child - 1) / 2
-            guard heap[child].deadline < heap[parent].deadline else { return }
-            heap.swapAt(child, parent)
-            child = parent
+        heap.withUnsafeMutableBufferPointer { heap in
+            let moving = heap[start]
+            var hole = start
+            while hole > 0 {
+                let parent = (hole - 1) / 2
+                guard moving.deadline < heap[parent].deadline else { break }
+                heap[hole] = heap[parent]
+                hole = parent
+            }
+            heap[hole] = moving
         }
     }
 
+    /// Removes the earliest entry. The last one takes its place the bottom-up way (Floyd's): the
+    /// hole goes down to a leaf along the earlier children, one comparison a level, then the last
+    /// entry rises from there, which is where it belongs or close (it came from the bottom, and a
+    /// burst's deadlines grow with the heap). A plain sift-down compares twice a level.
     private static func popTop(_ heap: inout [Entry]) {
         let last = heap.removeLast()
         guard !heap.isEmpty else { return }
-        heap[0] = last
-        siftDown(&heap, from: 0)
+        heap.withUnsafeMutableBufferPointer { heap in
+            let count = heap.count
+            var hole = 0
+            while true {
+                var child = 2 * hole + 1
+                guard child < count else { break }
+                if child + 1 < count, heap[child + 1].deadline < heap[child].deadline { child += 1 }
+                heap[hole] = heap[child]
+                hole = child
+            }
+            while hole > 0 {
+                let parent = (hole - 1) / 2
+                guard last.deadline < heap[parent].deadline else { break }
+                heap[hole] = heap[parent]
+                hole = parent
+            }
+            heap[hole] = last
+        }
     }
 
     private static func siftDown(_ heap: inout [Entry], from start: Int) {
-        var parent = start
-        while true {
-            let left = 2 * parent + 1
-            let right = left + 1
-            var smallest = parent
-            if left < heap.count, heap[left].deadline < heap[smallest].deadline { smallest = left }
-            if right < heap.count, heap[right].deadline < heap[smallest].deadline { smallest = right }
-            if smallest == parent { return }
-            heap.swapAt(parent, smallest)
-            parent = smallest
+        heap.withUnsafeMutableBufferPointer { heap in
+            let count = heap.count
+            let moving = heap[start]
+            var hole = start
+            while true {
+                var child = 2 * hole + 1
+                guard child < count else { break }
+                if child + 1 < count, heap[child + 1].deadline < heap[child].deadline { child += 1 }
+                guard heap[child].deadline < moving.deadline else { break }
+                heap[hole] = heap[child]
+                hole = child
+            }
+            heap[hole] = moving
         }
     }
 }

@@ -23,6 +23,27 @@ struct SharedTimerTests {
         #expect(log.fired.withLock { $0 } == [5, 15, 30, 60])
     }
 
+    /// The heap through a thousand entries: deadlines in random order, a quarter cancelled,
+    /// the rest run in deadline order, each once.
+    @Test func firesAThousandInDeadlineOrderWithCancelledOnesAmongThem() async throws {
+        let fired = Locked<[ContinuousClock.Instant]>([])
+        let start = ContinuousClock.now
+        var random = SplitMix(seed: 7)
+        var kept = 0
+        var cancelled: [DeadlineTimer.Token] = []
+        for _ in 0..<1000 {
+            let deadline = start + .microseconds(300_000 + Int64(random.next() % 100_000))
+            let token = DeadlineTimer.shared.schedule(at: deadline) { fired.withLock { $0.append(deadline) } }
+            if random.next() % 4 == 0 { cancelled.append(token) } else { kept += 1 }
+        }
+        for token in cancelled { #expect(DeadlineTimer.shared.cancel(token) != nil) }
+        #expect(await waitUntil(within: .seconds(10)) { fired.withLock { $0.count } >= kept })
+        try await Task.sleep(for: .milliseconds(50))
+        let order = fired.withLock { $0 }
+        #expect(order.count == kept, "each once, none of the cancelled")
+        #expect(zip(order, order.dropFirst()).allSatisfy { $0 <= $1 }, "in deadline order")
+    }
+
     /// Deadlines are kept as nanoseconds from the timer's start: one centuries away saturates (it
     /// never fires, and does not overflow into the past), one long past fires at once.
     @Test func farDeadlinesNeitherOverflowNorFireEarly() async throws {
