@@ -23,10 +23,19 @@ public final class DeadlineTimer: Sendable {
         var token: Token
     }
 
-    /// An action in a struct: a bare closure stored in a generic container (the table, the list
-    /// of due ones) is wrapped in a reabstraction thunk, an allocation each time it moves in or out.
-    private struct Action {
-        let run: @Sendable () -> Void
+    /// An action in a concrete type: a bare closure stored in a generic container (the table, the
+    /// list of due ones) is wrapped in a reabstraction thunk, an allocation each time it moves in or
+    /// out. A target and its tag need no closure at all.
+    private enum Action {
+        case closure(@Sendable () -> Void)
+        case target(any TimerTarget, tag: Int)
+
+        func run() {
+            switch self {
+            case .closure(let run): run()
+            case .target(let target, let tag): target.timerFired(tag)
+            }
+        }
     }
 
     /// Where a scheduled action waits. A slot's generation moves on when its action runs or is
@@ -78,9 +87,20 @@ public final class DeadlineTimer: Sendable {
     /// delays every other timer.
     @discardableResult
     public func schedule(at deadline: ContinuousClock.Instant, _ action: @escaping @Sendable () -> Void) -> Token {
+        schedule(at: deadline, .closure(action))
+    }
+
+    /// Calls `target.timerFired(tag)` on the timer thread at `deadline` unless cancelled first: as
+    /// `schedule(at:_:)`, without a closure context to allocate and free for every timer.
+    @discardableResult
+    public func schedule(at deadline: ContinuousClock.Instant, target: any TimerTarget, tag: Int) -> Token {
+        schedule(at: deadline, .target(target, tag: tag))
+    }
+
+    private func schedule(at deadline: ContinuousClock.Instant, _ action: Action) -> Token {
         let deadline = MonotonicTime(deadline)
         let (token, earliest, start) = state.withLock { state -> (Token, Bool, Bool) in
-            let token = state.add(Action(run: action))
+            let token = state.add(action)
             state.heap.append(Entry(deadline: deadline, token: token))
             Self.siftUp(&state.heap, from: state.heap.count - 1)
             let start = !state.threadStarted
@@ -92,11 +112,11 @@ public final class DeadlineTimer: Sendable {
         return token
     }
 
-    /// Cancels a scheduled action; returns it if it had not run yet.
+    /// Cancels a scheduled action; says whether it had neither run nor been cancelled yet.
     @discardableResult
-    public func cancel(_ token: Token) -> (@Sendable () -> Void)? {
+    public func cancel(_ token: Token) -> Bool {
         state.withLock { state in
-            guard let action = state.take(token) else { return nil }
+            guard state.take(token) != nil else { return false }
             state.cancelledEntries += 1
             if state.cancelledEntries > 4096, state.cancelledEntries * 2 > state.heap.count {
                 // An entry whose slot has moved on is stale (ran, was cancelled, or was reused).
@@ -107,7 +127,7 @@ public final class DeadlineTimer: Sendable {
                 }
                 state.cancelledEntries = 0
             }
-            return action.run
+            return true
         }
     }
 
@@ -223,6 +243,13 @@ public final class DeadlineTimer: Sendable {
             heap[hole] = moving
         }
     }
+}
+
+/// What ``DeadlineTimer/schedule(at:target:tag:)`` calls when a timer fires: an object that has
+/// many timers at once (a job's planned outcomes), each told apart by its tag.
+public protocol TimerTarget: AnyObject, Sendable {
+    /// Called on the timer thread: keep it short, it delays every other timer.
+    func timerFired(_ tag: Int)
 }
 
 /// One `sleep(until:)`: whichever of the timer and cancellation comes first resumes it, once.

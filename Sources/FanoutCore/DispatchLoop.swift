@@ -258,23 +258,22 @@ final class DispatchLoop {
                 break
             case .run(let work):
                 spawn(work, SubtaskContext(deadline: deadline, deadlineIsJobDeadline: deadline == jobDeadline, trace: trace), index, events)
-            case .delayed(let outcome, let delay):
-                schedule(index: index, outcome: outcome, due: now + delay, deadline: deadline)
+            case .delayed(_, let delay):
+                schedule(index: index, due: now + delay, deadline: deadline)
             }
         }
     }
 
     /// A planned outcome fires when due, or as a timeout at the subtask's own deadline; past the
-    /// job's deadline nothing is scheduled: the job's deadline reports it.
-    private func schedule(index: Int, outcome: SubtaskOutcome, due: ContinuousClock.Instant, deadline: ContinuousClock.Instant) {
-        let events = self.events
+    /// job's deadline nothing is scheduled: the job's deadline reports it. The loop is the timers'
+    /// target (``timerFired(_:)``), the tag the index and whether it is the timeout.
+    private func schedule(index: Int, due: ContinuousClock.Instant, deadline: ContinuousClock.Instant) {
         // Room for the timers that can be in flight at once (a few hundred at most up front).
         let expected = { min(self.job.tasks.count - index, self.job.concurrency, 512) }
         if due <= deadline {
-            planned.insert(timer.schedule(at: due) { events.postFinished(index: index, outcome: outcome) }, for: index, expected: expected)
+            planned.insert(timer.schedule(at: due, target: self, tag: index << 1), for: index, expected: expected)
         } else if deadline < jobDeadline {
-            let timeout = SubtaskOutcome.timeout("the task did not finish within its timeout")
-            planned.insert(timer.schedule(at: deadline) { events.postFinished(index: index, outcome: timeout) }, for: index, expected: expected)
+            planned.insert(timer.schedule(at: deadline, target: self, tag: index << 1 | 1), for: index, expected: expected)
         }
     }
 
@@ -310,5 +309,19 @@ final class DispatchLoop {
         cancelPlanned()
         if let deadlineTimer { timer.cancel(deadlineTimer) }
         if let heartbeatTimer { timer.cancel(heartbeatTimer) }
+    }
+}
+
+/// A planned outcome's timer fired, on the timer thread: its outcome goes to the inbox. This reads
+/// only constants (the inbox, the job), which is what makes the loop safe to hand to the timer;
+/// everything it mutates stays with its passes.
+extension DispatchLoop: @unchecked Sendable, TimerTarget {
+    func timerFired(_ tag: Int) {
+        let index = tag >> 1
+        if tag & 1 == 1 {
+            events.postFinished(index: index, outcome: .timeout("the task did not finish within its timeout"))
+        } else if let outcome = job.tasks.plannedOutcome(at: index) {
+            events.postFinished(index: index, outcome: outcome)
+        }
     }
 }

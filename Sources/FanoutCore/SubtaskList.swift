@@ -63,6 +63,11 @@ public struct SubtaskList: RandomAccessCollection, Sendable {
         }
     }
 
+    /// The outcome of a subtask whose outcome is known in advance; nil for one that runs.
+    func plannedOutcome(at position: Int) -> SubtaskOutcome? {
+        if case .planned(let outcome, _) = works[position] { outcome } else { nil }
+    }
+
     /// Whether every subtask's outcome is known in advance (at once or after a delay).
     var allPlanned: Bool {
         works.allSatisfy { if case .planned = $0 { true } else { false } }

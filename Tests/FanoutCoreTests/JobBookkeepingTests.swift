@@ -29,8 +29,8 @@ struct JobBookkeepingTests {
         var cancelled: [DeadlineTimer.Token] = []
         planned.removeAll { cancelled.append($0) }
         #expect(Set(cancelled) == [tokens[1]!, tokens[3]!, reused])
-        for token in cancelled { #expect(timer.cancel(token) != nil) }
-        for index in [0, 2] { #expect(timer.cancel(tokens[index]!) != nil) }
+        for token in cancelled { #expect(timer.cancel(token)) }
+        for index in [0, 2] { #expect(timer.cancel(tokens[index]!)) }
         var none: [DeadlineTimer.Token] = []
         planned.removeAll { none.append($0) }
         #expect(none.isEmpty, "emptied")

@@ -36,12 +36,30 @@ struct SharedTimerTests {
             let token = DeadlineTimer.shared.schedule(at: deadline) { fired.withLock { $0.append(deadline) } }
             if random.next() % 4 == 0 { cancelled.append(token) } else { kept += 1 }
         }
-        for token in cancelled { #expect(DeadlineTimer.shared.cancel(token) != nil) }
+        for token in cancelled { #expect(DeadlineTimer.shared.cancel(token)) }
         #expect(await waitUntil(within: .seconds(10)) { fired.withLock { $0.count } >= kept })
         try await Task.sleep(for: .milliseconds(50))
         let order = fired.withLock { $0 }
         #expect(order.count == kept, "each once, none of the cancelled")
         #expect(zip(order, order.dropFirst()).allSatisfy { $0 <= $1 }, "in deadline order")
+    }
+
+    /// A target's timers fire with their own tags, in deadline order; a cancelled one never does.
+    @Test func aTargetIsToldEachTagOnce() async throws {
+        final class Target: TimerTarget {
+            let fired = Locked<[Int]>([])
+            func timerFired(_ tag: Int) { fired.withLock { $0.append(tag) } }
+        }
+        let target = Target()
+        let start = ContinuousClock.now
+        for tag in [3, 1, 4, 2] {
+            DeadlineTimer.shared.schedule(at: start + .milliseconds(10 * tag), target: target, tag: tag)
+        }
+        let cancelled = DeadlineTimer.shared.schedule(at: start + .milliseconds(25), target: target, tag: 99)
+        #expect(DeadlineTimer.shared.cancel(cancelled))
+        #expect(await waitUntil(within: .seconds(5)) { target.fired.withLock { $0.count } == 4 })
+        try await Task.sleep(for: .milliseconds(30))
+        #expect(target.fired.withLock { $0 } == [1, 2, 3, 4])
     }
 
     /// Deadlines are kept as nanoseconds from the timer's start: one centuries away saturates (it
@@ -109,7 +127,7 @@ struct SharedTimerTests {
     @Test func aCancelledActionNeverRuns() async throws {
         let ran = Atomic<Bool>(false)
         let token = DeadlineTimer.shared.schedule(at: .now + .milliseconds(20)) { ran.store(true, ordering: .relaxed) }
-        #expect(DeadlineTimer.shared.cancel(token) != nil)
+        #expect(DeadlineTimer.shared.cancel(token))
         try await Task.sleep(for: .milliseconds(60))
         #expect(ran.load(ordering: .relaxed) == false)
     }
@@ -119,15 +137,15 @@ struct SharedTimerTests {
     @Test func aStaleTokenCancelsNothingOnceItsSlotIsReused() async throws {
         let timer = DeadlineTimer.shared
         let first = timer.schedule(at: .now + .seconds(3600)) {}
-        #expect(timer.cancel(first) != nil)
-        #expect(timer.cancel(first) == nil, "cancelled once")
+        #expect(timer.cancel(first))
+        #expect(!timer.cancel(first), "cancelled once")
         // The freed slot goes to the next action scheduled (this one, or one of a test running
         // beside it): the stale token must cancel neither.
         let ran = Atomic<Int>(0)
         let second = timer.schedule(at: .now + .milliseconds(10)) { ran.add(1, ordering: .relaxed) }
         #expect(second != first)
-        #expect(timer.cancel(first) == nil)
+        #expect(!timer.cancel(first))
         #expect(await waitUntil(within: .seconds(5)) { ran.load(ordering: .relaxed) == 1 })
-        #expect(timer.cancel(second) == nil, "it ran")
+        #expect(!timer.cancel(second), "it ran")
     }
 }
