@@ -123,7 +123,7 @@ public final class DeadlineTimer: Sendable {
                 let slots = state.slots
                 state.heap.removeAll { slots[Int($0.token.slot)].generation != $0.token.generation }
                 for index in stride(from: state.heap.count / 2 - 1, through: 0, by: -1) {
-                    Self.siftDown(&state.heap, from: index)
+                    Self.siftDown(&state.heap, from: index, placing: state.heap[index])
                 }
                 state.cancelledEntries = 0
             }
@@ -200,45 +200,34 @@ public final class DeadlineTimer: Sendable {
         }
     }
 
-    /// Removes the earliest entry. The last one takes its place the bottom-up way (Floyd's): the
-    /// hole goes down to a leaf along the earlier children, one comparison a level, then the last
-    /// entry rises from there, which is where it belongs or close (it came from the bottom, and a
-    /// burst's deadlines grow with the heap). A plain sift-down compares twice a level.
+    /// Removes the earliest entry: the last one takes its place.
     private static func popTop(_ heap: inout [Entry]) {
         let last = heap.removeLast()
         guard !heap.isEmpty else { return }
-        heap.withUnsafeMutableBufferPointer { heap in
-            let count = heap.count
-            var hole = 0
-            while true {
-                var child = 2 * hole + 1
-                guard child < count else { break }
-                if child + 1 < count, heap[child + 1].deadline < heap[child].deadline { child += 1 }
-                heap[hole] = heap[child]
-                hole = child
-            }
-            while hole > 0 {
-                let parent = (hole - 1) / 2
-                guard last.deadline < heap[parent].deadline else { break }
-                heap[hole] = heap[parent]
-                hole = parent
-            }
-            heap[hole] = last
-        }
+        siftDown(&heap, from: 0, placing: last)
     }
 
-    private static func siftDown(_ heap: inout [Entry], from start: Int) {
+    /// Puts `moving` at `start` (whose entry has been taken or is `moving` itself) and restores the
+    /// heap below it, the bottom-up way (Floyd's): the hole goes down to a leaf along the earlier
+    /// children, one comparison a level, then `moving` rises from there, no higher than `start`.
+    /// A popped top's replacement came from the bottom and belongs there or close (a burst's
+    /// deadlines grow with the heap); a plain sift-down compares twice a level.
+    private static func siftDown(_ heap: inout [Entry], from start: Int, placing moving: Entry) {
         heap.withUnsafeMutableBufferPointer { heap in
             let count = heap.count
-            let moving = heap[start]
             var hole = start
             while true {
                 var child = 2 * hole + 1
                 guard child < count else { break }
                 if child + 1 < count, heap[child + 1].deadline < heap[child].deadline { child += 1 }
-                guard heap[child].deadline < moving.deadline else { break }
                 heap[hole] = heap[child]
                 hole = child
+            }
+            while hole > start {
+                let parent = (hole - 1) / 2
+                guard moving.deadline < heap[parent].deadline else { break }
+                heap[hole] = heap[parent]
+                hole = parent
             }
             heap[hole] = moving
         }

@@ -23,18 +23,20 @@ struct SharedTimerTests {
         #expect(log.fired.withLock { $0 } == [5, 15, 30, 60])
     }
 
-    /// The heap through a thousand entries: deadlines in random order, a quarter cancelled,
-    /// the rest run in deadline order, each once.
-    @Test func firesAThousandInDeadlineOrderWithCancelledOnesAmongThem() async throws {
+    /// The heap through thousands of entries: deadlines in random order, `cancelled` in `of`
+    /// cancelled, the rest run in deadline order, each once. Five in six of 6,000 makes the
+    /// heap rebuild itself without the cancelled ones (past 4,096, and most of it) on the way.
+    @Test(arguments: [(timers: 1000, cancelled: 1, of: 4), (timers: 6000, cancelled: 5, of: 6)])
+    func firesInDeadlineOrderWithCancelledOnesAmongThem(timers: Int, cancelled share: UInt64, of: UInt64) async throws {
         let fired = Locked<[ContinuousClock.Instant]>([])
         let start = ContinuousClock.now
         var random = SplitMix(seed: 7)
         var kept = 0
         var cancelled: [DeadlineTimer.Token] = []
-        for _ in 0..<1000 {
+        for _ in 0..<timers {
             let deadline = start + .microseconds(300_000 + Int64(random.next() % 100_000))
             let token = DeadlineTimer.shared.schedule(at: deadline) { fired.withLock { $0.append(deadline) } }
-            if random.next() % 4 == 0 { cancelled.append(token) } else { kept += 1 }
+            if random.next() % of < share { cancelled.append(token) } else { kept += 1 }
         }
         for token in cancelled { #expect(DeadlineTimer.shared.cancel(token)) }
         #expect(await waitUntil(within: .seconds(10)) { fired.withLock { $0.count } >= kept })
