@@ -14,7 +14,8 @@ struct PlannedTimers {
     private var window: [DeadlineTimer.Token?] = []
     /// The index of `window[0]`.
     private var base = 0
-    /// `window[..<head]` is all nil.
+    /// `window[..<head]` is all nil; `head < window.count` unless the window is empty (`remove`
+    /// empties it once its last timer goes).
     private var head = 0
 
     /// Records `index`'s timer; `index` is above every index recorded before. A window, when one
@@ -25,11 +26,7 @@ struct PlannedTimers {
             return
         }
         if window.capacity == 0 { window.reserveCapacity(expected()) }
-        if head == window.count {
-            window.removeAll(keepingCapacity: true)
-            head = 0
-            base = index
-        }
+        if window.isEmpty { base = index }
         precondition(index >= base + window.count, "planned timers arrive in index order")
         while base + window.count < index { window.append(nil) }
         window.append(token)
