@@ -319,7 +319,7 @@ extension DispatchLoop: @unchecked Sendable, TimerTarget {
     func timerFired(_ tag: Int) {
         let index = tag >> 1
         if tag & 1 == 1 {
-            events.postFinished(index: index, outcome: .timeout("the task did not finish within its timeout"))
+            events.postFinished(index: index, outcome: .ownTimeout)
         } else if let outcome = job.tasks.plannedOutcome(at: index) {
             events.postFinished(index: index, outcome: outcome)
         }

@@ -45,7 +45,7 @@ public struct EchoRunner: SubtaskRunner {
                 try await DeadlineTimer.shared.sleep(until: .now + .microseconds(Int64(payload.delayMilliseconds * 1000)))
             } catch {
                 // The dispatcher cancels the task at its deadline (SubtaskRunner.run).
-                return context.deadlinePassed ? .timeout("the task did not finish within its timeout") : .cancelled("the task was cancelled")
+                return context.deadlinePassed ? .ownTimeout : .cancelled("the task was cancelled")
             }
         } else if Task.isCancelled {
             return .cancelled("the task was cancelled")

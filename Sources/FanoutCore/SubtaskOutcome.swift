@@ -55,6 +55,9 @@ public struct SubtaskOutcome: Sendable, Equatable {
         SubtaskOutcome(status: .timeout, payload: .null, failure: Failure(code: "timeout", message: message, hasResponse: false))
     }
 
+    /// A subtask past its own `timeout_ms` (a planned outcome's timer, or an `echo` task's sleep).
+    public static var ownTimeout: SubtaskOutcome { .timeout("the task did not finish within its timeout") }
+
     /// `code` is `cancelled`, or `interrupted` for a subtask whose replica died (SPEC v1.1).
     public static func cancelled(_ message: String, code: String = "cancelled") -> SubtaskOutcome {
         SubtaskOutcome(status: .cancelled, payload: .null, failure: Failure(code: code, message: message, hasResponse: false))
