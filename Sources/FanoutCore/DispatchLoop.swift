@@ -52,9 +52,10 @@ final class DispatchLoop {
         _ events: JobControl
     ) -> Void
 
-    /// Hands bytes to the sink without waiting (offered to the stream, or sent in a task of its
-    /// own); ``DispatchEvent/sent(_:)`` is posted when the sink is done with them.
-    typealias Send = (_ bytes: [UInt8], _ events: JobControl) -> Void
+    /// Hands lines to the sink without waiting (offered to the stream, or sent in a task of its
+    /// own), in pieces of whole lines (``JobRun/takeOutgoing()``); ``DispatchEvent/sent(_:)`` is
+    /// posted once when the sink is done with all of them.
+    typealias Send = (_ pieces: [[UInt8]], _ events: JobControl) -> Void
 
     /// A subtask may start: a slot is free, one is left, the client has taken the last lines and
     /// lines held for an earlier one do not fill the buffer.

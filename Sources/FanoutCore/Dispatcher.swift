@@ -30,8 +30,7 @@ public enum Dispatcher {
             run.record(index: index, outcome: outcome, at: run.startTime)
             if run.outgoingCount > maxBytes { return nil }
         }
-        let lines = run.takeOutgoing()
-        return (lines, run.summary)
+        return (run.takeOutgoingJoined(), run.summary)
     }
 
     /// Runs `job`, sending its lines to `sink`; returns when the end line is with the sink, or the
@@ -160,11 +159,11 @@ extension Dispatcher {
             await withDiscardingTaskGroup { subtasks in
                 await loop.run(
                     spawn: { work, context, index, events in spawn(work, context, index, events, in: &subtasks) },
-                    send: { bytes, events in
+                    send: { pieces, events in
                         sends.addTask {
                             let delivered: Bool
                             do {
-                                try await sink.send(bytes)
+                                for piece in pieces { try await sink.send(piece) }
                                 delivered = true
                             } catch {
                                 delivered = false

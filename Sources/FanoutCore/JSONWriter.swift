@@ -36,6 +36,11 @@ public struct JSONWriter: ~Copyable {
         return taken
     }
 
+    /// Forgets what was written, keeping the buffer for what comes next.
+    public mutating func removeAll() {
+        used = 0
+    }
+
     /// Room for `more` bytes past what is written, so the next writes do not grow the buffer.
     public mutating func reserve(_ more: Int) {
         if capacity - used < more { grow(toHold: used + more) }

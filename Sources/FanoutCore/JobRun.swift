@@ -25,9 +25,15 @@ final class JobRun {
     /// Input order: bytes of the lines held for an earlier one; they count against the stream's
     /// buffer, so the loop starts nothing new while they fill it.
     @exclusivity(unchecked) private(set) var waitingBytes = 0
-    /// Lines ready to hand to the sink. Empty, with no buffer, between sends: an open stream
-    /// waiting for its subtasks holds none (``reserveOutgoing()`` gives it one for the next lines).
+    /// Lines ready to hand to the sink: the last piece, after the full ones (``fullPieces``).
+    /// Empty, with no buffer, between sends: an open stream waiting for its subtasks holds none
+    /// (``reserveOutgoing()`` gives it one for the next lines).
     @exclusivity(unchecked) private var outgoing = JSONWriter(capacity: 0)
+    /// Pieces of about ``pieceBytes`` of whole lines, cut from `outgoing` while a send is out, and
+    /// their bytes. Lines that arrive faster than the client takes them (a burst of timers) are
+    /// held once, in pieces, rather than in one buffer that doubles and is then copied whole.
+    @exclusivity(unchecked) private var fullPieces: [[UInt8]] = []
+    @exclusivity(unchecked) private var fullPiecesBytes = 0
     @exclusivity(unchecked) private var lastSend: ContinuousClock.Instant
     @exclusivity(unchecked) private(set) var stopped = false
     @exclusivity(unchecked) private(set) var finished = false
@@ -44,6 +50,9 @@ final class JobRun {
     /// kilobyte until exported, and the exporter queues 2048 at most anyway. Later subtasks' upstream
     /// requests still carry the trace, with span IDs of their own that are not exported.
     static let maxSubtaskSpans = 1000
+
+    /// Bytes of lines past which the next line starts a new piece (the stream buffer's default).
+    static let pieceBytes = 64 * 1024
 
     /// Heap per subtask this bookkeeping takes (``marks``), for ``Job/estimatedBytes``.
     static let bytesPerSubtask = MemoryLayout<UInt32>.stride
@@ -180,29 +189,53 @@ final class JobRun {
 
     func heartbeatIfIdle(every interval: Duration) {
         let now = ContinuousClock.now
-        guard !finished, now - lastSend >= interval, outgoing.isEmpty else { return }
+        guard !finished, now - lastSend >= interval, !hasOutgoing else { return }
         reserveOutgoing()
         LineEncoder.heartbeat(
             done: summary.done, total: summary.total, elapsedMilliseconds: (now - start).milliseconds, into: &outgoing
         )
     }
 
-    /// Takes the lines ready to send, counting them as sent.
-    func takeOutgoing() -> [UInt8] {
+    /// Takes the lines ready to send, in pieces of whole lines, counting them as sent.
+    func takeOutgoing() -> [[UInt8]] {
+        var pieces = fullPieces
+        fullPieces = []
         // The writer keeps no buffer: a stream waiting for its subtasks holds none.
+        let last = outgoing.take()
+        if !last.isEmpty { pieces.append(last) }
+        summary.bytes += fullPiecesBytes + last.count
+        fullPiecesBytes = 0
+        return pieces
+    }
+
+    /// Takes the lines ready to send in one buffer, counting them as sent: a job answered at once,
+    /// whose lines are few, without an array of pieces.
+    func takeOutgoingJoined() -> [UInt8] {
+        guard fullPieces.isEmpty else { return Array(takeOutgoing().joined()) }
         let bytes = outgoing.take()
         summary.bytes += bytes.count
         return bytes
     }
 
-    /// One allocation for the next batch of lines instead of growing from a few bytes.
-    private func reserveOutgoing() {
-        if outgoing.isEmpty { outgoing.reserve(256) }
+    /// Before a line: one allocation for the next batch of lines instead of growing from a few
+    /// bytes, or, once the lines make a piece, a new piece in the same buffer.
+    @inline(__always) private func reserveOutgoing() {
+        if outgoing.isEmpty {
+            outgoing.reserve(256)
+        } else if outgoing.count >= Self.pieceBytes {
+            cutPiece()
+        }
+    }
+
+    @inline(never) private func cutPiece() {
+        fullPieces.append(outgoing.bytes)
+        fullPiecesBytes += outgoing.count
+        outgoing.removeAll()
     }
 
     /// Lines are waiting to be sent.
-    var hasOutgoing: Bool { !outgoing.isEmpty }
-    var outgoingCount: Int { outgoing.count }
+    var hasOutgoing: Bool { !outgoing.isEmpty || !fullPieces.isEmpty }
+    var outgoingCount: Int { fullPiecesBytes + outgoing.count }
 
     /// When the next heartbeat is due if nothing is sent before.
     func nextHeartbeat(every interval: Duration) -> ContinuousClock.Instant {

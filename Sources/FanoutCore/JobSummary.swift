@@ -70,14 +70,14 @@ public protocol LineSink: Sendable {
 /// A sink that queues lines at once and calls back when it has room for more (a response stream):
 /// the dispatcher then needs no task per send, nor a task group for them.
 public protocol NonBlockingLineSink: LineSink {
-    /// Queues `bytes`; calls `ready` once: `true` when the sink has room for more (at once, on the
-    /// calling thread, if it has now), `false` when the client is gone.
-    func offer(_ bytes: [UInt8], ready: @escaping @Sendable (Bool) -> Void)
+    /// Queues `pieces` (whole lines each, in order); calls `ready` once: `true` when the sink has
+    /// room for more (at once, on the calling thread, if it has now), `false` when the client is gone.
+    func offer(_ pieces: [[UInt8]], ready: @escaping @Sendable (Bool) -> Void)
 }
 
 extension NonBlockingLineSink {
-    /// Offers `bytes`; the sink's answer reaches the dispatcher's loop as ``DispatchEvent/sent(_:)``.
-    func offer(_ bytes: [UInt8], reportingTo events: JobControl) {
-        offer(bytes) { events.post(.sent($0)) }
+    /// Offers `pieces`; the sink's answer reaches the dispatcher's loop as ``DispatchEvent/sent(_:)``.
+    func offer(_ pieces: [[UInt8]], reportingTo events: JobControl) {
+        offer(pieces) { events.post(.sent($0)) }
     }
 }

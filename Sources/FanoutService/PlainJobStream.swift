@@ -123,7 +123,7 @@ struct StreamSink: NonBlockingLineSink {
         try await stream.write(bytes)
     }
 
-    func offer(_ bytes: [UInt8], ready: @escaping @Sendable (Bool) -> Void) {
-        stream.write(bytes, ready: ready)
+    func offer(_ pieces: [[UInt8]], ready: @escaping @Sendable (Bool) -> Void) {
+        stream.write(pieces, ready: ready)
     }
 }

@@ -27,7 +27,7 @@ public final class ResponseStream: @unchecked Sendable {
     /// Queues `bytes` for the client, then waits while the buffer is over its high-water mark.
     /// - Throws: ``ResponseStreamError/closed`` once the client is gone or the server is stopping.
     public func write(_ bytes: [UInt8]) async throws {
-        guard let wait = enqueue(bytes) else { throw ResponseStreamError.closed }
+        guard let wait = enqueue(CollectionOfOne(bytes)) else { throw ResponseStreamError.closed }
         guard wait else { return }
         let ready = await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
             whenRoom { continuation.resume(returning: $0) }
@@ -35,18 +35,18 @@ public final class ResponseStream: @unchecked Sendable {
         if !ready { throw ResponseStreamError.closed }
     }
 
-    /// Queues `bytes` for the client without waiting. `ready` is called once: `true` as soon as the
-    /// buffer has room for more (at once, on this thread, if it has now; else from the MHD thread
-    /// that drained it), `false` if the stream is over (the bytes then go nowhere).
-    public func write(_ bytes: [UInt8], ready: @escaping @Sendable (Bool) -> Void) {
-        guard let wait = enqueue(bytes) else { return ready(false) }
+    /// Queues `pieces` for the client, in order, without waiting. `ready` is called once: `true` as
+    /// soon as the buffer has room for more (at once, on this thread, if it has now; else from the
+    /// MHD thread that drained it), `false` if the stream is over (the bytes then go nowhere).
+    public func write(_ pieces: [[UInt8]], ready: @escaping @Sendable (Bool) -> Void) {
+        guard let wait = enqueue(pieces) else { return ready(false) }
         if wait { whenRoom(ready) } else { ready(true) }
     }
 
-    /// Queues `bytes`, resuming the connection if the reader was suspended: whether the writer must
+    /// Queues `pieces`, resuming the connection if the reader was suspended: whether the writer must
     /// now wait for room, or nil if the stream is over (nothing queued).
-    private func enqueue(_ bytes: [UInt8]) -> Bool? {
-        switch state.withLock({ $0.write(bytes) }) {
+    private func enqueue(_ pieces: some Collection<[UInt8]>) -> Bool? {
+        switch state.withLock({ $0.write(contentsOf: pieces) }) {
         case .refused:
             return nil
         case .queued(let resume, let wait):

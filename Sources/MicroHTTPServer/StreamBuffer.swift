@@ -93,13 +93,18 @@ struct StreamBuffer {
 
     /// The producer writes `bytes`.
     mutating func write(_ bytes: [UInt8]) -> WriteAction {
+        write(contentsOf: CollectionOfOne(bytes))
+    }
+
+    /// The producer writes `pieces`, one after the other: each is queued as it is, uncopied.
+    mutating func write(contentsOf pieces: some Collection<[UInt8]>) -> WriteAction {
         switch state {
         case .finished, .cancelled, .closed:
             return .refused
         case .idle, .buffering, .suspended:
-            guard !bytes.isEmpty else { return .queued(resume: false, wait: buffered > highWater) }
+            guard pieces.contains(where: { !$0.isEmpty }) else { return .queued(resume: false, wait: buffered > highWater) }
             let resume = state == .suspended
-            enqueue(bytes)
+            for piece in pieces { enqueue(piece) }
             state = .buffering
             return .queued(resume: resume, wait: buffered > highWater)
         }

@@ -71,10 +71,11 @@ final class CollectingSink: LineSink {
 final class OfferingSink: NonBlockingLineSink {
     private struct State {
         var lines: [JSONValue] = []
+        /// Each offer's pieces' sizes.
+        var offers: [[Int]] = []
         var held: Bool
         var waiting: [@Sendable (Bool) -> Void] = []
         var failAfter: Int?
-        var offers = 0
     }
 
     private let state: Locked<State>
@@ -87,12 +88,13 @@ final class OfferingSink: NonBlockingLineSink {
         Issue.record("a non-blocking sink is offered its lines, never sent them")
     }
 
-    func offer(_ bytes: [UInt8], ready: @escaping @Sendable (Bool) -> Void) {
-        #expect(bytes.last == 10, "every offer ends with a newline")
-        let parsed = bytes.split(separator: 10).compactMap { try? JSONParser.parse(Array($0)) }
+    func offer(_ pieces: [[UInt8]], ready: @escaping @Sendable (Bool) -> Void) {
+        #expect(!pieces.isEmpty, "an offer has lines")
+        #expect(pieces.allSatisfy { $0.last == 10 }, "every piece is whole lines")
+        let parsed = pieces.flatMap { $0.split(separator: 10).compactMap { try? JSONParser.parse(Array($0)) } }
         let answer = state.withLock { state -> Bool? in
-            state.offers += 1
-            if let limit = state.failAfter, state.offers > limit { return false }
+            state.offers.append(pieces.map(\.count))
+            if let limit = state.failAfter, state.offers.count > limit { return false }
             state.lines += parsed
             if state.held {
                 state.waiting.append(ready)
@@ -114,6 +116,7 @@ final class OfferingSink: NonBlockingLineSink {
 
     var lines: [JSONValue] { state.withLock { $0.lines } }
     var results: [JSONValue] { lines.filter { $0["event"] == .string("result") } }
+    var offers: [[Int]] { state.withLock { $0.offers } }
 }
 
 /// Counts what test subtasks do: how many run at once, started, cancelled.

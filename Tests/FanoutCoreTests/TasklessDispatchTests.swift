@@ -63,6 +63,26 @@ extension DispatcherTests {
         checkInvariants(sink.lines, total: 2_000)
     }
 
+    /// Lines that come faster than the client takes them (a burst of timers, a held sink) are
+    /// offered in pieces of whole lines of about ``JobRun/pieceBytes`` each, not in one buffer.
+    @Test func aBurstOfLinesIsOfferedInPiecesOfWholeLines() async throws {
+        let sink = OfferingSink(held: true)
+        let tasks = (0..<5_000).map { Self.timed($0, TestTime.ms(20) + $0 % 3) }
+        async let summary = runWithoutTask(.make(tasks, concurrency: 5_000), sink: sink)
+        try await Task.sleep(for: TestTime.scaled(.milliseconds(300)))
+        sink.release()
+        #expect(await summary.ok == 5_000)
+        checkInvariants(sink.lines, total: 5_000)
+        let offers = sink.offers
+        #expect(offers.contains { $0.count > 1 }, "\(offers)")
+        for pieces in offers {
+            for size in pieces.dropLast() {
+                #expect(size >= JobRun.pieceBytes && size < JobRun.pieceBytes + 512, "a full piece: \(size) bytes")
+            }
+        }
+        #expect(offers.joined().reduce(0, +) == (await summary).bytes, "every byte is offered once")
+    }
+
     @Test func aHeldSinkHoldsBackNewTimers() async throws {
         let sink = OfferingSink(held: true)
         let observer = CountingObserver()

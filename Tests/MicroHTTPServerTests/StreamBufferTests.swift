@@ -40,6 +40,20 @@ struct StreamBufferTests {
         #expect(buffer.state == .idle)
     }
 
+    /// Pieces written at once are read in order, across their boundaries, empty ones skipped;
+    /// the write waits if they take the buffer over its high-water mark together.
+    @Test func piecesWrittenAtOnceAreReadInOrder() {
+        var buffer = StreamBuffer(highWater: 8)
+        #expect(buffer.write(contentsOf: [Array("ab".utf8), [], Array("cdef".utf8), Array("ghi".utf8)]) == .queued(resume: false, wait: true))
+        #expect(buffer.buffered == 9)
+        #expect(read(&buffer, max: 3).1 == Array("abc".utf8))
+        #expect(read(&buffer, max: 5).1 == Array("defgh".utf8))
+        #expect(read(&buffer, max: 5).1 == Array("i".utf8))
+        #expect(buffer.state == .idle)
+        #expect(buffer.write(contentsOf: [[UInt8]]()) == .queued(resume: false, wait: false))
+        #expect(buffer.state == .idle, "nothing written leaves the reader as it was")
+    }
+
     @Test func overTheHighWaterMarkTheWriterWaits() {
         var buffer = StreamBuffer(highWater: 8)
         #expect(buffer.write([UInt8](repeating: 1, count: 8)) == .queued(resume: false, wait: false))

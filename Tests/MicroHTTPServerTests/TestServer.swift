@@ -235,10 +235,10 @@ final class DrivenProducer: DrivenStreamProducer {
             probe.state.withLock { $0.drivenEnded += 1 }
             ending()
         }
-        stream.write(Array("started\n".utf8)) { _ in }
+        stream.write([Array("started\n".utf8)]) { _ in }
         if endsAfterSecondLine {
             DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(200)) {
-                stream.write(Array("later\n".utf8)) { _ in end() }
+                stream.write([Array("later\n".utf8)]) { _ in end() }
             }
         } else {
             stream.onClose {
