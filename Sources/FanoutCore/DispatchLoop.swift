@@ -215,6 +215,7 @@ final class DispatchLoop {
     /// slightly different order than they finished), then the other events in arrival order.
     /// Sorts stamps and positions, then moves each event once.
     static func finishOrder(_ batch: [DispatchEvent]) -> [DispatchEvent] {
+        if isInFinishOrder(batch) { return batch }
         var finished: [(at: MonotonicTime, position: Int)] = []
         var others: [Int] = []
         for (position, event) in batch.enumerated() {
@@ -226,6 +227,23 @@ final class DispatchLoop {
         for item in finished { ordered.append(batch[item.position]) }
         for position in others { ordered.append(batch[position]) }
         return ordered
+    }
+
+    /// The batch is in finish order already: outcomes by stamp (the timer thread posts a burst in
+    /// deadline order), then the other events. One look at each, instead of a sort and a copy.
+    static func isInFinishOrder(_ batch: [DispatchEvent]) -> Bool {
+        var last: MonotonicTime?
+        var seenOther = false
+        for event in batch {
+            guard case .finished(_, _, let at) = event else {
+                seenOther = true
+                continue
+            }
+            if seenOther { return false }
+            if let last, at < last { return false }
+            last = at
+        }
+        return true
     }
 
     /// Starts subtasks while they may start, up to ``Dispatcher/launchBatch`` per pass.
