@@ -7,6 +7,11 @@ import Testing
 @Suite("Deadline timer")
 struct SharedTimerTests {
     /// Actions run on the timer thread in deadline order, never early.
+    /// A burst of 100,000 timers holds 131,072 slots: each stays at 32 bytes.
+    @Test func aSlotTakesThirtyTwoBytes() {
+        #expect(DeadlineTimer.slotStride == 32)
+    }
+
     @Test func firesInDeadlineOrder() async throws {
         final class Log: Sendable {
             let fired = Locked<[Int]>([])
