@@ -19,6 +19,8 @@ final class DispatchLoop {
     let timer: DeadlineTimer
     let start: ContinuousClock.Instant
     let jobDeadline: ContinuousClock.Instant
+    /// `jobDeadline` on the timer's scale, for the timers of planned outcomes.
+    let jobDeadlineTime: MonotonicTime
     let heartbeat: Duration
     /// Input order: most bytes of lines held for an earlier one before no new subtask starts.
     let bufferBytes: Int
@@ -40,6 +42,7 @@ final class DispatchLoop {
         self.timer = timer
         self.start = ContinuousClock.now
         self.jobDeadline = start + .milliseconds(job.timeoutMilliseconds)
+        self.jobDeadlineTime = MonotonicTime(jobDeadline)
         self.heartbeat = .milliseconds(job.heartbeatMilliseconds)
         self.bufferBytes = bufferBytes
         self.jobRun = JobRun(job: job, id: id, start: start, observer: observer, trace: trace)
@@ -251,9 +254,16 @@ final class DispatchLoop {
         var launched = 0
         while mayLaunch, launched < Dispatcher.launchBatch {
             let index = next
-            let work = job.tasks.work(at: index)
             next += 1
             launched += 1
+            if let delay = job.tasks.plannedDelayMicroseconds(at: index), delay > 0 {
+                inFlight += 1
+                let now = MonotonicTime.now
+                jobRun.timerStarted(index: index, at: now)
+                schedule(index: index, now: now, delayMicroseconds: delay)
+                continue
+            }
+            let work = job.tasks.work(at: index)
             if case .immediate(let outcome) = work {
                 // What finished before now goes first, so lines stay in finish order (`now` is read
                 // under the inbox's lock, after every outcome taken and before every later one).
@@ -262,6 +272,8 @@ final class DispatchLoop {
                 if !jobRun.stopped { jobRun.record(index: index, outcome: outcome, at: now) }
                 continue
             }
+            // What is left does work in a task of its own (an immediate or delayed outcome did not get here).
+            guard case .run(let body) = work else { continue }
             inFlight += 1
             let trace = jobRun.started(index: index)
             // A subtask's own timeout counts from when it starts, within the job's deadline.
@@ -272,26 +284,25 @@ final class DispatchLoop {
             } else {
                 deadline = jobDeadline
             }
-            switch work {
-            case .immediate:
-                break
-            case .run(let work):
-                spawn(work, SubtaskContext(deadline: deadline, deadlineIsJobDeadline: deadline == jobDeadline, trace: trace), index, events)
-            case .delayed(_, let delay):
-                schedule(index: index, due: now + delay, deadline: deadline)
-            }
+            spawn(body, SubtaskContext(deadline: deadline, deadlineIsJobDeadline: deadline == jobDeadline, trace: trace), index, events)
         }
     }
 
-    /// A planned outcome fires when due, or as a timeout at the subtask's own deadline; past the
-    /// job's deadline nothing is scheduled: the job's deadline reports it. The loop is the timers'
-    /// target (``timerFired(_:)``), the tag the index and whether it is the timeout.
-    private func schedule(index: Int, due: ContinuousClock.Instant, deadline: ContinuousClock.Instant) {
+    /// A planned outcome fires when due, or as a timeout at the subtask's own deadline (counted,
+    /// as a task's, from `now`, its start); past the job's deadline nothing is scheduled: the
+    /// job's deadline reports it. The loop is the timers' target (``timerFired(_:)``), the tag the
+    /// index and whether it is the timeout. On the timer's scale throughout: no `Instant` per timer.
+    private func schedule(index: Int, now: MonotonicTime, delayMicroseconds: Int64) {
+        let due = now.advanced(byMicroseconds: delayMicroseconds)
+        var deadline = jobDeadlineTime
+        if let timeout = job.tasks.timeoutMilliseconds(at: index) {
+            deadline = min(deadline, now.advanced(byMicroseconds: Int64(timeout) * 1000))
+        }
         // Room for the timers that can be in flight at once (a few hundred at most up front).
         let expected = { min(self.job.tasks.count - index, self.job.concurrency, 512) }
         if due <= deadline {
             planned.insert(timer.schedule(at: due, target: self, tag: index << 1), for: index, expected: expected)
-        } else if deadline < jobDeadline {
+        } else if deadline < jobDeadlineTime {
             planned.insert(timer.schedule(at: deadline, target: self, tag: index << 1 | 1), for: index, expected: expected)
         }
     }

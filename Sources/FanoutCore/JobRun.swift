@@ -29,14 +29,14 @@ final class JobRun {
     /// Empty, with no buffer, between sends: an open stream waiting for its subtasks holds none
     /// (``reserveOutgoing()`` gives it one for the next lines).
     @exclusivity(unchecked) private var outgoing = JSONWriter(capacity: 0)
-    /// Pieces of about ``pieceBytes`` of whole lines, cut from `outgoing` while a send is out, and
-    /// their bytes. Lines that arrive faster than the client takes them (a burst of timers) are
+    /// Pieces of about ``pieceBytes`` of whole lines, cut from `outgoing` while a send is out. Lines that arrive faster than the client takes them (a burst of timers) are
     /// held once, in pieces, rather than in one buffer that doubles and is then copied whole.
     @exclusivity(unchecked) private var fullPieces: [[UInt8]] = []
-    @exclusivity(unchecked) private var fullPiecesBytes = 0
     @exclusivity(unchecked) private var lastSend: ContinuousClock.Instant
     @exclusivity(unchecked) private(set) var stopped = false
     @exclusivity(unchecked) private(set) var finished = false
+    /// The job's trace records spans: every started subtask gets one (``started(index:)``).
+    let recordsSpans: Bool
     private let observer: (any DispatchObserver)?
 
     /// The job's point in its trace; with a span, started subtasks get spans (``spans``).
@@ -62,6 +62,7 @@ final class JobRun {
     init(job: Job, id: String, start: ContinuousClock.Instant, observer: (any DispatchObserver)? = nil, trace: TraceScope? = nil) {
         self.job = job
         self.trace = trace
+        self.recordsSpans = trace?.span != nil
         self.id = id
         self.start = start
         self.startTime = MonotonicTime(start)
@@ -89,9 +90,19 @@ final class JobRun {
         return scope
     }
 
-    private func observe(startOf index: Int) {
+    /// A subtask that is a timer began at `now`: it needs no point in the trace unless it gets a
+    /// span of its own, so none is made (a burst of timers copied an optional scope twice each).
+    func timerStarted(index: Int, at now: MonotonicTime) {
+        if recordsSpans {
+            _ = started(index: index)
+        } else {
+            observe(startOf: index, at: now)
+        }
+    }
+
+    private func observe(startOf index: Int, at now: MonotonicTime = .now) {
         guard let observer else { return }
-        marks[index] = min(UInt32(clamping: MonotonicTime.now.microseconds(since: startTime) + 1), Self.reportedMark - 1)
+        marks[index] = min(UInt32(clamping: now.microseconds(since: startTime) + 1), Self.reportedMark - 1)
         observer.subtaskStarted(kind: job.tasks.kind(at: index))
     }
 
@@ -198,13 +209,12 @@ final class JobRun {
 
     /// Takes the lines ready to send, in pieces of whole lines, counting them as sent.
     func takeOutgoing() -> [[UInt8]] {
+        summary.bytes += outgoingCount
         var pieces = fullPieces
         fullPieces = []
         // The writer keeps no buffer: a stream waiting for its subtasks holds none.
         let last = outgoing.take()
         if !last.isEmpty { pieces.append(last) }
-        summary.bytes += fullPiecesBytes + last.count
-        fullPiecesBytes = 0
         return pieces
     }
 
@@ -229,13 +239,13 @@ final class JobRun {
 
     @inline(never) private func cutPiece() {
         fullPieces.append(outgoing.bytes)
-        fullPiecesBytes += outgoing.count
         outgoing.removeAll()
     }
 
     /// Lines are waiting to be sent.
     var hasOutgoing: Bool { !outgoing.isEmpty || !fullPieces.isEmpty }
-    var outgoingCount: Int { fullPiecesBytes + outgoing.count }
+    /// Bytes of the lines ready to send (the pieces are few: a send takes them all).
+    var outgoingCount: Int { fullPieces.reduce(outgoing.count) { $0 + $1.count } }
 
     /// When the next heartbeat is due if nothing is sent before.
     func nextHeartbeat(every interval: Duration) -> ContinuousClock.Instant {

@@ -52,6 +52,13 @@ struct MonotonicTime: Comparable, Sendable {
         MonotonicTime(nanoseconds: bootTimeNanoseconds() &- originNanoseconds)
     }
 
+    /// `microseconds` later (saturated).
+    func advanced(byMicroseconds microseconds: Int64) -> MonotonicTime {
+        let (delta, overflow) = microseconds.multipliedReportingOverflow(by: 1000)
+        let (sum, carry) = nanoseconds.addingReportingOverflow(delta)
+        return MonotonicTime(nanoseconds: overflow || carry ? (microseconds < 0 ? .min : .max) : sum)
+    }
+
     /// Nanoseconds after `start`, saturated at the bounds of `Int64`.
     private func nanoseconds(since start: MonotonicTime) -> Int64 {
         let (difference, overflow) = nanoseconds.subtractingReportingOverflow(start.nanoseconds)

@@ -63,6 +63,12 @@ public struct SubtaskList: RandomAccessCollection, Sendable {
         }
     }
 
+    /// How long after its start a subtask's planned outcome is due, in microseconds (0: at once);
+    /// nil for one that runs. Reads no outcome (a timer's is read when it fires).
+    func plannedDelayMicroseconds(at position: Int) -> Int64? {
+        if case .planned(_, let microseconds) = works[position] { microseconds } else { nil }
+    }
+
     /// The outcome of a subtask whose outcome is known in advance; nil for one that runs.
     func plannedOutcome(at position: Int) -> SubtaskOutcome? {
         if case .planned(let outcome, _) = works[position] { outcome } else { nil }
