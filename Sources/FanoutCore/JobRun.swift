@@ -29,8 +29,9 @@ final class JobRun {
     /// Empty, with no buffer, between sends: an open stream waiting for its subtasks holds none
     /// (``reserveOutgoing()`` gives it one for the next lines).
     @exclusivity(unchecked) private var outgoing = JSONWriter(capacity: 0)
-    /// Pieces of about ``pieceBytes`` of whole lines, cut from `outgoing` while a send is out. Lines that arrive faster than the client takes them (a burst of timers) are
-    /// held once, in pieces, rather than in one buffer that doubles and is then copied whole.
+    /// Pieces of about ``pieceBytes`` of whole lines, cut from `outgoing` while a send is out:
+    /// lines that arrive faster than the client takes them (a burst of timers) are held once, in
+    /// pieces, rather than in one buffer that doubles and is then copied whole.
     @exclusivity(unchecked) private var fullPieces: [[UInt8]] = []
     @exclusivity(unchecked) private var lastSend: ContinuousClock.Instant
     @exclusivity(unchecked) private(set) var stopped = false
