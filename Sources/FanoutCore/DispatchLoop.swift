@@ -19,8 +19,6 @@ final class DispatchLoop {
     let timer: DeadlineTimer
     let start: ContinuousClock.Instant
     let jobDeadline: ContinuousClock.Instant
-    /// `jobDeadline` on the timer's scale, for the timers of planned outcomes.
-    let jobDeadlineTime: MonotonicTime
     let heartbeat: Duration
     /// Input order: most bytes of lines held for an earlier one before no new subtask starts.
     let bufferBytes: Int
@@ -42,7 +40,6 @@ final class DispatchLoop {
         self.timer = timer
         self.start = ContinuousClock.now
         self.jobDeadline = start + .milliseconds(job.timeoutMilliseconds)
-        self.jobDeadlineTime = MonotonicTime(jobDeadline)
         self.heartbeat = .milliseconds(job.heartbeatMilliseconds)
         self.bufferBytes = bufferBytes
         self.jobRun = JobRun(job: job, id: id, start: start, observer: observer, trace: trace)
@@ -294,6 +291,9 @@ final class DispatchLoop {
     /// index and whether it is the timeout. On the timer's scale throughout: no `Instant` per timer.
     private func schedule(index: Int, now: MonotonicTime, delayMicroseconds: Int64) {
         let due = now.advanced(byMicroseconds: delayMicroseconds)
+        // `jobDeadline` on the timer's scale, made here rather than held: every open stream's loop
+        // would pay for it.
+        let jobDeadlineTime = jobRun.startTime.advanced(byMicroseconds: Int64(job.timeoutMilliseconds) * 1000)
         var deadline = jobDeadlineTime
         if let timeout = job.tasks.timeoutMilliseconds(at: index) {
             deadline = min(deadline, now.advanced(byMicroseconds: Int64(timeout) * 1000))
