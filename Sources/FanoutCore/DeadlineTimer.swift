@@ -92,7 +92,7 @@ public final class DeadlineTimer: Sendable {
     /// delays every other timer.
     @discardableResult
     public func schedule(at deadline: ContinuousClock.Instant, _ action: @escaping @Sendable () -> Void) -> Token {
-        schedule(at: deadline, .closure(action))
+        schedule(at: MonotonicTime(deadline), .closure(action))
     }
 
     /// Calls `target.timerFired(tag)` on the timer thread at `deadline` unless cancelled first: as
@@ -107,10 +107,6 @@ public final class DeadlineTimer: Sendable {
     @discardableResult
     func schedule(at deadline: MonotonicTime, target: any TimerTarget, tag: Int) -> Token {
         schedule(at: deadline, .target(target, tag: tag))
-    }
-
-    private func schedule(at deadline: ContinuousClock.Instant, _ action: Action) -> Token {
-        schedule(at: MonotonicTime(deadline), action)
     }
 
     private func schedule(at deadline: MonotonicTime, _ action: Action) -> Token {

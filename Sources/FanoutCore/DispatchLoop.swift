@@ -269,8 +269,7 @@ final class DispatchLoop {
                 if !jobRun.stopped { jobRun.record(index: index, outcome: outcome, at: now) }
                 continue
             }
-            // What is left does work in a task of its own (an immediate or delayed outcome did not get here).
-            guard case .run(let body) = work else { continue }
+            guard case .run(let body) = work else { preconditionFailure("a planned delay is a timer, started above") }
             inFlight += 1
             let trace = jobRun.started(index: index)
             // A subtask's own timeout counts from when it starts, within the job's deadline.

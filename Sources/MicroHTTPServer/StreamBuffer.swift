@@ -91,11 +91,6 @@ struct StreamBuffer {
 
     // MARK: Transitions
 
-    /// The producer writes `bytes`.
-    mutating func write(_ bytes: [UInt8]) -> WriteAction {
-        write(contentsOf: CollectionOfOne(bytes))
-    }
-
     /// The producer writes `pieces`, one after the other: each is queued as it is, uncopied.
     mutating func write(contentsOf pieces: some Collection<[UInt8]>) -> WriteAction {
         switch state {

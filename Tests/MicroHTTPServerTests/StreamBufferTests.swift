@@ -19,9 +19,9 @@ struct StreamBufferTests {
         guard case .suspend = read(&buffer).0 else { Issue.record("an empty open stream suspends"); return }
         #expect(buffer.state == .suspended)
         guard case .nothing = read(&buffer).0 else { Issue.record("never suspends twice"); return }
-        #expect(buffer.write(Array("ab".utf8)) == .queued(resume: true, wait: false), "the write that leaves .suspended resumes")
+        #expect(buffer.write(contentsOf: [Array("ab".utf8)]) == .queued(resume: true, wait: false), "the write that leaves .suspended resumes")
         #expect(buffer.state == .buffering)
-        #expect(buffer.write(Array("cd".utf8)) == .queued(resume: false, wait: false), "only once")
+        #expect(buffer.write(contentsOf: [Array("cd".utf8)]) == .queued(resume: false, wait: false), "only once")
         let (action, bytes) = read(&buffer)
         guard case .copied(4, nil) = action else { Issue.record("copies what is queued: \(action)"); return }
         #expect(bytes == Array("abcd".utf8))
@@ -30,8 +30,8 @@ struct StreamBufferTests {
 
     @Test func readsInPiecesAcrossChunks() {
         var buffer = StreamBuffer(highWater: 1024)
-        _ = buffer.write(Array("hello ".utf8))
-        _ = buffer.write(Array("world".utf8))
+        _ = buffer.write(contentsOf: [Array("hello ".utf8)])
+        _ = buffer.write(contentsOf: [Array("world".utf8)])
         #expect(read(&buffer, max: 4).1 == Array("hell".utf8))
         #expect(read(&buffer, max: 4).1 == Array("o wo".utf8))
         #expect(buffer.state == .buffering)
@@ -56,19 +56,19 @@ struct StreamBufferTests {
 
     @Test func overTheHighWaterMarkTheWriterWaits() {
         var buffer = StreamBuffer(highWater: 8)
-        #expect(buffer.write([UInt8](repeating: 1, count: 8)) == .queued(resume: false, wait: false))
-        #expect(buffer.write([1]) == .queued(resume: false, wait: true))
+        #expect(buffer.write(contentsOf: [[UInt8](repeating: 1, count: 8)]) == .queued(resume: false, wait: false))
+        #expect(buffer.write(contentsOf: [[1]]) == .queued(resume: false, wait: true))
         #expect(buffer.lowWater == 4)
     }
 
     @Test func finishDrainsThenEnds() {
         var buffer = StreamBuffer(highWater: 16)
-        _ = buffer.write(Array("xy".utf8))
+        _ = buffer.write(contentsOf: [Array("xy".utf8)])
         let wakeups = buffer.finish()
         #expect(!wakeups.resume)
         #expect(buffer.state == .finished)
         #expect(buffer.producerDone)
-        #expect(buffer.write([1]) == .refused, "no write after finish")
+        #expect(buffer.write(contentsOf: [[1]]) == .refused, "no write after finish")
         #expect(read(&buffer).1 == Array("xy".utf8))
         guard case .endOfStream = read(&buffer).0 else { Issue.record("ends cleanly once drained"); return }
     }
@@ -90,12 +90,12 @@ struct StreamBufferTests {
 
     @Test func cancelEndsWithAnErrorAndResumesOnlyASuspendedReader() {
         var open = StreamBuffer(highWater: 16)
-        _ = open.write([1, 2])
+        _ = open.write(contentsOf: [[1, 2]])
         #expect(open.cancel(onlyIfSuspended: true) == nil, "the watchdog leaves a stream that is not suspended alone")
         let wakeups = open.cancel()
         #expect(wakeups?.resume == false)
         #expect(open.state == .cancelled)
-        #expect(open.write([3]) == .refused)
+        #expect(open.write(contentsOf: [[3]]) == .refused)
         guard case .endWithError = read(&open).0 else { Issue.record("the next read ends with an error"); return }
 
         var suspended = StreamBuffer(highWater: 16)
@@ -133,12 +133,12 @@ struct StreamBufferTests {
 
     @Test func closeIsFinalAndDropsWhatIsQueued() {
         var buffer = StreamBuffer(highWater: 16)
-        _ = buffer.write([1, 2, 3])
+        _ = buffer.write(contentsOf: [[1, 2, 3]])
         _ = buffer.close()
         #expect(buffer.state == .closed)
         #expect(buffer.isEmpty)
         #expect(buffer.cancel() == nil, "nothing acts on a closed stream")
-        #expect(buffer.write([4]) == .refused)
+        #expect(buffer.write(contentsOf: [[4]]) == .refused)
         _ = buffer.finish()
         #expect(buffer.state == .closed)
         guard case .endWithError = read(&buffer).0 else { Issue.record("a closed stream never reads"); return }
