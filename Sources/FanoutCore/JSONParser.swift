@@ -84,6 +84,26 @@ public struct JSONParser: Sendable {
         return .object(members)
     }
 
+    /// ``parseValue()``, but an object's members are put in `members`, in place of what it held: a
+    /// caller that parses many objects one after the other, each dropped before the next, reuses
+    /// one buffer (and members assigned over, not removed then appended, are destroyed without the
+    /// runtime's generic destruction of an array's elements, ~130 instructions each). `codes`
+    /// tells which names it had (empty for a value that is no object).
+    mutating func parseValue(reusing members: inout [(String, JSONValue)], codes: inout MemberCodes) throws(Error) -> JSONValue {
+        guard index < bytes.count, bytes[index] == UInt8(ascii: "{") else {
+            codes = MemberCodes()
+            return try parseValue()
+        }
+        var count = 0
+        codes = try forEachMember { (parser, key) throws(Error) in
+            let member = (key, try parser.parseValue())
+            if count < members.count { members[count] = member } else { members.append(member) }
+            count += 1
+        }
+        if count < members.count { members.removeLast(members.count - count) }
+        return .object(members)
+    }
+
     private mutating func parseArray() throws(Error) -> JSONValue {
         var elements: [JSONValue] = []
         try forEachElement { (parser) throws(Error) in elements.append(try parser.parseValue()) }
@@ -92,22 +112,35 @@ public struct JSONParser: Sendable {
 
     /// Parses the object that starts here member by member: `member` gets each name with the parser
     /// at its value, and must parse the value. A repeated name is refused.
-    mutating func forEachMember(_ member: (inout JSONParser, String) throws(Error) -> Void) throws(Error) {
+    /// - Returns: Which names the object had (``MemberCodes``).
+    @discardableResult
+    mutating func forEachMember(_ member: (inout JSONParser, String) throws(Error) -> Void) throws(Error) -> MemberCodes {
         try enter()
         defer { depth -= 1 }
         index += 1
-        var names = MemberNames()
+        var codes = MemberCodes()
+        // Names not shared, told apart by comparing them: made at the first.
+        var others: MemberNames?
         skipWhitespace()
         if index < bytes.count, bytes[index] == UInt8(ascii: "}") {
             index += 1
-            return
+            return codes
         }
         while true {
             skipWhitespace()
             guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else { throw error("expected a member name") }
             let keyOffset = index
-            let key = try parseString()
-            guard names.insert(key) else { throw Error(offset: keyOffset, reason: "duplicate member name \"\(key)\"") }
+            var code = -1
+            let key = try parseString(sharedCode: &code)
+            if code >= 0 {
+                let bit: UInt64 = 1 << UInt64(code)
+                guard codes.mask & bit == 0 else { throw Error(offset: keyOffset, reason: "duplicate member name \"\(key)\"") }
+                codes.mask |= bit
+            } else {
+                codes.others = true
+                if others == nil { others = MemberNames() }
+                guard others!.insert(key) else { throw Error(offset: keyOffset, reason: "duplicate member name \"\(key)\"") }
+            }
             skipWhitespace()
             guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { throw error("expected ':'") }
             index += 1
@@ -121,7 +154,7 @@ public struct JSONParser: Sendable {
             }
             guard bytes[index] == UInt8(ascii: "}") else { throw error("expected ',' or '}'") }
             index += 1
-            return
+            return codes
         }
     }
 
@@ -235,27 +268,39 @@ public struct JSONParser: Sendable {
     }
 
     private mutating func parseString() throws(Error) -> String {
+        var code = -1
+        return try parseString(sharedCode: &code)
+    }
+
+    /// The string that starts here; `sharedCode` is set to its code if it is a shared name
+    /// (``SharedNames``), however it is spelt, and left alone if not.
+    private mutating func parseString(sharedCode: inout Int) throws(Error) -> String {
         index += 1
         let start = index
         // A run of printable ASCII other than `"` and `\` (most of any string), scanned on the
-        // buffer: what ends it is judged below.
-        index = bytes.withUnsafeBufferPointer { buffer in
+        // buffer: if a quote ends it, it may be a shared name; else what ends it is judged below.
+        let shared = shared
+        let (end, match) = bytes.withUnsafeBufferPointer { buffer -> (Int, (name: String, code: Int)?) in
             var position = start
             while position < buffer.count {
                 let byte = buffer[position]
                 guard byte >= 0x20, byte < 0x80, byte != UInt8(ascii: "\""), byte != UInt8(ascii: "\\") else { break }
                 position += 1
             }
-            return position
+            guard let shared, position < buffer.count, buffer[position] == UInt8(ascii: "\"") else { return (position, nil) }
+            return (position, shared.match(buffer.baseAddress! + start, count: position - start, readable: buffer.count - start))
+        }
+        index = end
+        if let match {
+            index += 1
+            sharedCode = match.code
+            return match.name
         }
         // Fast path: no escapes.
         while index < bytes.count {
             let byte = bytes[index]
             if byte == UInt8(ascii: "\"") {
                 defer { index += 1 }
-                if let shared, let name = bytes.withUnsafeBufferPointer({ shared.match($0.baseAddress! + start, count: index - start) }) {
-                    return name
-                }
                 // Validated as it was scanned: decoding replaces nothing.
                 return String(decoding: bytes[start..<index], as: UTF8.self)
             }
@@ -269,6 +314,11 @@ public struct JSONParser: Sendable {
             switch byte {
             case UInt8(ascii: "\""):
                 index += 1
+                // A shared name spelt with escapes is still that name (a repeat of it is seen).
+                if let shared, let match = scalars.withUnsafeBufferPointer({ buffer in buffer.baseAddress.flatMap { shared.match($0, count: buffer.count) } }) {
+                    sharedCode = match.code
+                    return match.name
+                }
                 return String(decoding: scalars, as: UTF8.self)
             case UInt8(ascii: "\\"):
                 index += 1

@@ -38,6 +38,11 @@ public struct JobDecoder: Sendable {
     public let runners: RunnerRegistry
     /// The job's and its subtasks' field names and kinds, shared by every job decoded.
     private let names: JSONParser.SharedNames
+    /// The codes in `names` of the optional fields every subtask may have (nil: not shared).
+    private let idCode, timeoutCode: Int?
+    /// Each runner's field names as a mask of their codes (``JSONParser/SharedNames/mask(of:)``),
+    /// by its position in `runners`: a subtask whose names are all in its runner's needs no check.
+    private let runnerFieldMasks: [UInt64]
 
     /// Shortest heartbeat interval accepted, so a job cannot make the server spin on heartbeats.
     public static let minimumHeartbeatMilliseconds = 10
@@ -57,7 +62,10 @@ public struct JobDecoder: Sendable {
     public init(policy: JobPolicy, runners: RunnerRegistry) {
         self.policy = policy
         self.runners = runners
-        self.names = JSONParser.SharedNames(Self.jobFields + runners.fieldNames + runners.kinds)
+        let names = JSONParser.SharedNames(Self.jobFields + runners.fieldNames + runners.kinds)
+        self.names = names
+        (idCode, timeoutCode) = (names.code(of: "id"), names.code(of: "timeout_ms"))
+        runnerFieldMasks = runners.fieldsByRunner.map { names.mask(of: $0) }
     }
 
     /// Decodes and validates a job. The body is parsed in one pass and each subtask is bound to
@@ -100,7 +108,7 @@ public struct JobDecoder: Sendable {
                             parser.skipArray(endingAt: end)
                             bound = cuts.count + 1
                         } else {
-                            try parser.forEachElement { (parser) throws(JSONParser.Error) in scan.add(try parser.parseValue()) }
+                            try parser.forEachElement { (parser) throws(JSONParser.Error) in try scan.parseAndAdd(&parser) }
                         }
                     } else {
                         scan.members.append((key, try parser.parseValue()))
@@ -202,6 +210,8 @@ public struct JobDecoder: Sendable {
         /// kept once some task names its own id.
         private var seen: Set<String>?
         private var defaulted: [Int] = []
+        /// The members of the subtask being bound: one buffer for them all.
+        private var taskMembers: [(String, JSONValue)] = []
 
         /// - Parameter firstIndex: The index of the first subtask this scan sees (a run's).
         init(decoder: JobDecoder, maxBytes: Int, firstIndex: Int = 0) {
@@ -222,7 +232,7 @@ public struct JobDecoder: Sendable {
             DispatchQueue.concurrentPerform(iterations: runs) { run in
                 var part = Scan(decoder: decoder, maxBytes: share, firstIndex: run == 0 ? 0 : cuts[run - 1].elementsBefore)
                 let end = try? parser.forEachElement(ofRun: run, cuts: cuts) { (parser) throws(JSONParser.Error) in
-                    part.add(try parser.parseValue())
+                    try part.parseAndAdd(&parser)
                     // This run is done for: the whole is decoded again in one piece.
                     if part.firstError != nil || part.overMemory { throw JSONParser.Error(offset: parser.index, reason: "") }
                 }
@@ -240,12 +250,21 @@ public struct JobDecoder: Sendable {
             return parsed[runs - 1]?.end
         }
 
-        mutating func add(_ task: JSONValue) {
+        /// Parses the subtask at `parser` and adds it.
+        mutating func parseAndAdd(_ parser: inout JSONParser) throws(JSONParser.Error) {
+            var codes = JSONParser.MemberCodes()
+            let task = try parser.parseValue(reusing: &taskMembers, codes: &codes)
+            add(task, codes: codes)
+        }
+
+        /// Binds a subtask (unless an earlier one failed, or the job is over its memory) and
+        /// counts it; `codes` are its member names (``JSONParser/parseValue(reusing:codes:)``).
+        private mutating func add(_ task: JSONValue, codes: JSONParser.MemberCodes) {
             let index = count
             count += 1
             guard firstError == nil, !overMemory, count <= decoder.policy.maxTasks else { return }
             do {
-                try bind(task, index: index)
+                try bind(task, codes: codes, index: index)
             } catch {
                 firstError = error
             }
@@ -255,13 +274,14 @@ public struct JobDecoder: Sendable {
             }
         }
 
-        private mutating func bind(_ taskValue: JSONValue, index: Int) throws(JobValidationError) {
+        private mutating func bind(_ taskValue: JSONValue, codes: JSONParser.MemberCodes, index: Int) throws(JobValidationError) {
             let path = FieldPath.task(index)
             guard case .object = taskValue else {
                 throw JobValidationError(field: path.description, detail: "must be an object, got \(taskValue.typeName)")
             }
+            // Fields the subtask has not are not looked up.
             var id: String?
-            if let named = try taskValue.string("id", path: path) {
+            if codes.mayHave(decoder.idCode), let named = try taskValue.string("id", path: path) {
                 guard !named.isEmpty else { throw JobValidationError(field: "\(path).id", detail: "must not be empty") }
                 if seen == nil { seen = Set(defaulted.map(String.init)) }
                 guard seen!.insert(named).inserted else {
@@ -281,10 +301,11 @@ public struct JobDecoder: Sendable {
             guard let kind = try taskValue.string("kind", path: path) else {
                 throw JobValidationError(field: "\(path).kind", detail: "is required (one of: \(runners.kinds.joined(separator: ", ")))")
             }
-            let ownTimeout = try taskValue.integer("timeout_ms", path: path, in: 1...decoder.policy.maxTimeoutMilliseconds)
-            guard let work = try runners.bind(kind: kind, task: taskValue, path: path) else {
+            let ownTimeout = codes.mayHave(decoder.timeoutCode) ? try taskValue.integer("timeout_ms", path: path, in: 1...decoder.policy.maxTimeoutMilliseconds) : nil
+            guard let runner = runners.runner(ofKind: kind) else {
                 throw JobValidationError(field: "\(path).kind", detail: "\"\(kind)\" is not a known kind (one of: \(runners.kinds.joined(separator: ", ")))")
             }
+            let work = try runners.bind(runner: runner, task: taskValue, path: path, fieldsChecked: codes.allIn(decoder.runnerFieldMasks[runner]))
             // Only a runner call holds the task's payload; a planned outcome is counted by the list.
             let payloadBytes = if case .run = work { taskValue.heapBytes } else { 0 }
             tasks.append(id: id, kind: kind, timeoutMilliseconds: ownTimeout, bound: work, payloadBytes: payloadBytes)

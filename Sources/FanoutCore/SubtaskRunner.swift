@@ -95,10 +95,26 @@ public struct RunnerRegistry: Sendable {
     /// Every field name some subtask kind accepts (for ``JSONParser/SharedNames``).
     var fieldNames: Set<String> { Set(entries.flatMap(\.fields)) }
 
+    /// Each runner's field names, the common ones included, in registration order: the
+    /// positions ``runner(ofKind:)`` gives.
+    var fieldsByRunner: [[String]] { entries.map(\.fields) }
+
+    /// The position of the runner of `kind`, nil for an unknown kind.
+    func runner(ofKind kind: String) -> Int? {
+        entries.firstIndex { $0.kind == kind }
+    }
+
     /// Checks a subtask's fields against its kind and binds it to the runner; nil for an unknown kind.
     func bind(kind: String, task: JSONValue, path: FieldPath) throws(JobValidationError) -> BoundWork? {
-        guard let entry = entries.first(where: { $0.kind == kind }) else { return nil }
-        try task.requireOnly(entry.fields, path: path)
+        guard let runner = runner(ofKind: kind) else { return nil }
+        return try bind(runner: runner, task: task, path: path, fieldsChecked: false)
+    }
+
+    /// Binds a subtask to the runner at `runner` (``runner(ofKind:)``), checking its fields first
+    /// unless the caller has (`fieldsChecked`: every member name is in ``fieldsByRunner``).
+    func bind(runner: Int, task: JSONValue, path: FieldPath, fieldsChecked: Bool) throws(JobValidationError) -> BoundWork {
+        let entry = entries[runner]
+        if !fieldsChecked { try task.requireOnly(entry.fields, path: path) }
         return try entry.bind(task, path)
     }
 }

@@ -141,4 +141,40 @@ struct JSONTests {
         #expect(shared["seventeen_bytes_a"] == .string("a"))
         #expect(shared["b"] == .string("a"))
     }
+
+    /// Past 64 shared names the rest are not shared; every name is still told apart, shared or
+    /// not, however it is spelt, and the codes say which shared ones an object had.
+    @Test func memberCodesTellSharedNamesApart() throws {
+        let names = (0..<70).map { "n\($0)" }
+        let table = JSONParser.SharedNames(names)
+        let shared = names.filter { table.code(of: $0) != nil }
+        #expect(shared.count == 64)
+        #expect(Set((shared.compactMap { table.code(of: $0) })) == Set(0..<64))
+        let unshared = try #require(names.first { table.code(of: $0) == nil })
+        let first = try #require(shared.first)
+
+        func parse(_ text: String) throws(JSONParser.Error) -> (JSONValue, JSONParser.MemberCodes) {
+            var parser = JSONParser(bytes: Array(text.utf8), shared: table)
+            var members: [(String, JSONValue)] = []
+            var codes = JSONParser.MemberCodes()
+            let value = try parser.parseValue(reusing: &members, codes: &codes)
+            try parser.finish()
+            return (value, codes)
+        }
+        let (value, codes) = try parse("{\"\(first)\":1,\"\(unshared)\":2,\"other\":3}")
+        #expect(value == (try JSONParser.parse(Array("{\"\(first)\":1,\"\(unshared)\":2,\"other\":3}".utf8))))
+        #expect(codes.mask == 1 << UInt64(table.code(of: first)!))
+        #expect(codes.others)
+        #expect(codes.mayHave(table.code(of: first)) && !codes.mayHave(table.code(of: shared[1])))
+        #expect(codes.mayHave(nil), "a name not shared is only found by looking")
+        #expect(!codes.allIn(~0), "it had names not shared")
+        #expect(try parse("{\"\(first)\":1}").1.allIn(table.mask(of: [first])))
+        #expect(try !parse("{\"\(first)\":1,\"\(shared[1])\":2}").1.allIn(table.mask(of: [first])))
+        for repeated in [first, unshared, "other"] {
+            let escaped = "\\u00" + String(Array(repeated.utf8)[0], radix: 16) + String(repeated.dropFirst())
+            #expect(throws: JSONParser.Error.self, "\(repeated)") { try parse("{\"\(repeated)\":1,\"\(escaped)\":2}") }
+        }
+        // The NUL an escape can put after a name makes another name.
+        #expect(try parse("{\"\(first)\":1,\"\(first)\\u0000\":2}").1.others)
+    }
 }

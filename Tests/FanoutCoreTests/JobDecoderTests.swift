@@ -103,13 +103,18 @@ struct JobDecoderTests {
         #expect(delay == .milliseconds(1))
     }
 
-    /// Duplicate names, lone surrogates and invalid UTF-8 are malformed JSON, named in the detail.
-    @Test(arguments: [
+    static let ambiguousBodies: [([UInt8], String)] = [
         (Array(#"{"tasks":[{"kind":"echo"}],"tasks":[]}"#.utf8), "duplicate member name \"tasks\""),
         (Array(#"{"tasks":[{"kind":"echo","value":1,"value":2}]}"#.utf8), "duplicate member name \"value\""),
+        // A known name spelt with an escape is that name: a repeat all the same.
+        (Array(#"{"tasks":[{"kind":"echo","\u006bind":"echo"}]}"#.utf8), "duplicate member name \"kind\""),
+        (Array(#"{"tasks":[{"kind":"echo","colour":1,"colour":2}]}"#.utf8), "duplicate member name \"colour\""),
         (Array(#"{"tasks":[{"kind":"echo","value":"\udc00"}]}"#.utf8), "lone surrogate \\udc00"),
         (Array(#"{"tasks":[{"kind":"echo","id":""#.utf8) + [0xFE] + Array(#""}]}"#.utf8), "invalid UTF-8"),
-    ])
+    ]
+
+    /// Duplicate names, lone surrogates and invalid UTF-8 are malformed JSON, named in the detail.
+    @Test(arguments: ambiguousBodies)
     func refusesAmbiguousJSON(body: [UInt8], problem: String) {
         do {
             _ = try Self.decoder.decode(body)
@@ -119,6 +124,22 @@ struct JobDecoderTests {
             #expect(error.field == nil)
             #expect(error.detail.contains(problem), "\(error.detail)")
         }
+    }
+
+    /// Subtasks of more, fewer and other members one after another (each parsed over the last's):
+    /// nothing of one is seen in the next.
+    @Test func eachSubtaskHasOnlyItsOwnMembers() throws {
+        let job = try decode(
+            #"{"tasks":[{"kind":"echo","value":1,"delay_ms":0},{"kind":"echo"},{"id":"x","kind":"echo","value":[1],"error":"e"},"#
+                + #"{"value":"v","kind":"echo"},{"kind":"echo","\u0076alue":3}]}"#
+        )
+        let outcomes = job.tasks.map { $0.work.immediateOutcome }
+        #expect(outcomes == [.ok(.number(1)), .ok(.null), .error(code: "task_error", message: "e"), .ok(.string("v")), .ok(.number(3))])
+        #expect(job.tasks.map(\.id) == ["0", "1", "x", "3", "4"])
+        // An unknown field after a known one is still refused, as is one of another kind's.
+        #expect(failure(#"{"tasks":[{"kind":"echo","value":1},{"kind":"echo","value":1,"colour":2}]}"#)?.field == "tasks[1].colour")
+        #expect(failure(#"{"tasks":[{"kind":"echo","order":"input"}]}"#)?.field == "tasks[0].order", "a job's field is no subtask's")
+        #expect(failure(#"{"tasks":[{"kind":"echo","\u0063olour":2}]}"#)?.field == "tasks[0].colour")
     }
 
     @Test func keepsEachTasksFieldsInItsCompactForm() throws {
@@ -180,5 +201,12 @@ struct JobDecoderTests {
         #expect(failure(#"{"tasks":[{"kind":"echo"},{"id":"0","kind":"echo"}]}"#)?.field == "tasks[1].id")
         #expect(failure(#"{"tasks":[{"id":"1","kind":"echo"},{"kind":"echo"}]}"#)?.field == "tasks[1].id")
         #expect(failure(#"{"tasks":[{"id":"x","kind":"echo"},{"kind":"echo"},{"id":"y","kind":"echo"}]}"#) == nil)
+    }
+}
+
+extension SubtaskWork {
+    /// The outcome of work known at once, else nil.
+    var immediateOutcome: SubtaskOutcome? {
+        if case .immediate(let outcome) = self { outcome } else { nil }
     }
 }
