@@ -39,7 +39,8 @@ public struct JSONParser: Sendable {
 
     private func error(_ reason: String) -> Error { Error(offset: index, reason: reason) }
 
-    private mutating func skipWhitespace() {
+    /// Inlined: called about a dozen times a subtask, mostly to find no whitespace.
+    @inline(__always) private mutating func skipWhitespace() {
         while index < bytes.count {
             switch bytes[index] {
             case 0x20, 0x09, 0x0A, 0x0D: index += 1
