@@ -85,26 +85,6 @@ public struct JSONParser: Sendable {
         return .object(members)
     }
 
-    /// ``parseValue()``, but an object's members are put in `members`, in place of what it held: a
-    /// caller that parses many objects one after the other, each dropped before the next, reuses
-    /// one buffer (and members assigned over, not removed then appended, are destroyed without the
-    /// runtime's generic destruction of an array's elements, ~130 instructions each). `codes`
-    /// tells which names it had (empty for a value that is no object).
-    mutating func parseValue(reusing members: inout [(String, JSONValue)], codes: inout MemberCodes) throws(Error) -> JSONValue {
-        guard index < bytes.count, bytes[index] == UInt8(ascii: "{") else {
-            codes = MemberCodes()
-            return try parseValue()
-        }
-        var count = 0
-        codes = try forEachMember { (parser, key) throws(Error) in
-            let member = (key, try parser.parseValue())
-            if count < members.count { members[count] = member } else { members.append(member) }
-            count += 1
-        }
-        if count < members.count { members.removeLast(members.count - count) }
-        return .object(members)
-    }
-
     private mutating func parseArray() throws(Error) -> JSONValue {
         var elements: [JSONValue] = []
         try forEachElement { (parser) throws(Error) in elements.append(try parser.parseValue()) }
@@ -133,15 +113,17 @@ public struct JSONParser: Sendable {
             let keyOffset = index
             var code = -1
             let key = try parseString(sharedCode: &code)
+            let isNew: Bool
             if code >= 0 {
                 let bit: UInt64 = 1 << UInt64(code)
-                guard codes.mask & bit == 0 else { throw Error(offset: keyOffset, reason: "duplicate member name \"\(key)\"") }
+                isNew = codes.mask & bit == 0
                 codes.mask |= bit
             } else {
                 codes.others = true
                 if others == nil { others = MemberNames() }
-                guard others!.insert(key) else { throw Error(offset: keyOffset, reason: "duplicate member name \"\(key)\"") }
+                isNew = others!.insert(key)
             }
+            guard isNew else { throw Error(offset: keyOffset, reason: "duplicate member name \"\(key)\"") }
             skipWhitespace()
             guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { throw error("expected ':'") }
             index += 1
@@ -397,46 +379,5 @@ public struct JSONParser: Sendable {
             index += 1
         }
         return value
-    }
-}
-
-/// The names an object has had so far: a short list is scanned, a long one hashed, so a hostile
-/// object of many members costs linear time, not quadratic.
-private struct MemberNames {
-    /// The first four names, held without allocating: most objects (a subtask) have no more.
-    private var inline: (String, String, String, String) = ("", "", "", "")
-    private var inlineCount = 0
-    private var list: [String] = []
-    private var set: Set<String>?
-
-    /// Records `name`; false if it was there already.
-    mutating func insert(_ name: String) -> Bool {
-        if set != nil { return set!.insert(name).inserted }
-        if inlineContains(name) || list.contains(where: { $0.isName(name) }) { return false }
-        switch inlineCount {
-        case 0: inline.0 = name
-        case 1: inline.1 = name
-        case 2: inline.2 = name
-        case 3: inline.3 = name
-        default:
-            list.append(name)
-            if list.count == 12 {
-                set = Set(list + [inline.0, inline.1, inline.2, inline.3])
-                list = []
-            }
-            return true
-        }
-        inlineCount += 1
-        return true
-    }
-
-    private func inlineContains(_ name: String) -> Bool {
-        switch inlineCount {
-        case 4: inline.0.isName(name) || inline.1.isName(name) || inline.2.isName(name) || inline.3.isName(name)
-        case 3: inline.0.isName(name) || inline.1.isName(name) || inline.2.isName(name)
-        case 2: inline.0.isName(name) || inline.1.isName(name)
-        case 1: inline.0.isName(name)
-        default: false
-        }
     }
 }

@@ -104,12 +104,6 @@ public struct RunnerRegistry: Sendable {
         entries.firstIndex { $0.kind == kind }
     }
 
-    /// Checks a subtask's fields against its kind and binds it to the runner; nil for an unknown kind.
-    func bind(kind: String, task: JSONValue, path: FieldPath) throws(JobValidationError) -> BoundWork? {
-        guard let runner = runner(ofKind: kind) else { return nil }
-        return try bind(runner: runner, task: task, path: path, fieldsChecked: false)
-    }
-
     /// Binds a subtask to the runner at `runner` (``runner(ofKind:)``), checking its fields first
     /// unless the caller has (`fieldsChecked`: every member name is in ``fieldsByRunner``).
     func bind(runner: Int, task: JSONValue, path: FieldPath, fieldsChecked: Bool) throws(JobValidationError) -> BoundWork {
