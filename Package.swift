@@ -156,7 +156,11 @@ let package = Package(
         ),
         .testTarget(
             name: "FanoutServiceTests",
-            dependencies: ["FanoutService", "FanoutCore", "FanoutSync", "FanoutUpstream", "FanoutJobs", "MicroHTTPServer", "TestSupport", "ServiceTestSupport"]
+            dependencies: [
+                "FanoutService", "FanoutCore", "FanoutSync", "FanoutUpstream", "FanoutJobs", "MicroHTTPServer", "TestSupport", "ServiceTestSupport",
+                // The registry's own histogram, as the reference that SubtaskDurations prints like.
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ]
         ),
         .testTarget(name: "FanoutJobsTests", dependencies: ["FanoutJobs", "FanoutCore", "FanoutSync", "TestSupport"]),
         .testTarget(
