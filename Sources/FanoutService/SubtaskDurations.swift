@@ -29,8 +29,14 @@ final class SubtaskDurations: Sendable {
         buckets = (0...bounds.count).map { _ in Cell() }
     }
 
-    /// `seconds`: a subtask's duration (to the microsecond).
+    /// Longest duration added to the sum as it is (a year): past it, or for a value that is not a
+    /// number, `Int(_:)` would trap. Durations come from a monotonic clock, so this is a guard only.
+    static let longestSeconds = 31_536_000.0
+
+    /// `seconds`: a subtask's duration (to the microsecond). Negative or NaN counts as 0, longer
+    /// than ``longestSeconds`` (infinity included) as that.
     func record(seconds: Double) {
+        let seconds = seconds >= 0 ? min(seconds, Self.longestSeconds) : 0
         var index = 0
         while index < bounds.count, seconds > bounds[index] { index += 1 }
         buckets[index].value.wrappingAdd(1, ordering: .relaxed)

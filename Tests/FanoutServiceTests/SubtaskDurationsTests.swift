@@ -74,6 +74,15 @@ struct SubtaskDurationsTests {
         #expect(abs(emittedSum - referenceSum) < 1e-9)
     }
 
+    /// A value no clock gives (negative, NaN, infinite, past a year) is counted, never a trap.
+    @Test func aValueOutOfRangeIsCountedAtItsBound() {
+        let emitted = Self.emitted([("echo", [-1, .nan, .infinity, 1e300, 0.5])])
+        #expect(emitted.contains(#"fanout_subtask_duration_seconds_bucket{kind="echo",le="0.005"} 2"#))
+        #expect(emitted.contains(#"fanout_subtask_duration_seconds_bucket{kind="echo",le="0.5"} 3"#))
+        #expect(emitted.contains(#"fanout_subtask_duration_seconds_count{kind="echo"} 5"#))
+        #expect(emitted.contains(#"fanout_subtask_duration_seconds_sum{kind="echo"} 63072000.5"#))
+    }
+
     /// Recorded from several threads at once, every value is counted once.
     @Test func countsEveryValueRecordedConcurrently() async {
         let durations = SubtaskDurations(kind: "echo", bounds: ServiceMetrics.durationBuckets)
