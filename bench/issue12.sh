@@ -17,6 +17,7 @@ trap cleanup EXIT
 gcc -O2 -o "$work/mhd_limit" "$kit/peers/mhd_limit.c" $(pkg-config --cflags --libs libmicrohttpd) || exit 1
 gcc -O2 -o "$work/fanclient" "$kit/fanclient.c" || exit 1
 gcc -O2 -o "$work/lag_floor" "$root/bench/lag-floor/lag_floor.c" || exit 1
+gcc -O2 -o "$work/stream_floor" "$root/bench/stream-floor/stream_floor.c" $(pkg-config --cflags --libs libmicrohttpd) -lpthread || exit 1
 python3 "$root/bench/jobfiles.py" "$work" 18301 || exit 1  # the job files fanclient posts
 kib() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status"; }  # kib PID VmRSS|VmHWM
 cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }                  # utime + stime, in ticks
@@ -29,6 +30,8 @@ start() {  # start NAME PORT: a fresh server (fanoutd builds with their default 
             FANOUT_EGRESS_ALLOW=127.0.0.1 "$bin" --port "$2" --admin-port 0 --log-format json >>"$work/$1.log" 2>&1 &
             ;;
         node) node "$kit/peers/node_peer.js" "$2" >/dev/null 2>&1 & ;;
+        floor1s) "$work/stream_floor" "$2" 1000 >/dev/null 2>&1 & ;;   # raw libmicrohttpd, 1 s then two lines
+        floor10s) "$work/stream_floor" "$2" 10000 >/dev/null 2>&1 & ;;
     esac
     started_pid=$!
     pid_of[$2]=$started_pid
@@ -74,13 +77,14 @@ for r in 1 2 3; do
 done
 cleanup; pids=()
 
-echo "== 10,000 one-task 1 s streams at once (fanclient CONNS=10000), fresh server each, 2 rounds: slowest end, RSS growth"
+echo "== 10,000 one-task 1 s streams at once (fanclient CONNS=10000), fresh server each, 2 rounds: slowest end, RSS growth;"
+echo "   floor: bench/stream-floor (raw libmicrohttpd as fanoutd runs it, answering two lines 1 s after each body)"
 # 5 s between cases: 10,000 connections closed just before slow the next server's accepts (without
 # the pause, `after`, second in each round, ended 0.8 s after `before` in both rounds; with it, and
 # `after` run first, 0.1 s before it).
 port=18320
 for r in 1 2; do
-    for name in before after node; do
+    for name in floor1s before after node; do
         port=$((port + 1))
         sleep 5
         start "$name" "$port"; sleep 0.5
@@ -91,8 +95,8 @@ for r in 1 2; do
     done
 done
 
-echo "== 10,000 one-task 10 s streams: all open at once however slowly they connect; RSS growth per open stream"
-for name in before after node; do
+echo "== 10,000 one-task 10 s streams: all open at once however slowly they connect; RSS growth per open stream (floor: bench/stream-floor)"
+for name in floor10s before after node; do
     port=$((port + 1))
     sleep 5
     start "$name" "$port"; sleep 0.5
