@@ -272,15 +272,9 @@ final class DispatchLoop {
             guard case .run(let body) = work else { preconditionFailure("a planned delay is a timer, started above") }
             inFlight += 1
             let trace = jobRun.started(index: index)
-            // A subtask's own timeout counts from when it starts, within the job's deadline.
             let now = ContinuousClock.now
-            let deadline: ContinuousClock.Instant
-            if let timeout = job.tasks.timeoutMilliseconds(at: index), now + .milliseconds(timeout) < jobDeadline {
-                deadline = now + .milliseconds(timeout)
-            } else {
-                deadline = jobDeadline
-            }
-            spawn(body, SubtaskContext(deadline: deadline, deadlineIsJobDeadline: deadline == jobDeadline, trace: trace), index, events)
+            let (deadline, isJobs) = Self.deadline(own: job.tasks.timeoutMilliseconds(at: index).map { now + .milliseconds($0) }, job: jobDeadline)
+            spawn(body, SubtaskContext(deadline: deadline, deadlineIsJobDeadline: isJobs, trace: trace), index, events)
         }
     }
 
@@ -293,17 +287,29 @@ final class DispatchLoop {
         // `jobDeadline` on the timer's scale, made here rather than held: every open stream's loop
         // would pay for it.
         let jobDeadlineTime = jobRun.startTime.advanced(byMicroseconds: Int64(job.timeoutMilliseconds) * 1000)
-        var deadline = jobDeadlineTime
-        if let timeout = job.tasks.timeoutMilliseconds(at: index) {
-            deadline = min(deadline, now.advanced(byMicroseconds: Int64(timeout) * 1000))
-        }
-        // Room for the timers that can be in flight at once (a few hundred at most up front).
-        let expected = { min(self.job.tasks.count - index, self.job.concurrency, 512) }
+        let own = job.tasks.timeoutMilliseconds(at: index).map { now.advanced(byMicroseconds: Int64($0) * 1000) }
+        let (deadline, isJobs) = Self.deadline(own: own, job: jobDeadlineTime)
+        let (at, tag): (MonotonicTime, Int)
         if due <= deadline {
-            planned.insert(timer.schedule(at: due, target: self, tag: index << 1), for: index, expected: expected)
-        } else if deadline < jobDeadlineTime {
-            planned.insert(timer.schedule(at: deadline, target: self, tag: index << 1 | 1), for: index, expected: expected)
+            (at, tag) = (due, index << 1)
+        } else if !isJobs {
+            (at, tag) = (deadline, index << 1 | 1)
+        } else {
+            return
         }
+        // Room for the timers that can be in flight at once (a few hundred at most up front); the
+        // closure passed as it is written, so that its context stays on the stack.
+        planned.insert(timer.schedule(at: at, target: self, tag: tag), for: index) {
+            min(self.job.tasks.count - index, self.job.concurrency, 512)
+        }
+    }
+
+    /// A subtask's deadline, for a task and a timer alike: its own (its timeout counted from its
+    /// start) if that comes before the job's, else the job's (`isJobs`: the job's deadline, which
+    /// the job reports, so the subtask's line is not a timeout of its own).
+    static func deadline<Time: Comparable>(own: Time?, job: Time) -> (deadline: Time, isJobs: Bool) {
+        if let own, own < job { return (own, false) }
+        return (job, true)
     }
 
     private func handle(_ event: DispatchEvent) {

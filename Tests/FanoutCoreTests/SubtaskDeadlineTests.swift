@@ -53,3 +53,20 @@ struct SubtaskDeadlineTests {
         #expect(await task.value.status == .cancelled)
     }
 }
+
+/// The one rule for a subtask's deadline, used on both time scales (a task's `Instant`, a timer's
+/// `MonotonicTime`): its own when sooner than the job's, else the job's.
+@Suite("Subtask deadline rule")
+struct SubtaskDeadlineRuleTests {
+    @Test func theSoonerDeadlineWinsAndATieIsTheJobs() {
+        #expect(DispatchLoop.deadline(own: 5, job: 10) == (5, false))
+        #expect(DispatchLoop.deadline(own: 10, job: 10) == (10, true))
+        #expect(DispatchLoop.deadline(own: 15, job: 10) == (10, true))
+        #expect(DispatchLoop.deadline(own: nil, job: 10) == (10, true))
+        let start = MonotonicTime(nanoseconds: 1_000)
+        let job = start.advanced(byMicroseconds: 60_000_000)
+        #expect(DispatchLoop.deadline(own: start.advanced(byMicroseconds: 150_000), job: job) == (start.advanced(byMicroseconds: 150_000), false))
+        let now = ContinuousClock.now
+        #expect(DispatchLoop.deadline(own: now + .seconds(2), job: now + .seconds(1)) == (now + .seconds(1), true))
+    }
+}
