@@ -54,13 +54,10 @@ static void *timer(void *arg) {
   pthread_mutex_lock(&lock);
   for (;;) {
     while (head == NULL) pthread_cond_wait(&wake, &lock);
-    long long due = head->due_ns, now = now_ns();
-    if (due > now) {
-      struct timespec t;
-      clock_gettime(CLOCK_MONOTONIC, &t);
-      long long at = (long long) t.tv_sec * 1000000000LL + t.tv_nsec + (due - now);
-      t.tv_sec = at / 1000000000LL;
-      t.tv_nsec = at % 1000000000LL;
+    long long due = head->due_ns;
+    if (due > now_ns()) {
+      /* `wake` waits on CLOCK_MONOTONIC, the clock `due` is on: it is the absolute time itself. */
+      struct timespec t = {.tv_sec = due / 1000000000LL, .tv_nsec = due % 1000000000LL};
       pthread_cond_timedwait(&wake, &lock, &t);
       continue;
     }
